@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+# Debian packages the hub needs at run time, and the extra ones its tests need.
+APT_RUN :=
+APT_TEST :=
+
+.PHONY: run test check lint format typecheck deps deps-test uv migration clean
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+deps: uv
+	@scripts/ensure-apt.sh $(APT_RUN)
+	@$(UV) sync --frozen --no-dev --quiet
+
+deps-test: uv
+	@scripts/ensure-apt.sh $(APT_RUN) $(APT_TEST)
+	@$(UV) sync --frozen --quiet
+
+run: deps
+	$(UV) run --frozen --no-dev imputehub serve
+
+lint: deps-test
+	$(UV) run --frozen ruff format --check src tests bench scripts
+	$(UV) run --frozen ruff check src tests bench scripts
+
+typecheck: deps-test
+	$(UV) run --frozen mypy src
+
+check: lint typecheck
+
+test: check
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+format: deps-test
+	$(UV) run --frozen ruff format src tests bench scripts
+	$(UV) run --frozen ruff check --fix src tests bench scripts
+
+migration: deps-test
+	$(UV) run --frozen python scripts/make_migration.py "$(MESSAGE)"
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

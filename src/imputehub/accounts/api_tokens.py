@@ -1,0 +1,90 @@
+"""Personal API tokens and resolving a bearer token to its user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.accounts import tokens
+from imputehub.db.models import ApiToken, User
+from imputehub.domain.errors import AuthenticationRequired, InvalidInput, NotFound
+
+MAX_TOKEN_DAYS = 3650
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewToken:
+    record: ApiToken
+    token: str  # shown once, never stored
+
+
+async def create_token(
+    session: AsyncSession,
+    user: User,
+    *,
+    name: str,
+    now: datetime,
+    expires_in_days: int | None = None,
+) -> NewToken:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("token name must be 1-100 characters", field="name")
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(
+            f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}", field="expires_in_days"
+        )
+    plaintext = tokens.new_api_token()
+    record = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=tokens.hash_api_token(plaintext),
+        prefix=plaintext[:10],
+        created_at=now,
+        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    session.add(record)
+    await session.flush()
+    return NewToken(record=record, token=plaintext)
+
+
+async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
+    rows = await session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+    )
+    return list(rows)
+
+
+async def delete_token(session: AsyncSession, user: User, token_id: str) -> None:
+    record = await session.get(ApiToken, token_id)
+    if record is None or record.user_id != user.id:
+        raise NotFound("no such token")
+    await session.delete(record)
+
+
+async def resolve_bearer(
+    session: AsyncSession, bearer: str, *, secret_key: str, now: datetime
+) -> User:
+    """The active user a bearer token (JWT access token or API token) stands for."""
+    if tokens.looks_like_api_token(bearer):
+        record = await session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == tokens.hash_api_token(bearer))
+        )
+        if record is None:
+            raise AuthenticationRequired("invalid API token")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise AuthenticationRequired("API token expired", code="token_expired")
+        user = await session.get(User, record.user_id)
+        # Touch last_used_at at most once a minute to keep reads from becoming writes.
+        if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+            record.last_used_at = now
+    else:
+        claims = tokens.decode_access_token(bearer, secret_key=secret_key, now=now)
+        user = await session.get(User, claims.user_id)
+        if user is not None and user.token_version != claims.token_version:
+            raise AuthenticationRequired("session ended; log in again", code="token_revoked")
+    if user is None or not user.is_active:
+        raise AuthenticationRequired("account not found or deactivated")
+    return user

@@ -1,0 +1,276 @@
+"""Account use cases: create, authenticate (with lock-out), change password, manage users."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.accounts import passwords
+from imputehub.db.models import User
+from imputehub.db.session import Database
+from imputehub.domain.errors import (
+    AccountLocked,
+    AuthenticationRequired,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,63}$")
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    USER = "user"
+
+
+def is_admin(user: User) -> bool:
+    return user.role == Role.ADMIN
+
+
+def require_admin(user: User) -> None:
+    if not is_admin(user):
+        raise PermissionDenied("this action needs the admin role")
+
+
+def _check_username(username: str) -> str:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "username must be 2-64 characters: letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            field="username",
+        )
+    return username
+
+
+def _check_email(email: str | None) -> str | None:
+    if email is None or email == "":
+        return None
+    if not EMAIL_RE.match(email):
+        raise InvalidInput("email address is not valid", field="email")
+    return email
+
+
+def _check_role(role: str) -> str:
+    if role not in {r.value for r in Role}:
+        raise InvalidInput("role must be 'admin' or 'user'", field="role")
+    return role
+
+
+async def count_users(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def find_by_username(session: AsyncSession, username: str) -> User | None:
+    return await session.scalar(select(User).where(User.username == username))
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    email: str | None = None,
+    role: str = Role.USER,
+) -> User:
+    _check_username(username)
+    email = _check_email(email)
+    _check_role(role)
+    password_hash = passwords.hash_password(password)
+    if await find_by_username(session, username) is not None:
+        raise Conflict(f"username '{username}' is taken", code="username_taken")
+    user = User(
+        username=username,
+        email=email,
+        password_hash=password_hash,
+        role=role,
+        is_active=True,
+        failed_logins=0,
+        token_version=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def setup_first_admin(
+    session: AsyncSession, *, username: str, password: str, email: str | None, now: datetime
+) -> User:
+    """Create the first admin; only while the hub has no user at all."""
+    if await count_users(session) > 0:
+        raise Conflict("the hub is already set up", code="already_set_up")
+    return await create_user(
+        session, username=username, password=password, email=email, role=Role.ADMIN, now=now
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BootstrapResult:
+    user: User | None
+    generated_password: str | None
+
+
+async def bootstrap_admin(
+    session: AsyncSession,
+    *,
+    username: str | None,
+    password: str | None,
+    email: str | None,
+    now: datetime,
+) -> BootstrapResult:
+    """At start-up: make the first admin if there is no user yet.
+
+    Without a configured password one is generated and returned, to be shown once.
+    """
+    if await count_users(session) > 0:
+        return BootstrapResult(user=None, generated_password=None)
+    generated = None
+    if not password:
+        generated = password = secrets.token_urlsafe(18)
+    user = await create_user(
+        session,
+        username=username or "admin",
+        password=password,
+        email=email,
+        role=Role.ADMIN,
+        now=now,
+    )
+    return BootstrapResult(user=user, generated_password=generated)
+
+
+async def authenticate(
+    db: Database,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    max_failures: int,
+    lockout_seconds: int,
+) -> User:
+    """Check a username and password; lock the account after `max_failures` misses.
+
+    Runs its own transactions so that a failure is recorded even though it raises.
+    """
+    async with db.session() as session:
+        user = await find_by_username(session, username)
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            retry_after = int((user.locked_until - now).total_seconds()) + 1
+            raise AccountLocked(
+                "too many failed logins; the account is locked for a while, try again later",
+                retry_after=retry_after,
+            )
+        ok = passwords.verify_password(user.password_hash if user else None, password)
+        if user is None or not ok or not user.is_active:
+            if user is not None and not ok:
+                user.failed_logins += 1
+                if user.failed_logins >= max_failures:
+                    user.locked_until = now + timedelta(seconds=lockout_seconds)
+                    user.failed_logins = 0
+                user.updated_at = now
+        else:
+            user.failed_logins = 0
+            user.locked_until = None
+            user.last_login_at = now
+            if passwords.needs_rehash(user.password_hash):
+                user.password_hash = passwords.hash_password(password)
+            return user
+    raise AuthenticationRequired("wrong username or password", code="invalid_credentials")
+
+
+async def change_password(
+    session: AsyncSession, user: User, *, current_password: str, new_password: str, now: datetime
+) -> User:
+    if not passwords.verify_password(user.password_hash, current_password):
+        raise PermissionDenied("the current password is wrong", code="wrong_password")
+    user.password_hash = passwords.hash_password(new_password)
+    user.token_version += 1  # sessions opened with the old password end
+    user.updated_at = now
+    await session.flush()
+    return user
+
+
+async def list_users(session: AsyncSession, actor: User) -> list[User]:
+    require_admin(actor)
+    return list(await session.scalars(select(User).order_by(User.created_at, User.username)))
+
+
+async def get_user(session: AsyncSession, user_id: str) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+async def update_user(
+    session: AsyncSession,
+    actor: User,
+    user_id: str,
+    *,
+    now: datetime,
+    email: str | None = None,
+    role: str | None = None,
+    is_active: bool | None = None,
+    password: str | None = None,
+    fields_set: frozenset[str] = frozenset(),
+) -> User:
+    """Admin edits of a user. `fields_set` names the fields the caller actually sent."""
+    require_admin(actor)
+    user = await get_user(session, user_id)
+    if "email" in fields_set:
+        user.email = _check_email(email)
+    if "role" in fields_set and role is not None:
+        _check_role(role)
+        if user.id == actor.id and role != Role.ADMIN:
+            raise Conflict("admins cannot remove their own admin role", code="last_admin")
+        user.role = role
+    if "is_active" in fields_set and is_active is not None:
+        if user.id == actor.id and not is_active:
+            raise Conflict("admins cannot deactivate themselves", code="last_admin")
+        user.is_active = is_active
+        if not is_active:
+            user.token_version += 1
+    if "password" in fields_set and password is not None:
+        user.password_hash = passwords.hash_password(password)
+        user.token_version += 1
+        user.failed_logins = 0
+        user.locked_until = None
+    user.updated_at = now
+    await session.flush()
+    return user
+
+
+async def set_role(session: AsyncSession, username: str, role: str, *, now: datetime) -> User:
+    """Operator use (CLI on the server): no actor, the shell account is the authority."""
+    user = await find_by_username(session, username)
+    if user is None:
+        raise NotFound(f"no user named '{username}'")
+    user.role = _check_role(role)
+    user.updated_at = now
+    await session.flush()
+    return user
+
+
+async def set_password(
+    session: AsyncSession, username: str, password: str, *, now: datetime
+) -> User:
+    user = await find_by_username(session, username)
+    if user is None:
+        raise NotFound(f"no user named '{username}'")
+    user.password_hash = passwords.hash_password(password)
+    user.token_version += 1
+    user.failed_logins = 0
+    user.locked_until = None
+    user.updated_at = now
+    await session.flush()
+    return user

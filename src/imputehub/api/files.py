@@ -1,0 +1,7 @@
+"""Files routes (filled in by the files work)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["files"])

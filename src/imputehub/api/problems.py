@@ -1,0 +1,140 @@
+"""The one place errors become HTTP: RFC 9457 problem+json with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from imputehub.domain import errors
+
+log = logging.getLogger("imputehub.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+# Most specific first: the first matching class decides the status.
+STATUS_BY_ERROR: tuple[tuple[type[errors.ImputehubError], int], ...] = (
+    (errors.AccountLocked, 423),
+    (errors.AuthenticationRequired, 401),
+    (errors.PermissionDenied, 403),
+    (errors.NotFound, 404),
+    (errors.InvalidTransition, 409),
+    (errors.Conflict, 409),
+    (errors.PayloadTooLarge, 413),
+    (errors.LimitExceeded, 429),
+    (errors.InvalidInput, 422),
+    (errors.TransientServiceError, 503),
+    (errors.ServiceError, 502),
+)
+
+# Keys of error.extra that are safe and useful to show to clients.
+_PUBLIC_EXTRA = {"field", "current", "target", "limit", "retry_after", "errors", "report"}
+
+
+def status_for(error: errors.ImputehubError) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status
+    return 400
+
+
+def problem(
+    status: int,
+    *,
+    code: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:imputehub:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _imputehub_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.ImputehubError)
+    status = status_for(exc)
+    extra = {k: v for k, v in exc.extra.items() if k in _PUBLIC_EXTRA}
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    retry_after = exc.extra.get("retry_after")
+    if retry_after is None and isinstance(exc, errors.TransientServiceError):
+        retry_after = exc.retry_after
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
+    return problem(
+        status,
+        code=exc.code,
+        detail=exc.message,
+        instance=request.url.path,
+        headers=headers or None,
+        **extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ()) if part != "body"),
+            "message": err.get("msg", "invalid"),
+        }
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return problem(
+        422,
+        code="invalid_input",
+        detail=f"the request is not valid: {summary}",
+        instance=request.url.path,
+        errors=details,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem(
+        exc.status_code,
+        code=code,
+        detail=detail,
+        instance=request.url.path,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    incident = uuid.uuid4().hex[:12]
+    log.exception("unhandled error", extra={"action": "unhandled_error", "incident": incident})
+    return problem(
+        500,
+        code="internal_error",
+        detail=f"an unexpected error occurred (incident {incident}); it has been logged",
+        instance=request.url.path,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.ImputehubError, _imputehub_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,11 @@
+"""All REST routes, under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from imputehub.api import auth, files, health, jobs, panels, services, users
+
+api_router = APIRouter(prefix="/api/v1")
+for module in (health, auth, users, services, panels, files, jobs):
+    api_router.include_router(module.router)

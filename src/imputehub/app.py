@@ -1,0 +1,47 @@
+"""create_app: wire the runtime into a FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from imputehub import __version__
+from imputehub.api import problems
+from imputehub.api.router import api_router
+from imputehub.runtime import Runtime
+
+
+def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
+    """The HTTP app. With `run_worker` the worker loop runs in the same process (`serve`)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task: asyncio.Task[None] | None = None
+        if run_worker:
+            from imputehub.worker.loop import Worker
+
+            task = asyncio.create_task(Worker(runtime).run(stop), name="imputehub-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await runtime.close()
+
+    app = FastAPI(
+        title="imputehub",
+        version=__version__,
+        description="One hub in front of many genotype imputation services.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,137 @@
+"""Settings: the only place that reads the environment.
+
+Everything else receives a `Settings` instance (or the values it needs) as an argument,
+so tests build isolated apps and workers with tiny intervals.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, from `IMPUTEHUB_*` environment variables or a `.env` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMPUTEHUB_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    # Comma-separated Fernet keys for service credentials; the first encrypts, all decrypt
+    # (rotation). Unset: one key derived from the secret key.
+    encryption_keys: SecretStr | None = None
+
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+    admin_email: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+
+    access_token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    login_max_failures: int = Field(default=5, gt=0)
+    login_lockout_seconds: int = Field(default=15 * 60, ge=0)
+
+    max_active_jobs_per_user: int = Field(default=4, gt=0)
+    max_upload_size: int = Field(default=50 * 1024**3, gt=0)
+    upload_chunk_size: int = Field(default=1024 * 1024, gt=0)
+
+    worker_poll_interval: float = Field(default=2.0, gt=0)
+    worker_lease_seconds: float = Field(default=120.0, gt=0)
+    worker_batch_size: int = Field(default=20, gt=0)
+    worker_concurrency: int = Field(default=20, gt=0)
+    poll_interval_seconds: float = Field(default=30.0, gt=0)
+    retry_base_seconds: float = Field(default=10.0, gt=0)
+    retry_max_seconds: float = Field(default=1800.0, gt=0)
+    max_transient_attempts: int = Field(default=50, gt=0)
+    job_time_limit_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    health_check_interval_seconds: float = Field(default=300.0, gt=0)
+    health_check_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    log_level: str = "INFO"
+
+    # Command-line client: which hub to talk to, and where `imputehub login` keeps its token.
+    url: str = "http://127.0.0.1:8000"
+    client_config_dir: Path = Path.home() / ".config" / "imputehub"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        return normalise_database_url(value) if value else None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from a mapping (default: the process environment)."""
+        source = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            key[len("IMPUTEHUB_") :].lower(): value
+            for key, value in source.items()
+            if key.startswith("IMPUTEHUB_")
+        }
+        values.update(overrides)
+        if environ is None:
+            return cls(**values)
+        return cls(_env_file=None, **values)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'imputehub.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the async drivers whatever form the user wrote the URL in."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def load_secret_key(settings: Settings) -> str:
+    """The configured secret key, or one generated once into the data dir (mode 0600).
+
+    There is no default secret: a fresh install gets its own random key.
+    """
+    if settings.secret_key is not None:
+        key = settings.secret_key.get_secret_value()
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"IMPUTEHUB_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
+            )
+        return key
+    path = settings.data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    tmp = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    try:
+        # link() fails if another process won the race; then its key is the key.
+        os.link(tmp, path)
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        tmp.unlink()
+    return key

@@ -1,0 +1,151 @@
+"""The connector Protocol: how the worker talks to one kind of imputation service.
+
+A connector translates between the hub and a service's API. It holds no state of its own
+and never touches the database; everything it needs comes in as arguments. It raises
+`TransientServiceError` for what is worth retrying and `PermanentServiceError` (or a
+subclass) for what is not; no third-party exception leaves it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceInfo:
+    """What a connector may know of a registered service."""
+
+    id: str
+    slug: str
+    api_type: str
+    base_url: str
+    api_config: dict[str, Any] = field(default_factory=dict)
+
+
+class HealthStatus(enum.StrEnum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    MAINTENANCE = "maintenance"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Health:
+    status: HealthStatus
+    response_time_ms: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PanelInfo:
+    panel_id: str
+    display_name: str
+    build: str
+    populations: tuple[str, ...] = ()
+    sample_count: int | None = None
+    variant_count: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputFile:
+    """One input file; `open` streams its bytes in bounded chunks."""
+
+    name: str
+    size: int
+    sha256: str
+    open: Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """What the user asked the service to do."""
+
+    job_id: str
+    name: str
+    panel_id: str  # the service's own panel id
+    build: str
+    phasing: str
+    population: str | None
+    mode: str  # imputation | qc_only
+    r2_filter: float | None
+    inputs: Sequence[InputFile]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalRef:
+    external_id: str
+
+
+class ExternalState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalStatus:
+    state: ExternalState
+    progress: float | None = None  # the service's own 0-100, if it says
+    message: str | None = None  # for failed jobs: the service's own error message
+    queue_position: int | None = None
+    logs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultFile:
+    name: str
+    size: int
+    sha256: str
+
+
+class ResultSink(Protocol):
+    """Where fetched result files go; the worker's implementation stores them."""
+
+    async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile: ...
+
+
+class Connector(Protocol):
+    async def check_health(self, service: ServiceInfo) -> Health: ...
+
+    async def list_panels(
+        self, service: ServiceInfo, credential: str | None
+    ) -> list[PanelInfo]: ...
+
+    async def find(
+        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+    ) -> ExternalRef | None:
+        """The job submitted earlier under this key, if the service has it."""
+        ...
+
+    async def submit(
+        self,
+        service: ServiceInfo,
+        job: JobSpec,
+        credential: str | None,
+        idempotency_key: str,
+    ) -> ExternalRef: ...
+
+    async def poll(
+        self, service: ServiceInfo, ref: ExternalRef, credential: str | None
+    ) -> ExternalStatus: ...
+
+    async def cancel(
+        self, service: ServiceInfo, ref: ExternalRef, credential: str | None
+    ) -> None: ...
+
+    async def fetch_results(
+        self,
+        service: ServiceInfo,
+        ref: ExternalRef,
+        credential: str | None,
+        sink: ResultSink,
+    ) -> list[ResultFile]: ...
+
+
+API_TYPES = ("michigan", "ga4gh_wes", "dnastack", "local")

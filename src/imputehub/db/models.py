@@ -1,0 +1,261 @@
+"""SQLAlchemy models: the persistent shape of users, services, panels, files and jobs.
+
+Times are stored as timezone-aware UTC. Ids are UUID strings so SQLite and PostgreSQL
+behave the same.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    # Bumped on password change: access tokens issued before it stop working.
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A personal API token; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Service(Base):
+    __tablename__ = "services"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    api_type: Mapped[str] = mapped_column(String(32))
+    base_url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(200), default="")
+    supported_builds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    max_upload_size: Mapped[int | None] = mapped_column(BigInteger)
+    api_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Fernet token of the platform credential; never leaves the server in clear.
+    credential_encrypted: Mapped[str | None] = mapped_column(Text)
+    job_time_limit_seconds: Mapped[float | None] = mapped_column(Float)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    health_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    health_message: Mapped[str | None] = mapped_column(Text)
+    response_time_ms: Mapped[float | None] = mapped_column(Float)
+    last_checked_at: Mapped[datetime | None]
+    # Lease columns: health checks are claimed by workers like jobs are.
+    health_next_run_at: Mapped[datetime | None]
+    health_lease_owner: Mapped[str | None] = mapped_column(String(100))
+    health_lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ServiceHealthCheck(Base):
+    __tablename__ = "service_health_checks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    checked_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    response_time_ms: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class ReferencePanel(Base):
+    __tablename__ = "reference_panels"
+    __table_args__ = (UniqueConstraint("service_id", "panel_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    # The service's own id for the panel, e.g. apps@1000g-phase-3-v5@2.0.0
+    panel_id: Mapped[str] = mapped_column(String(300))
+    display_name: Mapped[str] = mapped_column(String(300))
+    build: Mapped[str] = mapped_column(String(8))
+    populations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    sample_count: Mapped[int | None] = mapped_column(Integer)
+    variant_count: Mapped[int | None] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StoredFile(Base):
+    """An uploaded input or a fetched result, owned by one user."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), default="input")  # input | result
+    filename: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(1024), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "next_run_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    reference_panel_id: Mapped[str] = mapped_column(ForeignKey("reference_panels.id"))
+    retry_of: Mapped[str | None] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    build: Mapped[str] = mapped_column(String(8))
+    phasing: Mapped[str] = mapped_column(String(16))
+    population: Mapped[str | None] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    r2_filter: Mapped[float | None] = mapped_column(Float)
+    external_job_id: Mapped[str | None] = mapped_column(String(300))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # The service's own step messages, replaced on every poll.
+    service_logs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # The last 100 errors met while working on the job (transient ones too).
+    error_log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+    # Worker bookkeeping (lease model, see worker/leases.py).
+    next_step: Mapped[str | None] = mapped_column(String(16))
+    next_run_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set, and committed, before the service is asked to run the job: a worker that
+    # finds it set looks the job up at the service before submitting again.
+    submit_started_at: Mapped[datetime | None]
+
+    inputs: Mapped[list[JobInput]] = relationship(
+        order_by="JobInput.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class JobInput(Base):
+    __tablename__ = "job_inputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    file: Mapped[StoredFile] = relationship(lazy="selectin")
+
+
+class JobStatusUpdate(Base):
+    __tablename__ = "job_status_updates"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class WorkerHeartbeat(Base):
+    """One row per live worker process, refreshed every loop, for /health and ops."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]

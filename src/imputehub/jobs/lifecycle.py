@@ -1,0 +1,84 @@
+"""Moving a job between states: the one code path that changes `Job.status`.
+
+Each change is checked by the domain rules, stamps the job's times, schedules the
+worker's next step and writes a status-update row, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.db.models import Job, JobStatusUpdate
+from imputehub.domain import jobs as rules
+from imputehub.domain.jobs import JobStatus
+
+MAX_ERROR_LOG = 100
+
+
+def set_status(
+    session: AsyncSession,
+    job: Job,
+    target: JobStatus,
+    *,
+    now: datetime,
+    message: str = "",
+    progress: float | None = None,
+) -> None:
+    """Move `job` to `target` (raises InvalidTransition) and record the change.
+
+    A call that changes neither status nor progress nor message writes nothing.
+    """
+    current = JobStatus(job.status)
+    rules.transition(current, target)
+    new_progress = rules.progress_for(target, job.progress if progress is None else progress)
+    if target == current and new_progress == job.progress and not message:
+        return
+    job.status = target.value
+    job.progress = new_progress
+    job.updated_at = now
+    if target == JobStatus.RUNNING and job.started_at is None:
+        job.started_at = now
+    if rules.is_terminal(target):
+        job.completed_at = now
+        job.next_step = None
+        job.next_run_at = None
+        job.lease_owner = None
+        job.lease_expires_at = None
+    elif target != current:
+        step = rules.step_for(target)
+        job.next_step = step.value if step else None
+        job.next_run_at = now
+        job.attempts = 0
+    session.add(
+        JobStatusUpdate(
+            job_id=job.id,
+            status=target.value,
+            progress=new_progress,
+            message=message,
+            created_at=now,
+        )
+    )
+
+
+def record_error(
+    job: Job, message: str, *, now: datetime, transient: bool, attempt: int | None = None
+) -> None:
+    """Append to the job's error log, keeping the newest MAX_ERROR_LOG entries."""
+    entry = {
+        "at": now.isoformat(),
+        "message": message,
+        "transient": transient,
+        "attempt": job.attempts if attempt is None else attempt,
+    }
+    # Assign a new list: in-place mutation of a JSON column is not tracked.
+    job.error_log = [*(job.error_log or []), entry][-MAX_ERROR_LOG:]
+    job.updated_at = now
+
+
+def execution_time_seconds(job: Job) -> float | None:
+    if job.started_at is None:
+        return None
+    end = job.completed_at or job.updated_at
+    return max((end - job.started_at).total_seconds(), 0.0)

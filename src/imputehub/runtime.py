@@ -1,0 +1,54 @@
+"""The runtime: the long-lived objects one process shares (database, storage, clock...).
+
+Built once from `Settings` by `build_runtime`; passed to the app and the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from imputehub.accounts.vault import Vault
+from imputehub.clock import Clock, SystemClock
+from imputehub.config import Settings, load_secret_key
+from imputehub.connectors.base import Connector
+from imputehub.db.session import Database
+from imputehub.files.storage import LocalStorage, Storage
+
+
+@dataclass(kw_only=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    storage: Storage
+    clock: Clock
+    secret_key: str
+    vault: Vault
+    # api_type -> connector; later issues register the real ones.
+    connectors: Mapping[str, Connector] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    connectors: Mapping[str, Connector] | None = None,
+    storage: Storage | None = None,
+) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret_key = load_secret_key(settings)
+    encryption_keys = (
+        settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    )
+    return Runtime(
+        settings=settings,
+        db=Database(settings.resolved_database_url),
+        storage=storage or LocalStorage(settings.data_dir / "files"),
+        clock=clock or SystemClock(),
+        secret_key=secret_key,
+        vault=Vault.from_settings(encryption_keys, secret_key),
+        connectors=dict(connectors or {}),
+    )

@@ -1,0 +1,102 @@
+"""Shared fixtures: isolated settings, runtime, app and HTTP client per test.
+
+Database-backed fixtures run once per backend: SQLite always, PostgreSQL too when
+IMPUTEHUB_TEST_DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from imputehub.app import create_app
+from imputehub.clock import FakeClock
+from imputehub.config import Settings
+from imputehub.runtime import Runtime, build_runtime
+from tests.support import databases
+from tests.support.api import Actor, make_actor
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+@pytest.fixture(scope="session")
+def _postgres_url() -> Iterator[str | None]:
+    if not databases.postgres_admin_url():
+        yield None
+        return
+    with databases.scratch_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=databases.backends())
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, _postgres_url: str | None
+) -> Iterator[str]:
+    """An empty database with the schema, on each configured backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        databases.create_sqlite_schema(url)
+        yield url
+    else:
+        assert _postgres_url is not None
+        databases.truncate_postgres(_postgres_url)
+        yield _postgres_url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings.from_environ(
+        {},
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        worker_poll_interval=0.05,
+        worker_lease_seconds=5,
+        poll_interval_seconds=0.05,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime]:
+    rt = build_runtime(settings, clock=clock)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> FastAPI:
+    return create_app(runtime)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def admin(runtime: Runtime, client: httpx.AsyncClient) -> Actor:
+    return await make_actor(runtime, client, "admin", role="admin")
+
+
+@pytest.fixture
+async def alice(runtime: Runtime, client: httpx.AsyncClient) -> Actor:
+    return await make_actor(runtime, client, "alice")
+
+
+@pytest.fixture
+async def bob(runtime: Runtime, client: httpx.AsyncClient) -> Actor:
+    return await make_actor(runtime, client, "bob")
