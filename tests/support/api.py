@@ -1,15 +1,26 @@
-"""Helpers for API tests: users with known passwords and their bearer headers."""
+"""Helpers for API tests: users with known passwords and their bearer headers.
+
+Actors are made without the login round trip (and with one password hash computed per
+test session): argon2id is deliberately slow, and login itself is tested in test_auth.py.
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import httpx
 
-from imputehub.accounts import users
+from imputehub.accounts import passwords, tokens
+from imputehub.db.models import User
 from imputehub.runtime import Runtime
 
 PASSWORD = "correct horse battery staple"
+
+
+@functools.cache
+def password_hash() -> str:
+    return passwords.hash_password(PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -22,18 +33,26 @@ class Actor:
 async def make_actor(
     runtime: Runtime, client: httpx.AsyncClient, username: str, role: str = "user"
 ) -> Actor:
+    """A user whose password is PASSWORD, with a valid access token in `headers`."""
+    now = runtime.clock.now()
     async with runtime.db.session() as session:
-        user = await users.create_user(
-            session,
+        user = User(
             username=username,
-            password=PASSWORD,
             email=f"{username}@example.org",
+            password_hash=password_hash(),
             role=role,
-            now=runtime.clock.now(),
+            is_active=True,
+            failed_logins=0,
+            token_version=0,
+            created_at=now,
+            updated_at=now,
         )
-    response = await client.post(
-        "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+        session.add(user)
+    token = tokens.issue_access_token(
+        user_id=user.id,
+        token_version=0,
+        secret_key=runtime.secret_key,
+        now=now,
+        ttl_seconds=runtime.settings.access_token_ttl_seconds,
     )
-    assert response.status_code == 200, response.text
-    token = response.json()["access_token"]
     return Actor(id=user.id, username=username, headers={"Authorization": f"Bearer {token}"})
