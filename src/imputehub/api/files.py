@@ -1,7 +1,169 @@
-"""Files routes (filled in by the files work)."""
+"""Files routes: upload (streamed), list, look up, download, delete."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter(tags=["files"])
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import ClientDisconnect
+
+from imputehub.accounts import api_tokens
+from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
+from imputehub.db.models import User
+from imputehub.domain.errors import AuthenticationRequired, InvalidInput
+from imputehub.files import forms, names, records
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+_bearer = HTTPBearer(auto_error=False, description="access token or personal API token")
+
+
+async def get_detached_user(
+    runtime: RuntimeDep,
+    now: Now,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The caller, resolved in a short transaction of its own.
+
+    For routes that stream request bodies or do storage I/O around their own
+    transactions: they must not hold a database connection for the whole request.
+    """
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationRequired("log in first: send 'Authorization: Bearer <token>'")
+    async with runtime.db.session() as session:
+        return await api_tokens.resolve_bearer(
+            session, credentials.credentials, secret_key=runtime.secret_key, now=now
+        )
+
+
+DetachedUser = Annotated[User, Depends(get_detached_user)]
+
+
+async def request_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a client that hangs up becomes one of our errors."""
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    except ClientDisconnect:
+        raise InvalidInput(
+            "the connection closed before the request body was complete", code="client_disconnected"
+        ) from None
+
+
+class FilePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    filename: str
+    size: int
+    sha256: str
+    kind: str
+    job_id: str | None
+    created_at: datetime
+
+
+class FilePage(BaseModel):
+    items: list[FilePublic]
+    total: int
+    limit: int
+    offset: int
+
+
+def multipart_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """OpenAPI for a body the route reads itself (so FastAPI cannot describe it)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": properties, "required": required}
+                }
+            },
+        }
+    }
+
+
+UPLOAD_BODY = multipart_body({"file": {"type": "string", "format": "binary"}}, ["file"])
+
+
+@router.post(
+    "",
+    response_model=FilePublic,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=UPLOAD_BODY,
+    summary="Upload one file (multipart field 'file'), streamed to storage",
+)
+async def upload_file(
+    request: Request, runtime: RuntimeDep, user: DetachedUser, now: Now
+) -> FilePublic:
+    record = await forms.receive_file(
+        runtime,
+        user_id=user.id,
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        chunks=request_chunks(request),
+        now=now,
+    )
+    return FilePublic.model_validate(record)
+
+
+@router.get("", response_model=FilePage)
+async def list_files(
+    session: SessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=records.MAX_LIMIT)] = records.DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> FilePage:
+    page = await records.list_files(session, user, limit=limit, offset=offset)
+    return FilePage(
+        items=[FilePublic.model_validate(item) for item in page.items],
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{file_id}", response_model=FilePublic)
+async def get_file(file_id: str, session: SessionDep, user: CurrentUser) -> FilePublic:
+    return FilePublic.model_validate(await records.get_file(session, user, file_id))
+
+
+@router.get(
+    "/{file_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_file(
+    file_id: str, session: SessionDep, runtime: RuntimeDep, user: CurrentUser
+) -> StreamingResponse:
+    content = await records.open_content(
+        session,
+        runtime.storage,
+        user,
+        file_id,
+        chunk_size=runtime.settings.upload_chunk_size,
+    )
+    record = content.record
+    return StreamingResponse(
+        content.chunks,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(record.size),
+            "Content-Disposition": names.content_disposition(record.filename),
+            "ETag": f'"{record.sha256}"',
+            # User-supplied bytes: never let a browser guess they are a page to render.
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.delete("/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_file(file_id: str, runtime: RuntimeDep, user: DetachedUser) -> Response:
+    await records.delete_file(runtime, user, file_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,461 @@
-"""Jobs routes (filled in by the jobs work)."""
+"""Jobs routes: create (JSON or multipart with files), list, inspect, cancel, delete, retry."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter(tags=["jobs"])
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
+from imputehub.api.files import DetachedUser, multipart_body, request_chunks
+from imputehub.db.models import Job
+from imputehub.domain.errors import InvalidInput, PayloadTooLarge
+from imputehub.domain.jobs import Build, JobMode, JobStatus, Phasing
+from imputehub.files import forms, uploads
+from imputehub.jobs import actions, create, lifecycle, queries, stats, validation
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MAX_JSON_BODY = 1024 * 1024
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=validation.MAX_NAME)
+    description: str | None = Field(default=None, max_length=validation.MAX_DESCRIPTION)
+    service_id: str = Field(min_length=1, max_length=100, description="service id or slug")
+    reference_panel_id: str = Field(
+        min_length=1, max_length=100, description="reference panel id or slug"
+    )
+    input_file_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=validation.MAX_INPUT_FILES
+    )
+    build: Build
+    phasing: Phasing
+    population: str | None = Field(default=None, max_length=validation.MAX_POPULATION)
+    mode: JobMode = JobMode.IMPUTATION
+    r2_filter: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    def to_request(self) -> create.JobRequest:
+        return create.JobRequest(
+            name=self.name,
+            description=self.description,
+            service=self.service_id,
+            reference_panel=self.reference_panel_id,
+            input_file_ids=tuple(self.input_file_ids),
+            build=self.build.value,
+            phasing=self.phasing.value,
+            population=self.population,
+            mode=self.mode.value,
+            r2_filter=self.r2_filter,
+        )
+
+
+class InputFilePublic(BaseModel):
+    id: str
+    filename: str
+    size: int
+
+
+class JobErrorPublic(BaseModel):
+    at: datetime | None
+    message: str
+    attempt: int | None
+    transient: bool
+
+
+class JobSummary(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    description: str
+    status: JobStatus
+    progress_percentage: float
+    service_id: str
+    reference_panel_id: str
+    input_files: list[InputFilePublic]
+    build: str
+    phasing: str
+    population: str | None
+    mode: str
+    r2_filter: float | None
+    external_job_id: str | None
+    error_message: str | None
+    retry_of: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    execution_time_seconds: float | None
+
+
+class JobPublic(JobSummary):
+    errors: list[JobErrorPublic] = Field(description="the last errors met, oldest first")
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class StatusUpdatePublic(BaseModel):
+    status: JobStatus
+    progress_percentage: float
+    message: str
+    created_at: datetime
+
+
+class JobProgress(BaseModel):
+    id: str
+    status: JobStatus
+    progress_percentage: float
+    updated_at: datetime
+
+
+class JobLogs(BaseModel):
+    id: str
+    logs: list[str] = Field(description="the service's own step messages")
+
+
+class ResultFilePublic(BaseModel):
+    id: str
+    filename: str
+    size: int
+    sha256: str
+    download_url: str
+
+
+class JobStatsPublic(BaseModel):
+    by_status: dict[str, int]
+    total: int
+    active: int
+    completed: int
+    failed: int
+    cancelled: int
+    success_rate: float | None = Field(description="completed / (completed + failed), 0-1")
+    mean_execution_time_seconds: float | None
+
+
+def _summary_fields(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "user_id": job.user_id,
+        "name": job.name,
+        "description": job.description,
+        "status": job.status,
+        "progress_percentage": job.progress,
+        "service_id": job.service_id,
+        "reference_panel_id": job.reference_panel_id,
+        "input_files": [
+            InputFilePublic(id=item.file.id, filename=item.file.filename, size=item.file.size)
+            for item in job.inputs
+        ],
+        "build": job.build,
+        "phasing": job.phasing,
+        "population": job.population,
+        "mode": job.mode,
+        "r2_filter": job.r2_filter,
+        "external_job_id": job.external_job_id,
+        "error_message": job.error_message,
+        "retry_of": job.retry_of,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "execution_time_seconds": lifecycle.execution_time_seconds(job),
+    }
+
+
+def _error_entry(entry: Any) -> JobErrorPublic:
+    data = entry if isinstance(entry, dict) else {"message": str(entry)}
+    attempt = data.get("attempt")
+    return JobErrorPublic(
+        at=data.get("at"),
+        message=str(data.get("message", "")),
+        attempt=attempt if isinstance(attempt, int) else None,
+        transient=bool(data.get("transient", False)),
+    )
+
+
+def job_public(job: Job) -> JobPublic:
+    return JobPublic(**_summary_fields(job), errors=[_error_entry(e) for e in job.error_log or []])
+
+
+def job_summary(job: Job) -> JobSummary:
+    return JobSummary(**_summary_fields(job))
+
+
+# --- creating -----------------------------------------------------------------------------
+
+JOB_FORM = forms.FormSpec(
+    file_fields=frozenset({"input_file"}),
+    text_fields=frozenset(JobCreate.model_fields),
+    max_files=validation.MAX_INPUT_FILES,
+)
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` written in place.
+
+    The route reads its body itself, so FastAPI does not list the model under
+    components; references into `$defs` would dangle in the OpenAPI document.
+    """
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _create_body() -> dict[str, Any]:
+    json_schema = inline_schema(JobCreate)
+    form_fields = {
+        **{name: {"type": "string"} for name in JobCreate.model_fields},
+        "input_file_ids": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "repeat the field, or separate ids with commas",
+        },
+        "input_file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+    }
+    form = multipart_body(form_fields, json_schema["required"])
+    form["requestBody"]["content"]["application/json"] = {"schema": json_schema}
+    return form
+
+
+CREATE_BODY = _create_body()
+
+
+def _invalid_body(exc: ValidationError) -> RequestValidationError:
+    return RequestValidationError(exc.errors(include_url=False, include_context=False))
+
+
+async def _json_body(request: Request) -> JobCreate:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"a job request is at most {MAX_JSON_BODY} bytes of JSON")
+    body = bytearray()
+    async for chunk in request_chunks(request):
+        body += chunk
+        if len(body) > MAX_JSON_BODY:
+            raise PayloadTooLarge(f"a job request is at most {MAX_JSON_BODY} bytes of JSON")
+    try:
+        return JobCreate.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        raise _invalid_body(exc) from None
+
+
+def _form_body(fields: dict[str, list[str]]) -> JobCreate:
+    """The form's fields as a JobCreate; empty values count as absent (as HTML forms send)."""
+    data: dict[str, Any] = {}
+    for key, values in fields.items():
+        present = [v for v in values if v.strip()]
+        if key == "input_file_ids":
+            # Repeated fields and comma-separated lists both work.
+            data[key] = [i.strip() for v in present for i in v.split(",") if i.strip()]
+        elif len(present) > 1:
+            raise InvalidInput(f"form field '{key}' is given more than once", field=key)
+        elif present:
+            data[key] = present[0]
+    try:
+        return JobCreate.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid_body(exc) from None
+
+
+@router.post(
+    "",
+    response_model=JobPublic,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=CREATE_BODY,
+    summary="Create a job (JSON, or a multipart form with the files in 'input_file')",
+)
+async def create_job(
+    request: Request, runtime: RuntimeDep, user: DetachedUser, now: Now
+) -> JobPublic:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    staged: list[uploads.StagedUpload] = []
+    if media_type == "multipart/form-data":
+        form = await forms.receive_form(
+            runtime.storage,
+            spec=JOB_FORM,
+            content_type=request.headers.get("content-type"),
+            content_length=request.headers.get("content-length"),
+            chunks=request_chunks(request),
+            user_id=user.id,
+            max_bytes=runtime.settings.max_upload_size,
+            now=now,
+        )
+        staged = form.uploads
+        try:
+            body = _form_body(form.fields)
+        except BaseException:
+            await uploads.discard(runtime.storage, staged)
+            raise
+    elif media_type in ("", "application/json") or media_type.endswith("+json"):
+        body = await _json_body(request)
+    else:
+        raise InvalidInput(
+            "send the job as application/json, or as multipart/form-data with its files",
+            code="unsupported_media_type",
+        )
+    job = await create.create_job_with_uploads(
+        runtime, owner_id=user.id, request=body.to_request(), uploads=staged, now=now
+    )
+    return job_public(job)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@router.get("", response_model=JobPage)
+async def list_jobs(
+    session: SessionDep,
+    user: CurrentUser,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    service_id: Annotated[str | None, Query(max_length=100)] = None,
+    mode: JobMode | None = None,
+    q: Annotated[str | None, Query(max_length=queries.MAX_QUERY)] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    all_users: Annotated[bool, Query(alias="all", description="admins: everyone's jobs")] = False,
+) -> JobPage:
+    filters = queries.JobFilters(
+        status=status_, service=service_id, mode=mode, q=q, all_users=all_users
+    )
+    page = await queries.list_jobs(session, user, filters=filters, limit=limit, offset=offset)
+    return JobPage(
+        items=[job_summary(job) for job in page.items],
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/stats", response_model=JobStatsPublic)
+async def job_stats(
+    session: SessionDep,
+    user: CurrentUser,
+    all_users: Annotated[bool, Query(alias="all", description="admins: everyone's jobs")] = False,
+) -> JobStatsPublic:
+    result = await stats.job_stats(session, user, all_users=all_users)
+    return JobStatsPublic(
+        by_status=result.by_status,
+        total=result.total,
+        active=result.active,
+        completed=result.completed,
+        failed=result.failed,
+        cancelled=result.cancelled,
+        success_rate=result.success_rate,
+        mean_execution_time_seconds=result.mean_execution_time_seconds,
+    )
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+async def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
+    return job_public(await queries.get_job(session, user, job_id))
+
+
+@router.get("/{job_id}/status-updates", response_model=list[StatusUpdatePublic])
+async def status_updates(
+    job_id: str, session: SessionDep, user: CurrentUser
+) -> list[StatusUpdatePublic]:
+    rows = await queries.status_updates(session, user, job_id)
+    return [
+        StatusUpdatePublic(
+            status=JobStatus(row.status),
+            progress_percentage=row.progress,
+            message=row.message,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
+
+
+@router.get("/{job_id}/progress", response_model=JobProgress)
+async def progress(job_id: str, session: SessionDep, user: CurrentUser) -> JobProgress:
+    job = await queries.get_job(session, user, job_id)
+    return JobProgress(
+        id=job.id,
+        status=JobStatus(job.status),
+        progress_percentage=job.progress,
+        updated_at=job.updated_at,
+    )
+
+
+@router.get("/{job_id}/logs", response_model=JobLogs)
+async def logs(job_id: str, session: SessionDep, user: CurrentUser) -> JobLogs:
+    job = await queries.get_job(session, user, job_id)
+    return JobLogs(id=job.id, logs=[str(line) for line in job.service_logs or []])
+
+
+@router.get("/{job_id}/results", response_model=list[ResultFilePublic])
+async def results(
+    job_id: str, request: Request, session: SessionDep, user: CurrentUser
+) -> list[ResultFilePublic]:
+    files = await queries.result_files(session, user, job_id)
+    return [
+        ResultFilePublic(
+            id=f.id,
+            filename=f.filename,
+            size=f.size,
+            sha256=f.sha256,
+            download_url=str(request.app.url_path_for("download_file", file_id=f.id)),
+        )
+        for f in files
+    ]
+
+
+# --- acting -------------------------------------------------------------------------------
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+async def cancel(job_id: str, session: SessionDep, user: CurrentUser, now: Now) -> JobPublic:
+    return job_public(await actions.cancel_job(session, user, job_id, now=now))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        202: {"model": JobPublic, "description": "the job was active: cancelling it instead"},
+        204: {"description": "the finished job and its results were deleted"},
+    },
+)
+async def delete_job(job_id: str, runtime: RuntimeDep, user: DetachedUser, now: Now) -> Response:
+    job = await actions.delete_job(runtime, user, job_id, now=now)
+    if job is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return JSONResponse(jsonable_encoder(job_public(job)), status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post("/{job_id}/retry", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+async def retry(
+    job_id: str, session: SessionDep, runtime: RuntimeDep, user: CurrentUser, now: Now
+) -> JobPublic:
+    job = await actions.retry_job(
+        session,
+        user,
+        job_id,
+        now=now,
+        max_active_jobs=runtime.settings.max_active_jobs_per_user,
+    )
+    return job_public(job)

@@ -1,0 +1,239 @@
+"""Creating a job: check everything first, then queue it for the worker.
+
+A job that passes is `pending` and due at once (`next_step="submit"`), with a first
+status-update row. A job that fails any check leaves nothing behind: no row, and none of
+the files that came with the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.db.models import Job, JobInput, ReferencePanel, Service, StoredFile, User, new_id
+from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
+from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, Step
+from imputehub.files.uploads import StagedUpload, discard, record_upload
+from imputehub.jobs import lifecycle, validation
+from imputehub.registry import lookup
+from imputehub.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """What a user asks for; service and panel by id or slug."""
+
+    name: str
+    service: str
+    reference_panel: str
+    build: str
+    phasing: str
+    input_file_ids: tuple[str, ...] = ()
+    description: str | None = None
+    population: str | None = None
+    mode: str = JobMode.IMPUTATION.value
+    r2_filter: float | None = None
+
+
+async def count_active_jobs(session: AsyncSession, user_id: str) -> int:
+    statement = select(func.count()).where(
+        Job.user_id == user_id, Job.status.in_([s.value for s in ACTIVE])
+    )
+    return int(await session.scalar(statement) or 0)
+
+
+async def ensure_below_active_limit(session: AsyncSession, user_id: str, limit: int) -> None:
+    """LimitExceeded when the user already has `limit` active jobs."""
+    # Serialise job creation per user so two requests at once cannot both squeeze in:
+    # a row lock on PostgreSQL; SQLite has none, but any write takes its database-wide
+    # write lock (later writers wait) and makes this transaction count what they commit.
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(User).where(User.id == user_id).values(updated_at=User.updated_at)
+        )
+    else:
+        await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    active = await count_active_jobs(session, user_id)
+    if active >= limit:
+        raise LimitExceeded(
+            f"you already have {active} active job(s), the most allowed at once; "
+            "wait for one to finish or cancel one",
+            limit=limit,
+        )
+
+
+async def _service(session: AsyncSession, ref: str) -> Service:
+    try:
+        service = await lookup.get_service(session, ref, include_inactive=True)
+    except NotFound:
+        raise InvalidInput(f"unknown service '{ref}'", field="service_id") from None
+    if not service.is_active:
+        raise InvalidInput(f"service '{service.slug}' is not active", field="service_id")
+    return service
+
+
+async def _panel(session: AsyncSession, ref: str, service: Service) -> ReferencePanel:
+    try:
+        panel = await lookup.get_panel(session, ref, include_inactive=True)
+    except NotFound:
+        raise InvalidInput(f"unknown reference panel '{ref}'", field="reference_panel_id") from None
+    if panel.service_id != service.id:
+        raise InvalidInput(
+            f"reference panel '{panel.slug}' belongs to another service, not '{service.slug}'",
+            field="reference_panel_id",
+        )
+    if not panel.is_active:
+        raise InvalidInput(
+            f"reference panel '{panel.slug}' is not active", field="reference_panel_id"
+        )
+    return panel
+
+
+async def _input_files(
+    session: AsyncSession, owner_id: str, ids: Sequence[str], service: Service
+) -> list[StoredFile]:
+    # FOR SHARE (PostgreSQL): a file cannot be deleted while a job is being made from it.
+    rows = await session.scalars(
+        select(StoredFile)
+        .where(StoredFile.id.in_(ids), StoredFile.user_id == owner_id)
+        .with_for_update(read=True)
+    )
+    by_id = {row.id: row for row in rows}
+    files: list[StoredFile] = []
+    for file_id in ids:
+        record = by_id.get(file_id)
+        if record is None:
+            # Same words whether the file is missing or someone else's: reveal nothing.
+            raise InvalidInput(f"file {file_id} not found", field="input_file_ids")
+        if record.kind != "input":
+            # Results belong to their job and go when it is deleted; a job must not lean on them.
+            raise InvalidInput(
+                f"file {file_id} is a job result; only uploaded files can be job inputs",
+                field="input_file_ids",
+            )
+        if service.max_upload_size is not None and record.size > service.max_upload_size:
+            raise InvalidInput(
+                f"file '{record.filename}' ({record.size} bytes) is larger than service "
+                f"'{service.slug}' accepts ({service.max_upload_size} bytes)",
+                field="input_file_ids",
+            )
+        files.append(record)
+    return files
+
+
+async def create_job(
+    session: AsyncSession,
+    *,
+    owner_id: str,
+    request: JobRequest,
+    now: datetime,
+    max_active_jobs: int,
+    retry_of: str | None = None,
+) -> Job:
+    """Validate `request` and add a pending job to the session; raises before adding anything."""
+    name = validation.name(request.name)
+    description = validation.description(request.description)
+    build = validation.choice(Build, request.build, field="build")
+    phasing = validation.choice(Phasing, request.phasing, field="phasing")
+    mode = validation.choice(JobMode, request.mode, field="mode")
+    r2_filter = validation.r2_filter(request.r2_filter)
+    ids = validation.input_file_ids(request.input_file_ids)
+    service = await _service(session, request.service)
+    panel = await _panel(session, request.reference_panel, service)
+    validation.build(
+        build.value,
+        panel_slug=panel.slug,
+        panel_build=panel.build,
+        service_builds=service.supported_builds or (),
+    )
+    population = validation.population(
+        request.population, panel_slug=panel.slug, panel_populations=panel.populations or ()
+    )
+    files = await _input_files(session, owner_id, ids, service)
+    await ensure_below_active_limit(session, owner_id, max_active_jobs)
+
+    job = Job(
+        id=new_id(),
+        user_id=owner_id,
+        service_id=service.id,
+        reference_panel_id=panel.id,
+        retry_of=retry_of,
+        name=name,
+        description=description,
+        status=JobStatus.PENDING.value,
+        progress=0.0,
+        build=build.value,
+        phasing=phasing.value,
+        population=population,
+        mode=mode.value,
+        r2_filter=r2_filter,
+        service_logs=[],
+        error_log=[],
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        next_step=Step.SUBMIT.value,
+        next_run_at=now,
+        inputs=[
+            JobInput(file_id=record.id, position=i, file=record) for i, record in enumerate(files)
+        ],
+    )
+    session.add(job)
+    await session.flush()
+    message = "job created" if retry_of is None else f"job created (retry of {retry_of})"
+    lifecycle.set_status(session, job, JobStatus.PENDING, now=now, message=message)
+    log.info(
+        "job created",
+        extra={
+            "action": "job_created",
+            "job_id": job.id,
+            "user_id": owner_id,
+            "retry_of": retry_of,
+        },
+    )
+    return job
+
+
+async def create_job_with_uploads(
+    runtime: Runtime,
+    *,
+    owner_id: str,
+    request: JobRequest,
+    uploads: Sequence[StagedUpload] = (),
+    now: datetime,
+) -> Job:
+    """Record the request's staged files and create the job from them in one transaction.
+
+    Uploaded files come after any `input_file_ids`. If the job is refused, the uploaded
+    files' bytes are removed again.
+    """
+    try:
+        async with runtime.db.session() as session:
+            records = [
+                record_upload(session, user_id=owner_id, staged=staged, now=now)
+                for staged in uploads
+            ]
+            await session.flush()
+            full = dataclasses.replace(
+                request,
+                input_file_ids=(*request.input_file_ids, *(record.id for record in records)),
+            )
+            job = await create_job(
+                session,
+                owner_id=owner_id,
+                request=full,
+                now=now,
+                max_active_jobs=runtime.settings.max_active_jobs_per_user,
+            )
+    except BaseException:
+        await discard(runtime.storage, uploads)
+        raise
+    return job

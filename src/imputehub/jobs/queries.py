@@ -1,0 +1,123 @@
+"""Reading jobs: one job, pages of jobs, their history and their results.
+
+Users see only their own jobs; another user's job is "not found", never "forbidden", so
+its existence stays private. Admins see every job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.accounts.users import is_admin, require_admin
+from imputehub.db.models import Job, JobStatusUpdate, Service, StoredFile, User
+from imputehub.domain.errors import InvalidInput, NotFound
+from imputehub.domain.jobs import JobMode, JobStatus
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_QUERY = 200
+
+
+async def get_job(
+    session: AsyncSession, user: User, job_id: str, *, for_update: bool = False
+) -> Job:
+    """The job, if `user` may see it; `for_update` locks its row (PostgreSQL)."""
+    statement = select(Job).where(Job.id == job_id)
+    if for_update:
+        statement = statement.with_for_update()
+    job = await session.scalar(statement)
+    if job is None or (job.user_id != user.id and not is_admin(user)):
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilters:
+    status: JobStatus | None = None
+    service: str | None = None  # id or slug
+    mode: JobMode | None = None
+    q: str | None = None  # case-insensitive substring of the name
+    all_users: bool = False  # admins only
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPage:
+    items: Sequence[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+def _conditions(user: User, filters: JobFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.all_users:
+        require_admin(user)
+    else:
+        conditions.append(Job.user_id == user.id)
+    if filters.status is not None:
+        conditions.append(Job.status == filters.status.value)
+    if filters.mode is not None:
+        conditions.append(Job.mode == filters.mode.value)
+    if filters.service:
+        ids = select(Service.id).where(
+            or_(Service.id == filters.service, Service.slug == filters.service)
+        )
+        conditions.append(Job.service_id.in_(ids))
+    if filters.q:
+        if len(filters.q) > MAX_QUERY:
+            raise InvalidInput(f"q is longer than {MAX_QUERY} characters", field="q")
+        conditions.append(func.lower(Job.name).contains(filters.q.lower(), autoescape=True))
+    return conditions
+
+
+async def list_jobs(
+    session: AsyncSession,
+    user: User,
+    *,
+    filters: JobFilters,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> JobPage:
+    """A page of jobs, newest first: the caller's own, or everyone's for an admin who asks."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative", field="offset")
+    conditions = _conditions(user, filters)
+    total = int(await session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0)
+    rows = await session.scalars(
+        select(Job)
+        .where(*conditions)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return JobPage(items=list(rows), total=total, limit=limit, offset=offset)
+
+
+async def status_updates(
+    session: AsyncSession, user: User, job_id: str
+) -> Sequence[JobStatusUpdate]:
+    """The job's status history, oldest first."""
+    job = await get_job(session, user, job_id)
+    rows = await session.scalars(
+        select(JobStatusUpdate)
+        .where(JobStatusUpdate.job_id == job.id)
+        .order_by(JobStatusUpdate.created_at, JobStatusUpdate.id)
+    )
+    return list(rows)
+
+
+async def result_files(session: AsyncSession, user: User, job_id: str) -> Sequence[StoredFile]:
+    """The files the worker fetched for the job, by name."""
+    job = await get_job(session, user, job_id)
+    rows = await session.scalars(
+        select(StoredFile)
+        .where(StoredFile.job_id == job.id, StoredFile.kind == "result")
+        .order_by(StoredFile.filename, StoredFile.id)
+    )
+    return list(rows)
