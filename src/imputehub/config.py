@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     # Command-line client: which hub to talk to, and where `imputehub login` keeps its token.
     url: str = "http://127.0.0.1:8000"
     client_config_dir: Path = Path.home() / ".config" / "imputehub"
+    # A bearer token for the command-line client (e.g. in CI); wins over the stored login.
+    token: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod

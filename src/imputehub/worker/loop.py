@@ -1,15 +1,227 @@
-"""The worker loop (being built: see worker/ in ARCHITECTURE.md)."""
+"""The worker loop: claim due jobs, run one step for each as a task, repeat.
+
+Several worker processes (or the one inside `serve`) run this loop against one database;
+leases keep them from working on the same job. The loop also keeps a heartbeat row for
+/api/v1/health and runs due service health checks.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
+from sqlalchemy import delete, update
+
+from imputehub.db.models import WorkerHeartbeat
+from imputehub.registry import health
 from imputehub.runtime import Runtime
+from imputehub.worker import leases, steps
+from imputehub.worker.leases import Claim
+
+logger = logging.getLogger("imputehub.worker")
+
+HealthChecks = Callable[[Runtime], Awaitable[object]]
+
+MAX_SHUTDOWN_WAIT = 30.0
+# Heartbeat rows of workers that died without a clean stop are removed after this long.
+STALE_HEARTBEAT = timedelta(days=1)
+
+
+def default_worker_id() -> str:
+    """host:pid:random - unique per process, readable in logs and lease columns."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Worker:
-    def __init__(self, runtime: Runtime) -> None:
+    """Runs job steps until told to stop.
+
+    `health_checks` defaults to the registry's due health checks; tests pass their own.
+    `shutdown_timeout` bounds how long `run` waits for running steps once stopped
+    (default: one lease, at most 30 s); steps cut short are redone by whichever worker
+    claims the job once its lease lapses.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        worker_id: str | None = None,
+        health_checks: HealthChecks | None = None,
+        shutdown_timeout: float | None = None,
+    ) -> None:
+        settings = runtime.settings
         self.runtime = runtime
+        self.worker_id = worker_id or default_worker_id()
+        self.poll_interval = settings.worker_poll_interval
+        self.lease_seconds = settings.worker_lease_seconds
+        self.batch_size = settings.worker_batch_size
+        self.concurrency = settings.worker_concurrency
+        self.shutdown_timeout = (
+            min(settings.worker_lease_seconds, MAX_SHUTDOWN_WAIT)
+            if shutdown_timeout is None
+            else shutdown_timeout
+        )
+        self._health_checks = health_checks or self._registry_health_checks
+        self._claims = itertools.count(1)
+        self._running: set[asyncio.Task[None]] = set()
+        self._started_at: datetime | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        await stop.wait()
+        """Work until `stop` is set, then let running steps finish (bounded) and return."""
+        loop = asyncio.get_running_loop()
+        self._started_at = self.runtime.clock.now()
+        logger.info(
+            "worker started", extra={"action": "worker_started", "worker_id": self.worker_id}
+        )
+        next_housekeeping = 0.0
+        try:
+            while not stop.is_set():
+                if loop.time() >= next_housekeeping:
+                    await self._housekeeping()
+                    next_housekeeping = loop.time() + self.poll_interval
+                free = self.concurrency - len(self._running)
+                wanted = min(self.batch_size, free)
+                claims = await self._claim(wanted) if wanted > 0 else []
+                for claim in claims:
+                    self._spawn(claim)
+                if claims and len(claims) == wanted:
+                    # More may be due right now: look again without waiting.
+                    await asyncio.sleep(0)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+        finally:
+            await self._drain()
+            await self._leave()
+            logger.info(
+                "worker stopped", extra={"action": "worker_stopped", "worker_id": self.worker_id}
+            )
+
+    async def run_once(self) -> int:
+        """Claim one batch of due jobs and run their steps to the end; how many ran.
+
+        For tests and one-shot runs: deterministic, no background loop.
+        """
+        claims = await self._claim(self.batch_size)
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(claim: Claim) -> None:
+            async with limit:
+                await steps.run_step(self.runtime, claim)
+
+        await asyncio.gather(*(bounded(claim) for claim in claims))
+        return len(claims)
+
+    async def _claim(self, limit: int) -> list[Claim]:
+        owner = f"{self.worker_id}#{next(self._claims)}"
+        try:
+            async with self.runtime.db.session() as session:
+                claims = await leases.claim_due_jobs(
+                    session,
+                    owner=owner,
+                    now=self.runtime.clock.now(),
+                    lease_seconds=self.lease_seconds,
+                    limit=limit,
+                )
+        except Exception:
+            # The database may be briefly unreachable; the loop tries again next round.
+            logger.exception(
+                "could not claim jobs",
+                extra={"action": "claim_failed", "worker_id": self.worker_id},
+            )
+            return []
+        for claim in claims:
+            logger.debug(
+                "job claimed",
+                extra={
+                    "action": "job_claimed",
+                    "job_id": claim.job_id,
+                    "step": claim.step,
+                    "lease_owner": claim.owner,
+                },
+            )
+        return claims
+
+    def _spawn(self, claim: Claim) -> None:
+        task = asyncio.create_task(
+            steps.run_step(self.runtime, claim), name=f"step-{claim.step}-{claim.job_id}"
+        )
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        _done, pending = await asyncio.wait(set(self._running), timeout=self.shutdown_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            # Their leases lapse and another worker redoes those steps.
+            await asyncio.gather(*pending, return_exceptions=True)
+            logger.warning(
+                "stopped with steps still running",
+                extra={"action": "worker_steps_abandoned", "count": len(pending)},
+            )
+
+    async def _housekeeping(self) -> None:
+        try:
+            await self._beat()
+        except Exception:
+            logger.exception(
+                "could not record the worker heartbeat",
+                extra={"action": "worker_heartbeat_failed", "worker_id": self.worker_id},
+            )
+        try:
+            await self._health_checks(self.runtime)
+        except Exception:
+            logger.exception(
+                "service health checks failed",
+                extra={"action": "health_checks_failed", "worker_id": self.worker_id},
+            )
+
+    async def _registry_health_checks(self, runtime: Runtime) -> int:
+        return await health.run_due_health_checks(runtime, worker_id=self.worker_id)
+
+    async def _beat(self) -> None:
+        now = self.runtime.clock.now()
+        async with self.runtime.db.session() as session:
+            # Only this process writes its row, so update-then-insert cannot race.
+            seen = await session.execute(
+                update(WorkerHeartbeat)
+                .where(WorkerHeartbeat.worker_id == self.worker_id)
+                .values(last_seen_at=now)
+                .returning(WorkerHeartbeat.worker_id)
+                .execution_options(synchronize_session=False)
+            )
+            if seen.first() is None:
+                session.add(
+                    WorkerHeartbeat(
+                        worker_id=self.worker_id,
+                        hostname=socket.gethostname()[:255],
+                        pid=os.getpid(),
+                        started_at=self._started_at or now,
+                        last_seen_at=now,
+                    )
+                )
+            await session.execute(
+                delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at < now - STALE_HEARTBEAT)
+            )
+
+    async def _leave(self) -> None:
+        try:
+            async with self.runtime.db.session() as session:
+                await session.execute(
+                    delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id)
+                )
+        except Exception:
+            logger.exception(
+                "could not remove the worker heartbeat",
+                extra={"action": "worker_heartbeat_failed", "worker_id": self.worker_id},
+            )

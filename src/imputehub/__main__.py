@@ -1,0 +1,5 @@
+"""`python -m imputehub`: the same as the `imputehub` command."""
+
+from imputehub.cli.main import main
+
+main()

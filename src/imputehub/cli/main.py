@@ -1,0 +1,64 @@
+"""The `imputehub` command: server processes, operator commands and a client for a hub."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from imputehub import __version__
+from imputehub.cli import jobs, login, panels, server, services, users
+from imputehub.cli.errors import CliError
+
+app = typer.Typer(
+    name="imputehub",
+    help="One hub in front of many genotype imputation services.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Expected errors are one line (CliError); a real bug keeps a plain traceback.
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"imputehub {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """One hub in front of many genotype imputation services."""
+
+
+server.register(app)
+login.register(app)
+app.add_typer(users.app, name="users")
+app.add_typer(services.app, name="services")
+app.add_typer(panels.app, name="panels")
+app.add_typer(jobs.app, name="jobs")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one command line; its exit status. Expected errors become `error: ...` lines."""
+    try:
+        app(args=argv, prog_name="imputehub")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        typer.echo(exc.code, err=True)
+        return 1
+    except CliError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        return exc.exit_code
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,224 @@
+"""Process entry points: `serve` (API + worker), `api`, `worker` and `db upgrade`.
+
+Heavy imports (FastAPI, SQLAlchemy, uvicorn) happen inside the commands so that the
+client commands start quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from imputehub.cli.errors import CliError, run_async
+from imputehub.cli.options import DataDirOption
+from imputehub.cli.settings import load_settings
+
+if TYPE_CHECKING:
+    from imputehub.config import Settings
+
+log = logging.getLogger("imputehub.cli")
+
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="Interface to listen on (env IMPUTEHUB_HOST).")
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option("--port", min=1, max=65535, help="Port to listen on (env IMPUTEHUB_PORT)."),
+]
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+
+
+def serve(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+    """Run the whole hub in one process: HTTP API and worker (migrates the database first)."""
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    _configure_logging(settings)
+    # Owner-only: the data dir holds the secret key, the database and users' files.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    from imputehub.cli import database
+
+    database.upgrade(settings.resolved_database_url)
+    run_async(bootstrap_first_admin(settings))
+    _run_http(settings, run_worker=True)
+
+
+def api(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+    """Run the HTTP API only (run several behind a load balancer; needs a migrated database)."""
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    _configure_logging(settings)
+    _require_current_schema(settings)
+    _run_http(settings, run_worker=False)
+
+
+def worker(
+    host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None
+) -> None:
+    """Run a background worker (run several on PostgreSQL; needs a migrated database).
+
+    --host and --port are accepted for symmetry with `serve` and `api`; a worker does not
+    listen on the network.
+    """
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    _configure_logging(settings)
+    _require_current_schema(settings)
+    asyncio.run(_run_worker(settings))
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOption = None) -> None:
+    """Apply the database migrations (before starting `api` or `worker` processes)."""
+    settings = load_settings(data_dir=data_dir)
+    from imputehub.cli import database
+
+    url = settings.resolved_database_url
+    database.upgrade(url)
+    typer.echo(f"database {database.display_url(url)} is at the latest schema")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("api")(api)
+    app.command("worker")(worker)
+    app.add_typer(db_app, name="db")
+
+
+def _configure_logging(settings: Settings) -> None:
+    level = settings.log_level.upper()
+    if level not in logging.getLevelNamesMapping():
+        raise CliError(
+            f"IMPUTEHUB_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, not {level}"
+        )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
+
+
+def _require_current_schema(settings: Settings) -> None:
+    from imputehub.cli import database
+
+    run_async(database.require_current_schema(settings.resolved_database_url))
+
+
+async def bootstrap_first_admin(settings: Settings) -> None:
+    """Create the first admin on a fresh hub; show a generated password once."""
+    from imputehub.accounts.users import bootstrap_admin
+    from imputehub.cli import database
+    from imputehub.clock import SystemClock
+    from imputehub.db.session import Database
+
+    url = settings.resolved_database_url
+    db = Database(url)
+    try:
+        with database.database_errors(url):
+            async with db.session() as session:
+                result = await bootstrap_admin(
+                    session,
+                    username=settings.admin_username,
+                    password=(
+                        settings.admin_password.get_secret_value()
+                        if settings.admin_password
+                        else None
+                    ),
+                    email=settings.admin_email,
+                    now=SystemClock().now(),
+                )
+    finally:
+        await db.dispose()
+    if result.user is None:
+        return
+    # The log only says that an admin was made; the password goes to the terminal alone.
+    log.info("created the first admin account %r", result.user.username)
+    if result.generated_password is None:
+        typer.echo(
+            f"Created the first admin account '{result.user.username}' with the password "
+            "from IMPUTEHUB_ADMIN_PASSWORD."
+        )
+        return
+    rule = "=" * 72
+    typer.echo(
+        f"\n{rule}\n"
+        f"  First admin account created.\n"
+        f"    username: {result.user.username}\n"
+        f"    password: {result.generated_password}\n"
+        f"  This password is shown only this once: store it, or change it after logging in.\n"
+        f"{rule}\n"
+    )
+    sys.stdout.flush()
+
+
+def _run_http(settings: Settings, *, run_worker: bool) -> None:
+    import uvicorn
+
+    from imputehub.app import create_app
+    from imputehub.cli.http_server import AnnouncingServer
+    from imputehub.runtime import build_runtime
+
+    try:
+        runtime = build_runtime(settings)
+    except ValueError as exc:  # e.g. a too short IMPUTEHUB_SECRET_KEY
+        raise CliError(str(exc)) from exc
+    config = uvicorn.Config(
+        create_app(runtime, run_worker=run_worker),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our logging configuration, set above
+        lifespan="on",
+    )
+    url = settings.public_url or f"http://{_url_host(settings.host)}:{settings.port}"
+    # uvicorn re-raises SIGTERM after its graceful shutdown; treat it like Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    server = AnnouncingServer(config, url=url)
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(server.serve())
+        except SystemExit as exc:  # uvicorn's way to say it could not start
+            if server.started:
+                raise
+            raise CliError(
+                f"could not start on {settings.host}:{settings.port} (the log above says why)"
+            ) from exc
+    typer.echo("imputehub stopped")
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - only turned into a URL to show
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+async def _run_worker(settings: Settings) -> None:
+    from imputehub.runtime import build_runtime
+    from imputehub.worker.loop import Worker
+
+    try:
+        runtime = build_runtime(settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def request_stop(signum: signal.Signals) -> None:
+        log.info("received %s; finishing the current steps", signum.name)
+        stop.set()
+        # A second signal stops at once.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop, sig)
+    try:
+        await Worker(runtime).run(stop)
+    finally:
+        await runtime.close()

@@ -1,0 +1,145 @@
+"""`imputehub users ...`: operator commands acting on the hub's database directly.
+
+Like Django's createsuperuser: run them on the server, with the hub's configuration; the
+shell account is the authority, no login needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from imputehub.cli.errors import run_async
+from imputehub.cli.options import DataDirOption, JsonOption
+from imputehub.cli.output import print_json, print_table
+from imputehub.cli.prompts import read_password
+from imputehub.cli.settings import load_settings
+
+if TYPE_CHECKING:
+    from imputehub.db.models import User
+
+app = typer.Typer(help="Manage user accounts (on the server, against its database).")
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+]
+RoleName = Literal["admin", "user"]
+
+USER_COLUMNS = (
+    ("username", "Username"),
+    ("email", "E-mail"),
+    ("role", "Role"),
+    ("is_active", "Active"),
+    ("created_at", "Created"),
+    ("last_login_at", "Last login"),
+)
+
+
+@app.command("create")
+def create(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    email: Annotated[str | None, typer.Option("--email", help="E-mail address.")] = None,
+    role: Annotated[RoleName, typer.Option("--role", help="admin or user.")] = "user",
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a user account (asks for the password twice unless --password-stdin)."""
+    settings = load_settings(data_dir=data_dir)
+    password = read_password(from_stdin=password_stdin, confirm=True)
+
+    async def create_user() -> User:
+        from imputehub.accounts import users
+        from imputehub.cli.database import operator_session
+        from imputehub.clock import SystemClock
+
+        async with operator_session(settings.resolved_database_url) as session:
+            return await users.create_user(
+                session,
+                username=username,
+                password=password,
+                email=email,
+                role=role,
+                now=SystemClock().now(),
+            )
+
+    user = run_async(create_user())
+    typer.echo(f"created user '{user.username}' (role {user.role})")
+
+
+@app.command("list")
+def list_(json: JsonOption = False, data_dir: DataDirOption = None) -> None:
+    """List all user accounts."""
+    settings = load_settings(data_dir=data_dir)
+
+    async def all_users() -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        from imputehub.cli.database import operator_session
+        from imputehub.db.models import User
+
+        async with operator_session(settings.resolved_database_url) as session:
+            # accounts.users.list_users wants an admin actor; here the operator is the actor.
+            rows = await session.scalars(select(User).order_by(User.created_at, User.username))
+            return [_public(user) for user in rows]
+
+    records = run_async(all_users())
+    if json:
+        print_json(records)
+    else:
+        print_table(records, USER_COLUMNS)
+
+
+@app.command("set-role")
+def set_role(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[RoleName, typer.Argument(help="admin or user.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make a user an admin, or an admin a plain user."""
+    settings = load_settings(data_dir=data_dir)
+
+    async def change() -> User:
+        from imputehub.accounts import users
+        from imputehub.cli.database import operator_session
+        from imputehub.clock import SystemClock
+
+        async with operator_session(settings.resolved_database_url) as session:
+            return await users.set_role(session, username, role, now=SystemClock().now())
+
+    user = run_async(change())
+    typer.echo(f"'{user.username}' now has the role {user.role}")
+
+
+@app.command("set-password")
+def set_password(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set a user's password (ends their sessions and clears a login lock-out)."""
+    settings = load_settings(data_dir=data_dir)
+    password = read_password(from_stdin=password_stdin, confirm=True, prompt="New password")
+
+    async def change() -> User:
+        from imputehub.accounts import users
+        from imputehub.cli.database import operator_session
+        from imputehub.clock import SystemClock
+
+        async with operator_session(settings.resolved_database_url) as session:
+            return await users.set_password(session, username, password, now=SystemClock().now())
+
+    user = run_async(change())
+    typer.echo(f"password of '{user.username}' changed")
+
+
+def _public(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "role": user.role,
+        "is_active": user.is_active,
+        "created_at": user.created_at.isoformat(),
+        "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+    }

@@ -1,0 +1,154 @@
+"""Writing a step's outcome: only while the lease is ours, one transaction each.
+
+Also the shared outcomes of failure: a transient error waits with backoff and counts
+towards the attempt limit, a permanent one fails the job with the service's own message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.db.models import Job, JobStatusUpdate
+from imputehub.domain import jobs as rules
+from imputehub.domain.jobs import JobStatus
+from imputehub.jobs import lifecycle
+from imputehub.runtime import Runtime
+from imputehub.worker import leases
+from imputehub.worker.leases import Claim, LeaseLost
+
+logger = logging.getLogger("imputehub.worker")
+
+Apply = Callable[[AsyncSession, Job, datetime], Awaitable[None]]
+
+
+async def write(
+    runtime: Runtime,
+    claim: Claim,
+    apply: Apply,
+    *,
+    stale: Apply | None = None,
+    release: bool = True,
+) -> bool:
+    """Apply an outcome in one transaction, if the lease is still ours; raise LeaseLost if not.
+
+    When the job meanwhile wants a different step than the one we ran (a cancel arrived),
+    only `stale` is applied, the lease is released so that step can run, and False returned.
+    """
+    async with runtime.db.session() as session:
+        job = await leases.lock_leased_job(session, claim)
+        if job is None:
+            raise LeaseLost(claim.job_id)
+        now = runtime.clock.now()
+        current = job.next_step == claim.step
+        if current:
+            await apply(session, job, now)
+        elif stale is not None and not rules.is_terminal(JobStatus(job.status)):
+            await stale(session, job, now)
+        if release or not current:
+            leases.release(job)
+        return current
+
+
+async def note(
+    session: AsyncSession,
+    job: Job,
+    target: JobStatus,
+    *,
+    now: datetime,
+    message: str,
+    progress: float | None = None,
+) -> None:
+    """`lifecycle.set_status`, skipping an update that would repeat the last one exactly."""
+    current = JobStatus(job.status)
+    if (
+        target == current
+        and rules.progress_for(target, job.progress if progress is None else progress)
+        == job.progress
+    ):
+        last = await session.scalar(
+            select(JobStatusUpdate.message)
+            .where(JobStatusUpdate.job_id == job.id)
+            .order_by(JobStatusUpdate.id.desc())
+            .limit(1)
+        )
+        if last == message:
+            return
+    lifecycle.set_status(session, job, target, now=now, message=message, progress=progress)
+
+
+# ---- failures ----------------------------------------------------------------------------
+
+
+async def retry_later(
+    runtime: Runtime, claim: Claim, message: str, *, retry_after: float | None
+) -> None:
+    """Count a transient failure: wait (the service's retry_after, else backoff) or give up."""
+    settings = runtime.settings
+
+    async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
+        job.attempts += 1
+        lifecycle.record_error(job, message, now=now, transient=True, attempt=job.attempts)
+        if job.attempts >= settings.max_transient_attempts:
+            final = f"gave up after {job.attempts} attempts; the last error: {message}"
+            job.error_message = final
+            await note(session, job, JobStatus.FAILED, now=now, message=final)
+            return
+        delay = (
+            max(retry_after, 0.0)
+            if retry_after is not None
+            else rules.retry_delay(
+                job.attempts, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
+            )
+        )
+        job.next_run_at = now + seconds(delay)
+        await note(
+            session,
+            job,
+            JobStatus(job.status),
+            now=now,
+            message=f"waiting to retry after a temporary problem: {message}",
+        )
+
+    await write(runtime, claim, outcome)
+    logger.info(
+        "step failed; will retry",
+        extra={"action": "step_retry", "job_id": claim.job_id, "step": claim.step},
+    )
+
+
+async def fail(runtime: Runtime, claim: Claim, message: str) -> None:
+    """Fail the job with `message` (shown to its owner as the job's error)."""
+
+    async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
+        record_failure(job, message, now=now)
+        await note(session, job, JobStatus.FAILED, now=now, message=message)
+
+    # A failure stands even if the job's next step changed meanwhile (e.g. a cancel).
+    await write(runtime, claim, outcome, stale=outcome)
+    logger.info(
+        "job failed",
+        extra={"action": "job_failed", "job_id": claim.job_id, "step": claim.step},
+    )
+
+
+def record_failure(job: Job, message: str, *, now: datetime) -> None:
+    lifecycle.record_error(job, message, now=now, transient=False, attempt=job.attempts + 1)
+    job.error_message = message
+
+
+def seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def duration(value: float) -> str:
+    """A span of seconds as people say it: '2 hours', '1.5 days', '30 minutes'."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if value >= size or unit == "second":
+            amount = round(value / size, 1)
+            return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
+    raise AssertionError("unreachable")

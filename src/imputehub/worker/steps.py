@@ -1,0 +1,375 @@
+"""One short, idempotent step for one claimed job: submit, poll, fetch or cancel.
+
+The shape of every step: read what it needs in a short transaction, call the service with
+no transaction open, then write the outcome in a transaction that first re-checks the lease
+(`leases.lock_leased_job`). A worker whose lease was taken over drops what it learnt; the
+new holder redoes the step from the recorded state, which is why each step is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.connectors.base import (
+    Connector,
+    ExternalRef,
+    ExternalState,
+    ExternalStatus,
+    InputFile,
+    JobSpec,
+    ServiceInfo,
+)
+from imputehub.db.models import Job, ReferencePanel, Service
+from imputehub.domain import jobs as rules
+from imputehub.domain.errors import JobLost, PermanentServiceError, TransientServiceError
+from imputehub.domain.jobs import JobStatus, Step
+from imputehub.registry.credentials import platform_credential
+from imputehub.runtime import Runtime
+from imputehub.worker import leases, outcomes
+from imputehub.worker.leases import Claim, LeaseLost
+from imputehub.worker.sink import StorageSink
+
+logger = logging.getLogger("imputehub.worker")
+
+INTERNAL_ERROR = "internal error in the hub (details are in the worker log); retrying"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """What a step knows about its job, read before the service is called."""
+
+    claim: Claim
+    step: Step
+    user_id: str
+    created_at: datetime
+    external_job_id: str | None
+    submit_started_at: datetime | None
+    service: ServiceInfo
+    service_name: str
+    time_limit_seconds: float
+    connector: Connector | None
+    credential: str | None = field(repr=False)
+    spec: JobSpec | None  # only for the submit step
+
+    @property
+    def job_id(self) -> str:
+        return self.claim.job_id
+
+
+async def run_step(runtime: Runtime, claim: Claim) -> None:
+    """Perform the step `claim` was made for. Never raises: errors end up on the job."""
+    try:
+        async with leases.keep_lease(
+            runtime.db,
+            claim,
+            clock=runtime.clock,
+            lease_seconds=runtime.settings.worker_lease_seconds,
+        ):
+            await _run(runtime, claim)
+    except LeaseLost:
+        logger.info(
+            "lease lost; another worker holds the job now, this outcome is dropped",
+            extra={"action": "lease_lost", "job_id": claim.job_id, "step": claim.step},
+        )
+    except Exception:
+        # Recording the outcome itself failed (e.g. the database is down): the lease
+        # expires and a worker redoes the step later.
+        logger.exception(
+            "could not record a step's outcome",
+            extra={"action": "step_crashed", "job_id": claim.job_id, "step": claim.step},
+        )
+
+
+async def _run(runtime: Runtime, claim: Claim) -> None:
+    try:
+        ctx = await _load(runtime, claim)
+        if ctx is None:
+            return
+        if await _over_time_limit(runtime, ctx):
+            return
+        if ctx.connector is None:
+            raise PermanentServiceError(f"no connector for api_type {ctx.service.api_type}")
+        if ctx.step == Step.SUBMIT:
+            await _submit(runtime, ctx, ctx.connector)
+        elif ctx.step == Step.POLL:
+            await _poll(runtime, ctx, ctx.connector)
+        elif ctx.step == Step.FETCH:
+            await _fetch(runtime, ctx, ctx.connector)
+        else:
+            await _cancel(runtime, ctx, ctx.connector)
+    except LeaseLost:
+        raise
+    except TransientServiceError as exc:
+        await outcomes.retry_later(runtime, claim, exc.message, retry_after=exc.retry_after)
+    except PermanentServiceError as exc:
+        await outcomes.fail(runtime, claim, exc.message)
+    except Exception:
+        # A bug must not lose a job: keep it, retry with backoff, tell the operator.
+        logger.exception(
+            "step failed with an unexpected error",
+            extra={"action": "step_error", "job_id": claim.job_id, "step": claim.step},
+        )
+        await outcomes.retry_later(runtime, claim, INTERNAL_ERROR, retry_after=None)
+
+
+async def _load(runtime: Runtime, claim: Claim) -> Context | None:
+    async with runtime.db.session() as session:
+        job = await leases.lock_leased_job(session, claim)
+        if job is None:
+            return None
+        if job.next_step != claim.step:
+            leases.release(job)
+            return None
+        service = await session.get(Service, job.service_id)
+        assert service is not None  # a foreign key
+        step = Step(claim.step)
+        return Context(
+            claim=claim,
+            step=step,
+            user_id=job.user_id,
+            created_at=job.created_at,
+            external_job_id=job.external_job_id,
+            submit_started_at=job.submit_started_at,
+            service=ServiceInfo(
+                id=service.id,
+                slug=service.slug,
+                api_type=service.api_type,
+                base_url=service.base_url,
+                api_config=dict(service.api_config or {}),
+            ),
+            service_name=service.name,
+            time_limit_seconds=(
+                service.job_time_limit_seconds or runtime.settings.job_time_limit_seconds
+            ),
+            connector=runtime.connectors.get(service.api_type),
+            credential=platform_credential(runtime.vault, service),
+            spec=await _spec(runtime, session, job) if step == Step.SUBMIT else None,
+        )
+
+
+async def _spec(runtime: Runtime, session: AsyncSession, job: Job) -> JobSpec:
+    panel = await session.get(ReferencePanel, job.reference_panel_id)
+    assert panel is not None  # a foreign key
+    return JobSpec(
+        job_id=job.id,
+        name=job.name,
+        panel_id=panel.panel_id,
+        build=job.build,
+        phasing=job.phasing,
+        population=job.population,
+        mode=job.mode,
+        r2_filter=job.r2_filter,
+        inputs=[
+            InputFile(
+                name=item.file.filename,
+                size=item.file.size,
+                sha256=item.file.sha256,
+                open=_reader(runtime, item.file.storage_key),
+            )
+            for item in job.inputs
+        ],
+    )
+
+
+def _reader(runtime: Runtime, key: str) -> Callable[[], AsyncIterator[bytes]]:
+    return lambda: runtime.storage.read(key)
+
+
+# ---- the steps ---------------------------------------------------------------------------
+
+
+async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
+    assert ctx.spec is not None
+    ref: ExternalRef | None = None
+    if ctx.submit_started_at is None:
+        # Record the intent, and commit it, before the service hears of the job: whoever
+        # finds it set after a crash looks the job up instead of submitting it twice.
+        async def intent(session: AsyncSession, job: Job, now: datetime) -> None:
+            job.submit_started_at = now
+            await outcomes.note(
+                session,
+                job,
+                JobStatus(job.status),
+                now=now,
+                progress=rules.submit_progress(0.5),
+                message=f"submitting to {ctx.service_name}",
+            )
+
+        if not await outcomes.write(runtime, ctx.claim, intent, release=False):
+            return
+    else:
+        ref = await connector.find(ctx.service, ctx.job_id, ctx.credential)
+        if ref is not None:
+            logger.info(
+                "adopted a job submitted before a crash",
+                extra={"action": "job_adopted", "job_id": ctx.job_id},
+            )
+    if ref is None:
+        ref = await connector.submit(ctx.service, ctx.spec, ctx.credential, ctx.job_id)
+    submitted = ref
+
+    async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
+        job.external_job_id = submitted.external_id
+        await outcomes.note(
+            session,
+            job,
+            JobStatus.QUEUED,
+            now=now,
+            progress=rules.submit_progress(1.0),
+            message=f"submitted to {ctx.service_name} as {submitted.external_id}",
+        )
+        job.next_run_at = now + outcomes.seconds(runtime.settings.poll_interval_seconds)
+
+    async def stale(session: AsyncSession, job: Job, now: datetime) -> None:
+        # Cancelled meanwhile: still remember the external id, so the cancel reaches it.
+        if job.external_job_id is None:
+            job.external_job_id = submitted.external_id
+
+    await outcomes.write(runtime, ctx.claim, outcome, stale=stale)
+    logger.info(
+        "job submitted",
+        extra={"action": "job_submitted", "job_id": ctx.job_id, "external_id": ref.external_id},
+    )
+
+
+async def _poll(runtime: Runtime, ctx: Context, connector: Connector) -> None:
+    ref = await _external_ref(ctx, connector)
+    if ref is None:
+        raise JobLost("the service has no record of this job")
+    status = await connector.poll(ctx.service, ref, ctx.credential)
+
+    async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
+        job.service_logs = list(status.logs)
+        await _apply_status(runtime, session, job, status, ctx.service_name, now=now)
+
+    await outcomes.write(runtime, ctx.claim, outcome)
+
+
+async def _apply_status(
+    runtime: Runtime,
+    session: AsyncSession,
+    job: Job,
+    status: ExternalStatus,
+    service_name: str,
+    *,
+    now: datetime,
+) -> None:
+    current = JobStatus(job.status)
+    job.attempts = 0
+    if status.state == ExternalState.FAILED:
+        message = status.message or f"{service_name} reports that the job failed"
+        outcomes.record_failure(job, message, now=now)
+        await outcomes.note(session, job, JobStatus.FAILED, now=now, message=message)
+        return
+    if status.state == ExternalState.CANCELLED:
+        message = "the service cancelled the job"
+        outcomes.record_failure(job, message, now=now)
+        await outcomes.note(session, job, JobStatus.FAILED, now=now, message=message)
+        return
+    if status.state == ExternalState.QUEUED and current in (JobStatus.PENDING, JobStatus.QUEUED):
+        position = status.queue_position
+        where = f" (position {position} in the queue)" if position is not None else ""
+        message = f"queued at {service_name}{where}"
+        await outcomes.note(session, job, JobStatus.QUEUED, now=now, message=message)
+    elif status.state == ExternalState.RUNNING:
+        progress = max(job.progress, rules.service_progress(status.progress or 0.0))
+        await outcomes.note(
+            session,
+            job,
+            JobStatus.RUNNING,
+            now=now,
+            progress=progress,
+            message=f"running at {service_name}",
+        )
+    elif status.state == ExternalState.COMPLETED:
+        await outcomes.note(
+            session,
+            job,
+            JobStatus.RUNNING,
+            now=now,
+            progress=max(job.progress, rules.FETCH_BAND[0]),
+            message=f"finished at {service_name}; fetching the results",
+        )
+        job.next_step = Step.FETCH.value
+        job.next_run_at = now
+        return
+    job.next_run_at = now + outcomes.seconds(runtime.settings.poll_interval_seconds)
+
+
+async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:
+    ref = await _external_ref(ctx, connector)
+    if ref is None:
+        raise JobLost("the service has no record of this job")
+    sink = StorageSink(runtime, ctx.claim, user_id=ctx.user_id)
+    files = await connector.fetch_results(ctx.service, ref, ctx.credential, sink)
+
+    async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
+        count = f"{len(files)} result file{'' if len(files) == 1 else 's'}"
+        await outcomes.note(session, job, JobStatus.COMPLETED, now=now, message=f"{count} stored")
+
+    await outcomes.write(runtime, ctx.claim, outcome)
+    logger.info(
+        "job completed",
+        extra={"action": "job_completed", "job_id": ctx.job_id, "files": len(files)},
+    )
+
+
+async def _cancel(runtime: Runtime, ctx: Context, connector: Connector) -> None:
+    ref = await _external_ref(ctx, connector)
+    if ref is None:
+        message = "cancelled before it reached the service"
+    else:
+        try:
+            await connector.cancel(ctx.service, ref, ctx.credential)
+            message = f"cancelled at {ctx.service_name}"
+        except JobLost:
+            message = "cancelled; the service no longer knows the job"
+    found = ref
+
+    async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
+        if found is not None and job.external_job_id is None:
+            job.external_job_id = found.external_id
+        await outcomes.note(session, job, JobStatus.CANCELLED, now=now, message=message)
+
+    await outcomes.write(runtime, ctx.claim, outcome)
+    logger.info("job cancelled", extra={"action": "job_cancelled", "job_id": ctx.job_id})
+
+
+async def _external_ref(ctx: Context, connector: Connector) -> ExternalRef | None:
+    """The service's job: by its recorded id, or by our key after an interrupted submit."""
+    if ctx.external_job_id is not None:
+        return ExternalRef(external_id=ctx.external_job_id)
+    if ctx.submit_started_at is not None:
+        return await connector.find(ctx.service, ctx.job_id, ctx.credential)
+    return None
+
+
+# ---- time limits ---------------------------------------------------------------------------
+
+
+async def _over_time_limit(runtime: Runtime, ctx: Context) -> bool:
+    """Fail a job that has been active too long, and ask the service to drop it."""
+    limit = ctx.time_limit_seconds
+    if ctx.step == Step.CANCEL or runtime.clock.now() - ctx.created_at <= outcomes.seconds(limit):
+        return False
+    message = f"did not finish within {outcomes.duration(limit)}; imputehub stopped following it"
+    await outcomes.fail(runtime, ctx.claim, message)
+    if ctx.connector is None:
+        return True
+    try:
+        ref = await _external_ref(ctx, ctx.connector)
+        if ref is not None:
+            await ctx.connector.cancel(ctx.service, ref, ctx.credential)
+    except Exception:
+        # Best effort: the job is failed here whatever the service answers.
+        logger.warning(
+            "could not cancel a job that ran past its time limit",
+            exc_info=True,
+            extra={"action": "time_limit_cancel_failed", "job_id": ctx.job_id},
+        )
+    return True

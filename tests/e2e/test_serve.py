@@ -1,0 +1,185 @@
+"""`imputehub serve` and the real command line, from a fresh install to a restart.
+
+One hub process per phase keeps the suite fast: the first start (migrations, a generated
+admin password shown once, docs, secret key), an admin's day one through the CLI, and a
+second start that shows no password and keeps tokens valid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.processes import Cli, HubProcess, free_port, hub_env
+
+PASSWORD_LINE = re.compile(r"password: (\S+)")
+CREDENTIAL = "the-platform-api-token-0123"
+
+
+def test_a_fresh_hub_from_first_start_to_restart(tmp_path: Path, empty_database_url: str) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
+    env = hub_env(tmp_path, empty_database_url, IMPUTEHUB_DATA_DIR=str(data_dir))
+    args = ("serve", "--port", str(port))
+
+    user = Cli(env, tmp_path)
+    with HubProcess(*args, env=env, cwd=tmp_path, name="first") as hub:
+        hub.wait_until_healthy(base)
+        password = check_first_start(hub, base)
+        token = admin_day_one(user, base, password, tmp_path / "client-config")
+        assert hub.stop() == 0, hub.describe()
+    # Secrets reach neither the log stream nor (beyond the one password line) the terminal.
+    assert hub.stdout.count(password) == 1
+    assert password not in hub.stderr
+    assert token not in hub.stdout + hub.stderr
+    assert CREDENTIAL not in hub.stdout + hub.stderr
+    assert "imputehub stopped" in hub.stdout
+    key_file = data_dir / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(key_file.read_text().strip()) >= 32
+
+    with HubProcess(*args, env=env, cwd=tmp_path, name="second") as hub:
+        hub.wait_until_healthy(base)
+        # Same database, same secret key: the stored API token still works.
+        assert json.loads(user.ok("jobs", "list", "--json"))["total"] == 1
+        assert user.ok("logout") == f"logged out of {base}\n"
+        me = httpx.get(f"{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 401
+        assert hub.stop() == 0, hub.describe()
+    assert "password" not in hub.stdout.lower()
+    assert not (tmp_path / "client-config" / "credentials.json").exists()
+
+
+def check_first_start(hub: HubProcess, base: str) -> str:
+    """The generated admin password is shown exactly once and works; the docs answer."""
+    passwords = PASSWORD_LINE.findall(hub.stdout)
+    assert len(passwords) == 1, hub.describe()
+    assert f"running at {base}" in hub.stdout
+    assert f"{base}/docs" in hub.stdout
+    docs = httpx.get(f"{base}/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+    openapi = httpx.get(f"{base}/openapi.json")
+    assert openapi.status_code == 200
+    assert "/api/v1/auth/login" in openapi.json()["paths"]
+    return passwords[0]
+
+
+def admin_day_one(user: Cli, base: str, password: str, config_dir: Path) -> str:
+    """Log in, add a user, a service, a panel; follow a job; return the stored token."""
+    assert (
+        user.ok(
+            "login", "--url", base, "--username", "admin", "--password-stdin", stdin=password + "\n"
+        )
+        == f"logged in to {base} as admin\n"
+    )
+    credentials = config_dir / "credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    token: str = json.loads(credentials.read_text())["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{base}/api/v1/auth/me", headers=auth).json()["username"] == "admin"
+
+    # `users` works on the database directly, next to the running hub.
+    assert user.ok("users", "create", "alice", "--password-stdin", stdin="alice's password\n") == (
+        "created user 'alice' (role user)\n"
+    )
+    alice = httpx.post(
+        f"{base}/api/v1/auth/login", json={"username": "alice", "password": "alice's password"}
+    )
+    assert alice.json()["user"]["role"] == "user"
+
+    service = json.loads(
+        user.ok(
+            "services",
+            "add",
+            "--json",
+            "--name",
+            "Test Michigan",
+            "--slug",
+            "test-michigan",
+            "--api-type",
+            "michigan",
+            "--base-url",
+            "https://imputation.example.org",
+            "--build",
+            "hg19",
+            "--location",
+            "Ann Arbor",
+            "--credential-stdin",
+            stdin=CREDENTIAL + "\n",
+        )
+    )
+    assert service["credential_set"] is True
+    assert CREDENTIAL not in json.dumps(service)
+    services = json.loads(user.ok("services", "list", "--all", "--json"))
+    assert [(s["slug"], s["supported_builds"]) for s in services] == [("test-michigan", ["hg19"])]
+    # This version has no Michigan connector yet: the check says so, plainly.
+    checked = user.ok("services", "check", "test-michigan")
+    assert checked.startswith("test-michigan: unknown")
+    assert "no connector for api_type 'michigan'" in checked
+
+    panel = json.loads(
+        user.ok(
+            "panels",
+            "add",
+            "--json",
+            "--service",
+            "test-michigan",
+            "--name",
+            "1000G phase 3",
+            "--panel-id",
+            "apps@1000g-phase-3-v5@2.0.0",
+            "--build",
+            "hg19",
+            "--population",
+            "eur",
+            "--population",
+            "afr",
+            "--samples",
+            "2504",
+        )
+    )
+    assert panel["service_id"] == service["id"]
+    panels = json.loads(user.ok("panels", "list", "--service", "test-michigan", "--json"))
+    assert [(p["panel_id"], p["populations"]) for p in panels] == [
+        ("apps@1000g-phase-3-v5@2.0.0", ["eur", "afr"])
+    ]
+
+    upload = httpx.post(
+        f"{base}/api/v1/files",
+        headers=auth,
+        files={"file": ("study.vcf", b"##fileformat=VCFv4.2\n", "text/plain")},
+    )
+    assert upload.status_code == 201, upload.text
+    created = httpx.post(
+        f"{base}/api/v1/jobs",
+        headers=auth,
+        json={
+            "name": "first study",
+            "service_id": "test-michigan",
+            "reference_panel_id": panel["slug"],
+            "input_file_ids": [upload.json()["id"]],
+            "build": "hg19",
+            "phasing": "eagle",
+            "population": "eur",
+        },
+    )
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    page = json.loads(user.ok("jobs", "list", "--json"))
+    assert [job["id"] for job in page["items"]] == [job_id]
+
+    # The worker inside `serve` takes the job and fails it: no Michigan connector yet.
+    watch = user.fails("jobs", "watch", job_id, "--interval", "0.2")
+    assert "failed" in watch.stdout
+    assert "no connector for api_type michigan" in watch.stderr
+    # A refused request is one `error:` line.
+    cancel = user.fails("jobs", "cancel", job_id)
+    assert cancel.stderr.startswith("error: ")
+    assert cancel.stderr.count("\n") == 1
+    return token

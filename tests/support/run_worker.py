@@ -1,0 +1,48 @@
+"""Run one real worker process against the fake connector, until SIGTERM or SIGINT.
+
+    FAKE_CONNECTOR_STATE=/tmp/fake.json IMPUTEHUB_DATABASE_URL=... \
+        python -m tests.support.run_worker
+
+Settings come from the IMPUTEHUB_* environment like any worker's; the fake connector's
+shared state file from FAKE_CONNECTOR_STATE, and the label its calls are recorded under
+from FAKE_CONNECTOR_LABEL (default: the process id). Registered for api_type "michigan".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from imputehub.config import Settings
+from imputehub.runtime import build_runtime
+from imputehub.worker.loop import Worker
+from tests.support.fake_connector import FakeConnector
+
+STATE_ENV = "FAKE_CONNECTOR_STATE"
+LABEL_ENV = "FAKE_CONNECTOR_LABEL"
+
+
+async def main() -> None:
+    settings = Settings.from_environ()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(process)d %(name)s %(message)s"
+    )
+    fake = FakeConnector(
+        Path(os.environ[STATE_ENV]), label=os.environ.get(LABEL_ENV, f"pid-{os.getpid()}")
+    )
+    runtime = build_runtime(settings, connectors={"michigan": fake})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Worker(runtime, worker_id=os.environ.get(LABEL_ENV)).run(stop)
+    finally:
+        await runtime.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
