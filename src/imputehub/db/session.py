@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,6 +42,19 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def lock_row(session: AsyncSession, entity: Any, row_id: str) -> None:
+    """Hold `entity`'s row `row_id` against other writers until this transaction ends.
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite has no row locks; a no-op write takes its
+    database-wide write lock instead (later writers wait), and reads made after it see
+    everything committed before it.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(update(entity).where(entity.id == row_id).values(id=entity.id))
+    else:
+        await session.execute(select(entity.id).where(entity.id == row_id).with_for_update())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

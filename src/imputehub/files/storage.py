@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,8 @@ class LocalStorage:
     ) -> Written:
         path = self._path(key)
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
+        # A name of its own per write: two writers of one key must not share a temp file.
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.part")
         digest = hashlib.sha256()
         size = 0
         handle: BinaryIO = await asyncio.to_thread(open, tmp, "wb")

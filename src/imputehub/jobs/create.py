@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.db.models import Job, JobInput, ReferencePanel, Service, StoredFile, User, new_id
+from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
 from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, Step
 from imputehub.files.uploads import StagedUpload, discard, record_upload
@@ -52,15 +53,8 @@ async def count_active_jobs(session: AsyncSession, user_id: str) -> int:
 
 async def ensure_below_active_limit(session: AsyncSession, user_id: str, limit: int) -> None:
     """LimitExceeded when the user already has `limit` active jobs."""
-    # Serialise job creation per user so two requests at once cannot both squeeze in:
-    # a row lock on PostgreSQL; SQLite has none, but any write takes its database-wide
-    # write lock (later writers wait) and makes this transaction count what they commit.
-    if session.get_bind().dialect.name == "sqlite":
-        await session.execute(
-            update(User).where(User.id == user_id).values(updated_at=User.updated_at)
-        )
-    else:
-        await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    # Serialise job creation per user so two requests at once cannot both squeeze in.
+    await lock_row(session, User, user_id)
     active = await count_active_jobs(session, user_id)
     if active >= limit:
         raise LimitExceeded(

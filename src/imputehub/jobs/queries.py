@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts.users import is_admin, require_admin
 from imputehub.db.models import Job, JobStatusUpdate, Service, StoredFile, User
+from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, NotFound
 from imputehub.domain.jobs import JobMode, JobStatus
 
@@ -25,11 +26,14 @@ MAX_QUERY = 200
 async def get_job(
     session: AsyncSession, user: User, job_id: str, *, for_update: bool = False
 ) -> Job:
-    """The job, if `user` may see it; `for_update` locks its row (PostgreSQL)."""
-    statement = select(Job).where(Job.id == job_id)
+    """The job, if `user` may see it; `for_update` holds its row until commit.
+
+    (A worker may be changing the job right now: a cancel must decide on what is
+    committed, not on a stale read.)
+    """
     if for_update:
-        statement = statement.with_for_update()
-    job = await session.scalar(statement)
+        await lock_row(session, Job, job_id)
+    job = await session.scalar(select(Job).where(Job.id == job_id))
     if job is None or (job.user_id != user.id and not is_admin(user)):
         raise NotFound(f"job {job_id} not found")
     return job
