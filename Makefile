@@ -8,6 +8,9 @@ export UV_LINK_MODE := copy
 APT_RUN :=
 APT_TEST :=
 
+# Code that ruff checks (bench/ may not exist yet in a checkout).
+PY_DIRS := $(wildcard src tests bench scripts)
+
 .PHONY: run test check lint format typecheck deps deps-test uv migration clean
 
 uv:
@@ -25,8 +28,8 @@ run: deps
 	$(UV) run --frozen --no-dev imputehub serve
 
 lint: deps-test
-	$(UV) run --frozen ruff format --check src tests bench scripts
-	$(UV) run --frozen ruff check src tests bench scripts
+	$(UV) run --frozen ruff format --check $(PY_DIRS)
+	$(UV) run --frozen ruff check $(PY_DIRS)
 
 typecheck: deps-test
 	$(UV) run --frozen mypy src
@@ -37,8 +40,8 @@ test: check
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 format: deps-test
-	$(UV) run --frozen ruff format src tests bench scripts
-	$(UV) run --frozen ruff check --fix src tests bench scripts
+	$(UV) run --frozen ruff format $(PY_DIRS)
+	$(UV) run --frozen ruff check --fix $(PY_DIRS)
 
 migration: deps-test
 	$(UV) run --frozen python scripts/make_migration.py "$(MESSAGE)"

@@ -10,7 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     health_check_timeout_seconds: float = Field(default=10.0, gt=0)
 
     log_level: str = "INFO"
+    # "text" reads well in a terminal; "json" (one object per line) suits log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     # Command-line client: which hub to talk to, and where `imputehub login` keeps its token.
     url: str = "http://127.0.0.1:8000"

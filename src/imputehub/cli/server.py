@@ -19,6 +19,7 @@ import typer
 from imputehub.cli.errors import CliError, run_async
 from imputehub.cli.options import DataDirOption
 from imputehub.cli.settings import load_settings
+from imputehub.logs import configure_logging
 
 if TYPE_CHECKING:
     from imputehub.config import Settings
@@ -95,10 +96,7 @@ def _configure_logging(settings: Settings) -> None:
         raise CliError(
             f"IMPUTEHUB_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, not {level}"
         )
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
+    configure_logging(level, settings.log_format)
 
 
 def _require_current_schema(settings: Settings) -> None:
