@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
 from imputehub.db import migrate
 from imputehub.db.models import Base
@@ -21,24 +18,8 @@ from tests.support import databases
 
 @pytest.fixture(params=databases.backends())
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
-        return
-    admin = databases.postgres_admin_url()
-    assert admin is not None
-    name = f"imputehub_migrate_{uuid.uuid4().hex[:8]}"
-    libpq = make_url(admin).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield (
-            make_url(admin)
-            .set(drivername="postgresql+psycopg", database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with databases.empty_database(request.param, tmp_path) as url:
+        yield url
 
 
 def _sync_url(url: str) -> str:

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import create_engine
@@ -35,23 +36,40 @@ def _libpq(url: str) -> str:
 
 
 @contextmanager
-def scratch_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database with the schema; dropped afterwards."""
+def empty_postgres(prefix: str = "imputehub_test") -> Iterator[str]:
+    """A new PostgreSQL database with no tables; dropped afterwards."""
     admin = postgres_admin_url()
     assert admin, f"{PG_ENV} is not set"
-    name = f"imputehub_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_libpq(admin), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(admin).set(drivername="postgresql+psycopg", database=name)
-    async_url = url.render_as_string(hide_password=False)
-    sync_engine = create_engine(async_url)
-    Base.metadata.create_all(sync_engine)
-    sync_engine.dispose()
     try:
-        yield async_url
+        yield url.render_as_string(hide_password=False)
     finally:
         with psycopg.connect(_libpq(admin), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def empty_database(backend: str, directory: Path) -> Iterator[str]:
+    """An empty database (no tables) on `backend`: a SQLite file in `directory`, or PostgreSQL."""
+    if backend == "sqlite":
+        directory.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite+aiosqlite:///{directory / 'hub.db'}"
+        return
+    with empty_postgres() as url:
+        yield url
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A new PostgreSQL database with the schema built from the models; dropped afterwards."""
+    with empty_postgres() as url:
+        sync_engine = create_engine(url)
+        Base.metadata.create_all(sync_engine)
+        sync_engine.dispose()
+        yield url
 
 
 def truncate_postgres(url: str) -> None:

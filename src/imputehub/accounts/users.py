@@ -200,8 +200,21 @@ async def change_password(
     return user
 
 
+def _reset_password(user: User, password: str) -> None:
+    """A new password set by someone else: old sessions end, any lock-out is lifted."""
+    user.password_hash = passwords.hash_password(password)
+    user.token_version += 1
+    user.failed_logins = 0
+    user.locked_until = None
+
+
 async def list_users(session: AsyncSession, actor: User) -> list[User]:
     require_admin(actor)
+    return await all_users(session)
+
+
+async def all_users(session: AsyncSession) -> list[User]:
+    """Every account; operator use (CLI on the server) and, through list_users, admins."""
     return list(await session.scalars(select(User).order_by(User.created_at, User.username)))
 
 
@@ -241,10 +254,7 @@ async def update_user(
         if not is_active:
             user.token_version += 1
     if "password" in fields_set and password is not None:
-        user.password_hash = passwords.hash_password(password)
-        user.token_version += 1
-        user.failed_logins = 0
-        user.locked_until = None
+        _reset_password(user, password)
     user.updated_at = now
     await session.flush()
     return user
@@ -267,10 +277,7 @@ async def set_password(
     user = await find_by_username(session, username)
     if user is None:
         raise NotFound(f"no user named '{username}'")
-    user.password_hash = passwords.hash_password(password)
-    user.token_version += 1
-    user.failed_logins = 0
-    user.locked_until = None
+    _reset_password(user, password)
     user.updated_at = now
     await session.flush()
     return user

@@ -73,15 +73,11 @@ def list_(json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     settings = load_settings(data_dir=data_dir)
 
     async def all_users() -> list[dict[str, Any]]:
-        from sqlalchemy import select
-
+        from imputehub.accounts import users
         from imputehub.cli.database import operator_session
-        from imputehub.db.models import User
 
         async with operator_session(settings.resolved_database_url) as session:
-            # accounts.users.list_users wants an admin actor; here the operator is the actor.
-            rows = await session.scalars(select(User).order_by(User.created_at, User.username))
-            return [_public(user) for user in rows]
+            return [_public(user) for user in await users.all_users(session)]
 
     records = run_async(all_users())
     if json:
