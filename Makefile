@@ -6,7 +6,7 @@ export UV_LINK_MODE := copy
 
 # Debian packages the hub needs at run time, and the extra ones its tests need.
 APT_RUN :=
-APT_TEST :=
+APT_TEST := htslib-test bcftools tabix
 
 # Code that ruff checks (bench/ may not exist yet in a checkout).
 PY_DIRS := $(wildcard src tests bench scripts)

@@ -20,6 +20,7 @@ from imputehub.config import Settings
 from imputehub.runtime import Runtime, build_runtime
 from tests.support import databases
 from tests.support.api import Actor, make_actor
+from tests.support.seaweedfs import seaweedfs  # noqa: F401 - session fixture: one S3 server
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 

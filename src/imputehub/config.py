@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     max_active_jobs_per_user: int = Field(default=4, gt=0)
     max_upload_size: int = Field(default=50 * 1024**3, gt=0)
     upload_chunk_size: int = Field(default=1024 * 1024, gt=0)
+    # Resumable uploads: an unfinished upload expires this long after its last part.
+    upload_expiry_seconds: float = Field(default=24 * 3600, gt=0)
+    # Bytes each user may keep (stored files + unfinished uploads); None: no quota.
+    storage_quota_bytes: int | None = Field(default=None, gt=0)
+
+    # Unset: files on local disk under the data dir. Else e.g.
+    # s3://KEY:SECRET@bucket/prefix?endpoint_url=http://127.0.0.1:8333&region=us-east-1
+    # (without KEY:SECRET the standard AWS variables and files supply the credentials).
+    storage_url: SecretStr | None = None
+    # Lifetime of presigned download URLs (S3), and whether downloads redirect to them.
+    storage_presign_seconds: int = Field(default=300, gt=0)
+    storage_redirect_downloads: bool = True
+    # Files older than this many days are deleted by the worker (None: keep forever).
+    retention_days_results: float | None = Field(default=None, gt=0)
+    retention_days_inputs: float | None = Field(default=None, gt=0)
+    retention_interval_seconds: float = Field(default=600.0, gt=0)
 
     worker_poll_interval: float = Field(default=2.0, gt=0)
     worker_lease_seconds: float = Field(default=120.0, gt=0)

@@ -29,6 +29,21 @@ class Runtime:
 
     async def close(self) -> None:
         await self.db.dispose()
+        close_storage = getattr(self.storage, "close", None)
+        if close_storage is not None:
+            close_storage()
+
+
+def open_storage(settings: Settings) -> Storage:
+    """S3 when IMPUTEHUB_STORAGE_URL is set, else local disk under the data dir."""
+    if settings.storage_url is None:
+        return LocalStorage(settings.data_dir / "files")
+    # Imported here: boto3 takes a while to import and local installs never need it.
+    from imputehub.files.s3 import S3Storage
+
+    return S3Storage.from_url(
+        settings.storage_url.get_secret_value(), spool_dir=settings.data_dir / "spool"
+    )
 
 
 def build_runtime(
@@ -46,7 +61,7 @@ def build_runtime(
     return Runtime(
         settings=settings,
         db=Database(settings.resolved_database_url),
-        storage=storage or LocalStorage(settings.data_dir / "files"),
+        storage=storage or open_storage(settings),
         clock=clock or SystemClock(),
         secret_key=secret_key,
         vault=Vault.from_settings(encryption_keys, secret_key),

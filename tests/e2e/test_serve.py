@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.processes import Cli, HubProcess, free_port, hub_env
+from tests.support.vcf import make_vcf
 
 PASSWORD_LINE = re.compile(r"password: (\S+)")
 CREDENTIAL = "the-platform-api-token-0123"
@@ -153,7 +154,7 @@ def admin_day_one(user: Cli, base: str, password: str, config_dir: Path) -> str:
     upload = httpx.post(
         f"{base}/api/v1/files",
         headers=auth,
-        files={"file": ("study.vcf", b"##fileformat=VCFv4.2\n", "text/plain")},
+        files={"file": ("study.vcf.gz", make_vcf(), "application/gzip")},
     )
     assert upload.status_code == 201, upload.text
     created = httpx.post(

@@ -8,7 +8,9 @@ from typing import Any
 
 from imputehub.db.models import Job, JobInput, ReferencePanel, Service, StoredFile
 from imputehub.domain.jobs import JobStatus, Step
+from imputehub.files.vcf_check import check_bytes
 from imputehub.runtime import Runtime
+from tests.support import vcf
 
 
 async def make_service(runtime: Runtime, **fields: Any) -> Service:
@@ -55,9 +57,15 @@ async def make_panel(runtime: Runtime, service: Service, **fields: Any) -> Refer
 
 
 async def make_file(
-    runtime: Runtime, user_id: str, content: bytes = b"##fileformat=VCFv4.2\n", **fields: Any
+    runtime: Runtime, user_id: str, content: bytes | None = None, **fields: Any
 ) -> StoredFile:
-    """A stored input file: bytes in storage and its record."""
+    """A stored input file: bytes in storage and its record.
+
+    By default a small valid VCF (20 phased samples, hg19 chr20, bgzipped); an input's
+    record carries the VCF report of its bytes, as an upload's does.
+    """
+    if content is None:
+        content = vcf.make_vcf()
     key = f"inputs/{user_id}_{uuid.uuid4().hex}.vcf.gz"
 
     async def chunks():  # type: ignore[no-untyped-def]
@@ -73,6 +81,8 @@ async def make_file(
         "sha256": hashlib.sha256(content).hexdigest(),
         "created_at": runtime.clock.now(),
     }
+    if fields.get("kind", "input") == "input":
+        values["validation"] = check_bytes([content]).to_dict()
     values.update(fields)
     async with runtime.db.session() as session:
         record = StoredFile(**values)

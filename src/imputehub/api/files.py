@@ -9,14 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
 from imputehub.accounts import api_tokens
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
+from imputehub.api.downloads import download_response
 from imputehub.db.models import User
 from imputehub.domain.errors import AuthenticationRequired, InvalidInput
-from imputehub.files import forms, names, records
+from imputehub.files import downloads, forms, records
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -66,6 +67,11 @@ class FilePublic(BaseModel):
     kind: str
     job_id: str | None
     created_at: datetime
+    validation: dict[str, Any] | None = Field(
+        default=None,
+        description="the pre-flight VCF report of an uploaded file (format, samples, "
+        "variants, build, problems...); none for result files",
+    )
 
 
 class FilePage(BaseModel):
@@ -137,30 +143,38 @@ async def get_file(file_id: str, session: SessionDep, user: CurrentUser) -> File
 @router.get(
     "/{file_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        206: {"description": "the requested byte range (Range: bytes=a-b, a- or -n)"},
+        304: {"description": "unchanged: If-None-Match named the file's ETag"},
+        307: {"description": "fetch it from object storage at this short-lived URL"},
+        416: {"description": "the range is outside the file"},
+    },
 )
 async def download_file(
-    file_id: str, session: SessionDep, runtime: RuntimeDep, user: CurrentUser
-) -> StreamingResponse:
-    content = await records.open_content(
+    file_id: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+) -> Response:
+    settings = runtime.settings
+    download = await downloads.open_download(
         session,
         runtime.storage,
         user,
         file_id,
-        chunk_size=runtime.settings.upload_chunk_size,
+        downloads.Conditions(
+            range=request.headers.get("range"),
+            if_none_match=request.headers.get("if-none-match"),
+            if_range=request.headers.get("if-range"),
+        ),
+        presign_seconds=(
+            settings.storage_presign_seconds if settings.storage_redirect_downloads else None
+        ),
+        chunk_size=settings.upload_chunk_size,
     )
-    record = content.record
-    return StreamingResponse(
-        content.chunks,
-        media_type="application/octet-stream",
-        headers={
-            "Content-Length": str(record.size),
-            "Content-Disposition": names.content_disposition(record.filename),
-            "ETag": f'"{record.sha256}"',
-            # User-supplied bytes: never let a browser guess they are a page to render.
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return download_response(download, instance=request.url.path)
 
 
 @router.delete("/{file_id}", status_code=status.HTTP_204_NO_CONTENT)

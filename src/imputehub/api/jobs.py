@@ -93,6 +93,9 @@ class JobSummary(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     execution_time_seconds: float | None
+    files_expired: bool = Field(
+        description="retention removed some of the job's input or result files"
+    )
 
 
 class JobPublic(JobSummary):
@@ -171,6 +174,7 @@ def _summary_fields(job: Job) -> dict[str, Any]:
         "started_at": job.started_at,
         "completed_at": job.completed_at,
         "execution_time_seconds": lifecycle.execution_time_seconds(job),
+        "files_expired": job.files_expired_at is not None,
     }
 
 

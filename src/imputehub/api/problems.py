@@ -24,17 +24,28 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.ImputehubError], int], ...] = (
     (errors.AuthenticationRequired, 401),
     (errors.PermissionDenied, 403),
     (errors.NotFound, 404),
+    (errors.Gone, 410),
     (errors.InvalidTransition, 409),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
     (errors.LimitExceeded, 429),
     (errors.InvalidInput, 422),
     (errors.TransientServiceError, 503),
+    (errors.StorageUnavailable, 503),
     (errors.ServiceError, 502),
 )
 
 # Keys of error.extra that are safe and useful to show to clients.
-_PUBLIC_EXTRA = {"field", "current", "target", "limit", "retry_after", "errors", "report"}
+_PUBLIC_EXTRA = {
+    "field",
+    "current",
+    "target",
+    "limit",
+    "retry_after",
+    "errors",
+    "report",
+    "missing",
+}
 
 
 def status_for(error: errors.ImputehubError) -> int:

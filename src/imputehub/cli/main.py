@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from imputehub import __version__
-from imputehub.cli import jobs, login, panels, server, services, users
+from imputehub.cli import files, jobs, login, panels, server, services, testdata, upload, users
 from imputehub.cli.errors import CliError
 
 app = typer.Typer(
@@ -39,10 +39,13 @@ def root(
 
 server.register(app)
 login.register(app)
+upload.register(app)
+testdata.register(app)
 app.add_typer(users.app, name="users")
 app.add_typer(services.app, name="services")
 app.add_typer(panels.app, name="panels")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(files.app, name="files")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -223,6 +223,8 @@ class Job(Base):
     # Set, and committed, before the service is asked to run the job: a worker that
     # finds it set looks the job up at the service before submitting again.
     submit_started_at: Mapped[datetime | None]
+    # When retention first removed one of the job's input or result files.
+    files_expired_at: Mapped[datetime | None]
 
     inputs: Mapped[list[JobInput]] = relationship(
         order_by="JobInput.position", cascade="all, delete-orphan", lazy="selectin"
@@ -259,3 +261,42 @@ class WorkerHeartbeat(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+
+
+class Upload(Base):
+    """A resumable (chunked) upload: parts arrive over time, then become one StoredFile."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    # Where the assembled file will live, and the storage backend's handle for the parts.
+    storage_key: Mapped[str] = mapped_column(String(1024), unique=True)
+    storage_handle: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    part_count: Mapped[int] = mapped_column(Integer)
+    # The whole file's SHA-256 as the client declared it at init (optional).
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # see domain/uploads.UploadStatus
+    # While completing: the request assembling the file holds it until then (a lease).
+    completing_until: Mapped[datetime | None]
+    file_id: Mapped[str | None] = mapped_column(ForeignKey("files.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UploadPart(Base):
+    """One part of an Upload, recorded only after its bytes are stored."""
+
+    __tablename__ = "upload_parts"
+
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column("part_index", Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]

@@ -47,6 +47,12 @@ class AccountLocked(AuthenticationRequired):
     code = "account_locked"
 
 
+class Gone(ImputehubError):
+    """The thing existed but is no longer usable, e.g. an expired upload (HTTP 410)."""
+
+    code = "gone"
+
+
 class PermissionDenied(ImputehubError):
     """Authenticated, but not allowed to do this (HTTP 403)."""
 
@@ -75,6 +81,12 @@ class PayloadTooLarge(LimitExceeded):
     """An upload is larger than allowed (HTTP 413)."""
 
     code = "payload_too_large"
+
+
+class StorageUnavailable(ImputehubError):
+    """File storage (e.g. the S3 server) cannot be reached or refused us; retry later (HTTP 503)."""
+
+    code = "storage_unavailable"
 
 
 class ServiceError(ImputehubError):

@@ -20,7 +20,7 @@ from imputehub.files.uploads import (
     StagedUpload,
     UploadBudget,
     discard,
-    record_upload,
+    record_uploads,
     stage_upload,
 )
 from imputehub.runtime import Runtime
@@ -178,7 +178,13 @@ async def receive_file(
         if not form.uploads:
             raise InvalidInput("send one file in the multipart field 'file'", field="file")
         async with runtime.db.session() as session:
-            record = record_upload(session, user_id=user_id, staged=form.uploads[0], now=now)
+            (record,) = await record_uploads(
+                session,
+                user_id=user_id,
+                staged=form.uploads[:1],
+                now=now,
+                quota=runtime.settings.storage_quota_bytes,
+            )
     except BaseException:
         await discard(runtime.storage, form.uploads)
         raise

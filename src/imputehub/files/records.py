@@ -94,17 +94,32 @@ async def open_content(
     user: User,
     file_id: str,
     *,
+    start: int = 0,
+    end: int | None = None,
     chunk_size: int = CHUNK_SIZE,
 ) -> FileContent:
-    """The file's record and its bytes as a stream.
+    """The file's record and its bytes [start, end) as a stream.
 
     The first chunk is read here, so missing bytes raise NotFound before any response
     has started rather than cutting a download short.
     """
     record = await get_file(session, user, file_id)
-    stream = aiter(storage.read(record.storage_key, chunk_size=chunk_size))
+    chunks = await read_content(storage, record, start=start, end=end, chunk_size=chunk_size)
+    return FileContent(record=record, chunks=chunks)
+
+
+async def read_content(
+    storage: Storage,
+    record: StoredFile,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of a file the caller may read; NotFound now if they are gone."""
+    stream = aiter(storage.read(record.storage_key, start=start, end=end, chunk_size=chunk_size))
     first = await anext(stream, b"")
-    return FileContent(record=record, chunks=_Resumed(first, stream))
+    return _Resumed(first, stream)
 
 
 async def delete_file(runtime: Runtime, user: User, file_id: str) -> None:

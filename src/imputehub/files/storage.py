@@ -9,15 +9,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import secrets
+import shutil
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from imputehub.domain.errors import NotFound, PayloadTooLarge
+from imputehub.domain.errors import InvalidInput, NotFound, PayloadTooLarge
 
 CHUNK_SIZE = 1024 * 1024
+# S3 numbers parts 1..10000; every backend keeps to that so an upload plan made for one
+# backend works on all.
+MAX_PART_COUNT = 10_000
+MULTIPART_DIR = ".multipart"
+_HANDLE = re.compile(r"[0-9a-f]{32}")
+_PART_NAME = re.compile(r"(\d+)\.part")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +35,11 @@ class Written:
 
 
 class Storage(Protocol):
+    # Smallest size of every part but the last (S3: 5 MiB); the upload API's floor.
+    min_part_size: int
+    # Highest number of parts one multipart upload may have.
+    max_part_count: int
+
     async def write(
         self, key: str, chunks: AsyncIterable[bytes], *, max_size: int | None = None
     ) -> Written:
@@ -45,15 +58,84 @@ class Storage(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    # Multipart uploads: a resumable upload writes numbered parts, in any order and any
+    # number of times each (a part written again replaces itself), then assembles them into
+    # one object. On S3 this is an S3 multipart upload; locally, part files.
+
+    async def create_multipart(self, key: str) -> str:
+        """Start assembling `key`; returns the backend's handle for the upload."""
+        ...
+
+    async def write_part(
+        self,
+        key: str,
+        handle: str,
+        index: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_size: int | None = None,
+    ) -> Written:
+        """Store part `index` (0-based), replacing an earlier copy.
+
+        Raises PayloadTooLarge (storing nothing) past max_size, NotFound for an unknown handle.
+        """
+        ...
+
+    async def list_parts(self, key: str, handle: str) -> dict[int, int]:
+        """The parts stored so far: index -> size (survives a server restart)."""
+        ...
+
+    async def complete_multipart(self, key: str, handle: str, indexes: list[int]) -> None:
+        """Join the parts, in the order given, into the object `key`; frees the parts.
+
+        Raises InvalidInput when a listed part is missing (or, on S3, too small).
+        """
+        ...
+
+    async def abort_multipart(self, key: str, handle: str) -> None:
+        """Drop the upload and its parts (no error if already gone)."""
+        ...
+
+    async def download_url(self, key: str, *, filename: str, expires_seconds: int) -> str | None:
+        """A short-lived URL a client may fetch the object from directly, or None (local)."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """A key the hub made: relative, no `.`/`..` segments, no empty segments."""
+    segments = key.split("/")
+    if (
+        not key
+        or key.startswith("/")
+        or "\\" in key
+        or "\x00" in key
+        or any(segment in ("", ".", "..") for segment in segments)
+    ):
+        raise ValueError(f"storage key escapes the storage root: {key!r}")
+    return key
+
+
+def check_index(index: int) -> None:
+    if not 0 <= index < MAX_PART_COUNT:
+        raise InvalidInput(f"part index must be between 0 and {MAX_PART_COUNT - 1}", field="index")
+
 
 class LocalStorage:
-    """Files under one root directory; writes go to a temporary name, then rename."""
+    """Files under one root directory; writes go to a temporary name, then rename.
+
+    A multipart upload keeps its parts as `<root>/.multipart/<handle>/<index>.part`, each
+    written to a temporary name and renamed, so the directory itself is the list of parts
+    that were completely stored, and it survives restarts.
+    """
+
+    min_part_size = 1
+    max_part_count = MAX_PART_COUNT
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        path = (self.root / check_key(key)).resolve()
         if self.root not in path.parents:
             raise ValueError(f"storage key escapes the storage root: {key!r}")
         return path
@@ -63,27 +145,7 @@ class LocalStorage:
     ) -> Written:
         path = self._path(key)
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        # A name of its own per write: two writers of one key must not share a temp file.
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.part")
-        digest = hashlib.sha256()
-        size = 0
-        handle: BinaryIO = await asyncio.to_thread(open, tmp, "wb")
-        try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if max_size is not None and size > max_size:
-                    raise PayloadTooLarge(f"file is larger than the limit of {max_size} bytes")
-                digest.update(chunk)
-                await asyncio.to_thread(handle.write, chunk)
-            await asyncio.to_thread(handle.flush)
-            await asyncio.to_thread(os.fsync, handle.fileno())
-        except BaseException:
-            handle.close()
-            tmp.unlink(missing_ok=True)
-            raise
-        handle.close()
-        await asyncio.to_thread(os.replace, tmp, path)
-        return Written(size=size, sha256=digest.hexdigest())
+        return await _write_atomically(path, chunks, max_size=max_size, what="file")
 
     async def read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = CHUNK_SIZE
@@ -118,3 +180,133 @@ class LocalStorage:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).exists)
+
+    # Multipart uploads.
+
+    def _staging(self, handle: str) -> Path:
+        # The handle comes back from the database; only ever one we made up ourselves.
+        if not _HANDLE.fullmatch(handle):
+            raise NotFound("upload not found")
+        return self.root / MULTIPART_DIR / handle
+
+    async def _existing_staging(self, handle: str) -> Path:
+        staging = self._staging(handle)
+        if not await asyncio.to_thread(staging.is_dir):
+            raise NotFound("upload not found (it was completed, aborted or has expired)")
+        return staging
+
+    async def create_multipart(self, key: str) -> str:
+        self._path(key)
+        handle = secrets.token_hex(16)
+        await asyncio.to_thread(self._staging(handle).mkdir, parents=True)
+        return handle
+
+    async def write_part(
+        self,
+        key: str,
+        handle: str,
+        index: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_size: int | None = None,
+    ) -> Written:
+        check_index(index)
+        staging = await self._existing_staging(handle)
+        try:
+            return await _write_atomically(
+                staging / f"{index}.part", chunks, max_size=max_size, what="part"
+            )
+        except FileNotFoundError as exc:  # the upload was aborted while this part arrived
+            raise NotFound("no such upload in progress") from exc
+
+    async def list_parts(self, key: str, handle: str) -> dict[int, int]:
+        staging = await self._existing_staging(handle)
+        return await asyncio.to_thread(_list_part_files, staging)
+
+    async def complete_multipart(self, key: str, handle: str, indexes: list[int]) -> None:
+        path = self._path(key)
+        staging = await self._existing_staging(handle)
+        present = await asyncio.to_thread(_list_part_files, staging)
+        if not indexes:
+            raise InvalidInput("an upload needs at least one part")
+        missing = [index for index in indexes if index not in present]
+        if missing:
+            raise InvalidInput(f"parts are missing: {missing}", missing=missing)
+        sources = [staging / f"{index}.part" for index in indexes]
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_join_files, sources, path)
+        await asyncio.to_thread(shutil.rmtree, staging, ignore_errors=True)
+
+    async def abort_multipart(self, key: str, handle: str) -> None:
+        try:
+            staging = self._staging(handle)
+        except NotFound:
+            return
+        await asyncio.to_thread(shutil.rmtree, staging, ignore_errors=True)
+
+    async def download_url(self, key: str, *, filename: str, expires_seconds: int) -> str | None:
+        return None
+
+
+def _temp_name(path: Path) -> Path:
+    # A name of its own per write: two writers of one path must not share a temp file.
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+
+
+async def _write_atomically(
+    path: Path, chunks: AsyncIterable[bytes], *, max_size: int | None, what: str
+) -> Written:
+    tmp = _temp_name(path)
+    digest = hashlib.sha256()
+    size = 0
+    handle: BinaryIO = await asyncio.to_thread(open, tmp, "wb")
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if max_size is not None and size > max_size:
+                raise PayloadTooLarge(
+                    f"{what} is larger than the limit of {max_size} bytes", limit=max_size
+                )
+            digest.update(chunk)
+            await asyncio.to_thread(handle.write, chunk)
+        await asyncio.to_thread(handle.flush)
+        await asyncio.to_thread(os.fsync, handle.fileno())
+    except BaseException:
+        handle.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    handle.close()
+    await asyncio.to_thread(os.replace, tmp, path)
+    return Written(size=size, sha256=digest.hexdigest())
+
+
+def _list_part_files(staging: Path) -> dict[int, int]:
+    parts: dict[int, int] = {}
+    with os.scandir(staging) as entries:
+        for entry in entries:
+            match = _PART_NAME.fullmatch(entry.name)
+            if match:
+                try:
+                    parts[int(match.group(1))] = entry.stat().st_size
+                except FileNotFoundError:
+                    continue  # replaced or aborted while we looked
+    return dict(sorted(parts.items()))
+
+
+def _join_files(sources: list[Path], path: Path) -> None:
+    """Concatenate `sources` into `path` (temp + rename), copying in bounded chunks."""
+    tmp = _temp_name(path)
+    try:
+        with open(tmp, "wb") as out:
+            for source in sources:
+                try:
+                    with open(source, "rb") as part:
+                        shutil.copyfileobj(part, out, CHUNK_SIZE)
+                except FileNotFoundError as exc:
+                    raise NotFound("upload not found (a part vanished while joining)") from exc
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -7,18 +7,22 @@ staged, so nothing is ever half-stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.db.models import StoredFile, new_id
 from imputehub.domain.errors import InvalidInput, PayloadTooLarge
 from imputehub.files import names
+from imputehub.files.quota import require_room
 from imputehub.files.storage import Storage
+from imputehub.files.vcf_check import VcfChecker, VcfReport
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ class StagedUpload:
     filename: str
     size: int
     sha256: str
+    # The pre-flight VCF report (VcfReport.to_dict()), stored with the file's record.
+    validation: dict[str, Any] | None = None
 
 
 def input_key(user_id: str, client_name: str, now: datetime) -> str:
@@ -74,6 +80,39 @@ class _Counted:
         return chunk
 
 
+def invalid_vcf(filename: str, report: VcfReport) -> InvalidInput:
+    """The refusal of a file that is no readable VCF; the report goes with it."""
+    reason = next((p.message for p in report.problems if p.fatal), "see the report")
+    return InvalidInput(
+        f"'{filename}' is not a VCF the hub can use: {reason}",
+        code="invalid_vcf",
+        report=report.to_dict(),
+    )
+
+
+class _Checked:
+    """Passes chunks through, feeding each to the VCF checker on the way (one pass).
+
+    Bytes that cannot be a VCF stop the upload at once rather than after the whole file.
+    """
+
+    def __init__(self, chunks: AsyncIterable[bytes], checker: VcfChecker, filename: str) -> None:
+        self._chunks = aiter(chunks)
+        self._checker = checker
+        self._filename = filename
+
+    def __aiter__(self) -> _Checked:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await anext(self._chunks)
+        # Decompressing and parsing are CPU work: off the event loop.
+        await asyncio.to_thread(self._checker.feed, chunk)
+        if self._checker.failed:
+            raise invalid_vcf(self._filename, self._checker.finish())
+        return chunk
+
+
 async def stage_upload(
     storage: Storage,
     *,
@@ -83,15 +122,30 @@ async def stage_upload(
     budget: UploadBudget,
     now: datetime,
 ) -> StagedUpload:
-    """Stream `chunks` into storage; raises PayloadTooLarge or InvalidInput storing nothing."""
+    """Stream `chunks` into storage, checking the VCF on the way.
+
+    Raises PayloadTooLarge or InvalidInput (code `invalid_vcf` with the report, for bytes
+    that are no readable VCF), storing nothing.
+    """
     filename = names.display_name(client_name)
     key = input_key(user_id, filename, now)
-    written = await storage.write(key, _Counted(chunks, budget))
+    checker = VcfChecker()
+    written = await storage.write(key, _Checked(_Counted(chunks, budget), checker, filename))
     staged = StagedUpload(key=key, filename=filename, size=written.size, sha256=written.sha256)
     if written.size == 0:
         await discard(storage, [staged])
         raise InvalidInput(f"file '{filename}' is empty")
-    return staged
+    report = await asyncio.to_thread(checker.finish)
+    if report.fatal:
+        await discard(storage, [staged])
+        raise invalid_vcf(filename, report)
+    return StagedUpload(
+        key=key,
+        filename=filename,
+        size=written.size,
+        sha256=written.sha256,
+        validation=report.to_dict(),
+    )
 
 
 async def discard(storage: Storage, staged: Iterable[StagedUpload]) -> None:
@@ -106,6 +160,19 @@ async def discard(storage: Storage, staged: Iterable[StagedUpload]) -> None:
             )
 
 
+async def record_uploads(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    staged: Sequence[StagedUpload],
+    now: datetime,
+    quota: int | None,
+) -> list[StoredFile]:
+    """Record staged files within the user's storage quota (QuotaExceeded otherwise)."""
+    await require_room(session, user_id, sum(s.size for s in staged), quota)
+    return [record_upload(session, user_id=user_id, staged=s, now=now) for s in staged]
+
+
 def record_upload(
     session: AsyncSession, *, user_id: str, staged: StagedUpload, now: datetime
 ) -> StoredFile:
@@ -118,6 +185,7 @@ def record_upload(
         storage_key=staged.key,
         size=staged.size,
         sha256=staged.sha256,
+        validation=staged.validation,
         created_at=now,
     )
     session.add(record)

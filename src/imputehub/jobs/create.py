@@ -20,7 +20,7 @@ from imputehub.db.models import Job, JobInput, ReferencePanel, Service, StoredFi
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
 from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, Step
-from imputehub.files.uploads import StagedUpload, discard, record_upload
+from imputehub.files.uploads import StagedUpload, discard, record_uploads
 from imputehub.jobs import lifecycle, validation
 from imputehub.registry import lookup
 from imputehub.runtime import Runtime
@@ -152,6 +152,15 @@ async def create_job(
         request.population, panel_slug=panel.slug, panel_populations=panel.populations or ()
     )
     files = await _input_files(session, owner_id, ids, service)
+    for record in files:
+        validation.input_report(
+            record.filename,
+            record.validation,
+            build=build.value,
+            phasing=phasing.value,
+            mode=mode.value,
+            api_type=service.api_type,
+        )
     await ensure_below_active_limit(session, owner_id, max_active_jobs)
 
     job = Job(
@@ -211,10 +220,13 @@ async def create_job_with_uploads(
     """
     try:
         async with runtime.db.session() as session:
-            records = [
-                record_upload(session, user_id=owner_id, staged=staged, now=now)
-                for staged in uploads
-            ]
+            records = await record_uploads(
+                session,
+                user_id=owner_id,
+                staged=uploads,
+                now=now,
+                quota=runtime.settings.storage_quota_bytes,
+            )
             await session.flush()
             full = dataclasses.replace(
                 request,

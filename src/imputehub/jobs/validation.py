@@ -7,15 +7,20 @@ the use case in `jobs/create.py` feeds them what it loaded from the database.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
+from imputehub.domain import vcf
 from imputehub.domain.errors import InvalidInput
+from imputehub.domain.jobs import JobMode, Phasing
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
 MAX_INPUT_FILES = 100
 MAX_POPULATION = 32
+# The Michigan imputation servers refuse smaller inputs (their own limit and wording).
+MICHIGAN_MIN_SAMPLES = 20
+SHOWN_PROBLEMS = 3
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -110,3 +115,78 @@ def population(
         f"(it lists: {', '.join(str(p) for p in panel_populations)})",
         field="population",
     )
+
+
+_BUILD_SOURCES = {
+    "contig_lengths": "its ##contig lengths",
+    "assembly": "the assembly its header names",
+    "positions": "its positions",
+}
+
+
+INPUT_REJECTED = "input_file_rejected"
+
+
+def _refuse(filename: str, message: str, report: Mapping[str, Any] | None) -> InvalidInput:
+    extra: dict[str, Any] = {"field": "input_file_ids"}
+    if report is not None:
+        extra["report"] = dict(report)
+    return InvalidInput(f"file '{filename}': {message}", code=INPUT_REJECTED, **extra)
+
+
+def input_report(
+    filename: str,
+    report: Mapping[str, Any] | None,
+    *,
+    build: str,
+    phasing: str,
+    mode: str,
+    api_type: str,
+) -> None:
+    """An input file's pre-flight report must allow the job; else InvalidInput naming it.
+
+    Refused: a file never checked, a file with errors, a build other than the job's, and
+    for Michigan-type services fewer than 20 samples and chromosome names of the other
+    build; unphased input when the job asks for no phasing.
+    """
+    if report is None:
+        raise _refuse(filename, "the file was not checked; upload it again", None)
+    errors = [p for p in report.get("problems", ()) if p.get("severity") == "error"]
+    if errors:
+        shown = "; ".join(str(p.get("message")) for p in errors[:SHOWN_PROBLEMS])
+        more = len(errors) - SHOWN_PROBLEMS
+        suffix = f" (and {more} more)" if more > 0 else ""
+        raise _refuse(filename, f"the file has errors: {shown}{suffix}", report)
+    detected = report.get("build")
+    if detected and detected != build:
+        source = _BUILD_SOURCES.get(str(report.get("build_source")), "its contents")
+        raise _refuse(
+            filename,
+            f"the file looks like {detected} data (from {source}), but the job's build is {build}",
+            report,
+        )
+    if api_type == "michigan":
+        samples = int(report.get("samples") or 0)
+        if samples < MICHIGAN_MIN_SAMPLES:
+            raise _refuse(
+                filename,
+                f"it has {samples} sample(s). At least {MICHIGAN_MIN_SAMPLES} samples must be "
+                "uploaded.",
+                report,
+            )
+        chromosomes = report.get("chromosomes") or []
+        mismatch = vcf.encoding_problem(str(chromosomes[0]), build) if chromosomes else None
+        if mismatch is not None:
+            raise _refuse(filename, mismatch.message, report)
+    share = report.get("phased_share")
+    if (
+        phasing == Phasing.NO_PHASING
+        and mode == JobMode.IMPUTATION
+        and share is not None
+        and share < 1
+    ):
+        raise _refuse(
+            filename,
+            "Your input data is unphased. Please select an algorithm for phasing.",
+            report,
+        )

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 
 from imputehub.db.models import WorkerHeartbeat
+from imputehub.files import retention, upload_expiry
 from imputehub.registry import health
 from imputehub.runtime import Runtime
 from imputehub.worker import leases, steps
@@ -72,6 +73,7 @@ class Worker:
         self._claims = itertools.count(1)
         self._running: set[asyncio.Task[None]] = set()
         self._started_at: datetime | None = None
+        self._retention = retention.RetentionTimer(runtime)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let running steps finish (bounded) and return."""
@@ -184,6 +186,20 @@ class Worker:
             logger.exception(
                 "service health checks failed",
                 extra={"action": "health_checks_failed", "worker_id": self.worker_id},
+            )
+        try:
+            await upload_expiry.clean_up_uploads(self.runtime, now=self.runtime.clock.now())
+        except Exception:
+            logger.exception(
+                "could not clean up expired uploads",
+                extra={"action": "upload_cleanup_failed", "worker_id": self.worker_id},
+            )
+        try:
+            await self._retention.run_if_due(self.runtime.clock.now())
+        except Exception:
+            logger.exception(
+                "could not remove expired files",
+                extra={"action": "retention_failed", "worker_id": self.worker_id},
             )
 
     async def _registry_health_checks(self, runtime: Runtime) -> int:

@@ -18,9 +18,11 @@ from imputehub.db.models import JobInput, StoredFile
 from imputehub.runtime import Runtime
 from tests.support.api import Actor
 from tests.support.factories import make_file, make_job, make_panel, make_service
+from tests.support.vcf import make_vcf, sized_vcf, vcf_start, vcf_text
 
 LIMIT = 4 * 1024 * 1024
 BOUNDARY = "imputehub-test-boundary"
+VCF = make_vcf()
 
 
 @pytest.fixture
@@ -80,7 +82,8 @@ def multipart_headers(actor: Actor, content_type: str | None = None) -> dict[str
 async def test_upload_streams_the_file_to_storage(
     client: httpx.AsyncClient, alice: Actor, settings: Settings, runtime: Runtime
 ) -> None:
-    content = bytes(range(256)) * 12_000  # ~3 MiB, several chunks
+    content = make_vcf(samples=100, variants=8_000, level=0)  # ~3 MiB, several chunks
+    assert 2 * 1024 * 1024 < len(content) < LIMIT
     response = await upload(client, alice, "study.chr20.vcf.gz", content)
     assert response.status_code == 201, response.text
     record = response.json()
@@ -99,7 +102,7 @@ async def test_upload_from_a_streaming_client(
     client: httpx.AsyncClient, alice: Actor, settings: Settings
 ) -> None:
     """A body sent in many small chunks without Content-Length arrives whole."""
-    content = b"##fileformat=VCFv4.2\n" + b"20\t1\t.\tA\tG\n" * 50_000
+    content = vcf_text(samples=20, variants=5_000)
     body = multipart([("file", "s.vcf", content)])
 
     async def pieces() -> AsyncIterator[bytes]:
@@ -117,7 +120,7 @@ async def test_upload_from_a_streaming_client(
 
 
 async def test_download_streams_bytes_with_headers(client: httpx.AsyncClient, alice: Actor) -> None:
-    content = b"\x1f\x8b" + b"z" * 100_000
+    content = make_vcf(variants=2_000)
     file_id = (await upload(client, alice, "résumé chr1.vcf.gz", content)).json()["id"]
     response = await client.get(f"/api/v1/files/{file_id}/content", headers=alice.headers)
     assert response.status_code == 200
@@ -134,10 +137,10 @@ async def test_download_streams_bytes_with_headers(client: httpx.AsyncClient, al
 async def test_get_and_list_own_files(
     client: httpx.AsyncClient, alice: Actor, bob: Actor, clock: FakeClock
 ) -> None:
-    first = (await upload(client, alice, "a.vcf", b"a")).json()
+    first = (await upload(client, alice, "a.vcf", make_vcf(seed=1))).json()
     clock.advance(1)
-    second = (await upload(client, alice, "b.vcf", b"bb")).json()
-    await upload(client, bob, "bob.vcf", b"bob")
+    second = (await upload(client, alice, "b.vcf", make_vcf(seed=2))).json()
+    await upload(client, bob, "bob.vcf", make_vcf(seed=3))
 
     response = await client.get(f"/api/v1/files/{first['id']}", headers=alice.headers)
     assert response.status_code == 200
@@ -170,7 +173,7 @@ async def test_list_includes_result_files(
 async def test_delete_removes_row_and_bytes(
     client: httpx.AsyncClient, alice: Actor, settings: Settings, runtime: Runtime
 ) -> None:
-    file_id = (await upload(client, alice, "a.vcf.gz", b"abc")).json()["id"]
+    file_id = (await upload(client, alice, "a.vcf.gz", VCF)).json()["id"]
     assert len(stored_paths(settings)) == 1
     response = await client.delete(f"/api/v1/files/{file_id}", headers=alice.headers)
     assert response.status_code == 204
@@ -218,7 +221,7 @@ async def test_delete_allowed_when_only_finished_jobs_used_the_file(
 async def test_missing_bytes_answer_404_before_streaming(
     client: httpx.AsyncClient, alice: Actor, settings: Settings
 ) -> None:
-    file_id = (await upload(client, alice, "a.vcf", b"abc")).json()["id"]
+    file_id = (await upload(client, alice, "a.vcf", VCF)).json()["id"]
     for path in stored_paths(settings):
         (settings.data_dir / "files" / path).unlink()
     response = await client.get(f"/api/v1/files/{file_id}/content", headers=alice.headers)
@@ -232,7 +235,7 @@ async def test_missing_bytes_answer_404_before_streaming(
 async def test_anonymous_is_refused_everywhere(
     client: httpx.AsyncClient, alice: Actor, settings: Settings
 ) -> None:
-    file_id = (await upload(client, alice, "a.vcf", b"abc")).json()["id"]
+    file_id = (await upload(client, alice, "a.vcf", VCF)).json()["id"]
     calls = [
         ("POST", "/api/v1/files"),
         ("GET", "/api/v1/files"),
@@ -256,7 +259,7 @@ async def test_anonymous_is_refused_everywhere(
 async def test_users_cannot_see_or_touch_each_others_files(
     client: httpx.AsyncClient, alice: Actor, bob: Actor, settings: Settings, runtime: Runtime
 ) -> None:
-    file_id = (await upload(client, alice, "a.vcf", b"abc")).json()["id"]
+    file_id = (await upload(client, alice, "a.vcf", VCF)).json()["id"]
     for method, url in [
         ("GET", f"/api/v1/files/{file_id}"),
         ("GET", f"/api/v1/files/{file_id}/content"),
@@ -275,11 +278,11 @@ async def test_users_cannot_see_or_touch_each_others_files(
 async def test_admin_sees_and_deletes_any_file(
     client: httpx.AsyncClient, alice: Actor, admin: Actor, settings: Settings
 ) -> None:
-    file_id = (await upload(client, alice, "a.vcf", b"abc")).json()["id"]
+    file_id = (await upload(client, alice, "a.vcf", VCF)).json()["id"]
     response = await client.get(f"/api/v1/files/{file_id}", headers=admin.headers)
     assert response.status_code == 200
     response = await client.get(f"/api/v1/files/{file_id}/content", headers=admin.headers)
-    assert response.content == b"abc"
+    assert response.content == VCF
     response = await client.delete(f"/api/v1/files/{file_id}", headers=admin.headers)
     assert response.status_code == 204
     assert stored_paths(settings) == set()
@@ -317,7 +320,7 @@ async def test_client_filenames_are_display_names_only(
 ) -> None:
     response = await client.post(
         "/api/v1/files",
-        content=multipart([("file", raw, b"data")]),
+        content=multipart([("file", raw, VCF)]),
         headers=multipart_headers(alice),
     )
     assert response.status_code == 201, response.text
@@ -346,7 +349,7 @@ async def test_file_over_the_limit_is_refused_while_streaming(
     client: httpx.AsyncClient, alice: Actor, settings: Settings, runtime: Runtime
 ) -> None:
     """No Content-Length to go by: the limit is enforced on the bytes as they come."""
-    body = multipart([("file", "big.vcf.gz", b"x" * (LIMIT + 1))])
+    body = multipart([("file", "big.vcf", vcf_start(LIMIT + 1))])
     sent = 0
 
     async def pieces() -> AsyncIterator[bytes]:
@@ -366,7 +369,7 @@ async def test_file_over_the_limit_is_refused_while_streaming(
 async def test_file_at_the_limit_is_accepted(
     client: httpx.AsyncClient, alice: Actor, settings: Settings
 ) -> None:
-    response = await upload(client, alice, "edge.vcf.gz", b"y" * LIMIT)
+    response = await upload(client, alice, "edge.vcf", sized_vcf(LIMIT))
     assert response.status_code == 201
     assert response.json()["size"] == LIMIT
 
@@ -388,7 +391,7 @@ async def test_file_at_the_limit_is_accepted(
         ),
         pytest.param(
             None,
-            multipart([("file", "a.vcf", b"x" * 5000)], close=False)[:-100],
+            multipart([("file", "a.vcf", vcf_text(variants=200))], close=False)[:-100],
             "ended before its closing boundary",
             id="truncated",
         ),
@@ -396,7 +399,7 @@ async def test_file_at_the_limit_is_accepted(
         pytest.param(None, b"this is not multipart at all\r\n", "malformed", id="garbage"),
         pytest.param(
             None,
-            multipart([("file", "a.vcf", b"x"), ("file", "b.vcf", b"y")]),
+            multipart([("file", "a.vcf", VCF), ("file", "b.vcf", VCF)]),
             "at most 1 file",
             id="two-files",
         ),
@@ -405,7 +408,7 @@ async def test_file_at_the_limit_is_accepted(
         ),
         pytest.param(
             None,
-            multipart([("file", "a.vcf", b"x"), ("note", None, b"hi")]),
+            multipart([("file", "a.vcf", VCF), ("note", None, b"hi")]),
             "unexpected form field 'note'",
             id="extra-field",
         ),
@@ -436,7 +439,7 @@ async def test_client_hanging_up_mid_upload_leaves_nothing(
     app: FastAPI, alice: Actor, settings: Settings, runtime: Runtime
 ) -> None:
     """Talk ASGI directly: the server sees half a body, then the client disconnects."""
-    body = multipart([("file", "a.vcf", b"x" * 200_000)])
+    body = multipart([("file", "a.vcf", make_vcf(variants=2_000, level=0))])
     incoming: list[Message] = [
         {"type": "http.request", "body": body[:100_000], "more_body": True},
         {"type": "http.disconnect"},

@@ -19,6 +19,7 @@ from imputehub.db.models import Job, JobStatusUpdate, ReferencePanel, Service, S
 from imputehub.runtime import Runtime
 from tests.support.api import Actor
 from tests.support.factories import make_file, make_job, make_panel, make_service
+from tests.support.vcf import make_vcf, sized_vcf, vcf_start
 
 LIMIT = 1024 * 1024
 
@@ -39,7 +40,7 @@ class World:
 async def world(runtime: Runtime, alice: Actor) -> World:
     service = await make_service(runtime, slug="michigan")
     panel = await make_panel(runtime, service, slug="1000g-phase3", build="hg19")
-    record = await make_file(runtime, alice.id, b"##fileformat=VCFv4.2\nalice\n")
+    record = await make_file(runtime, alice.id)
     return World(service=service, panel=panel, file=record)
 
 
@@ -169,7 +170,7 @@ async def test_several_input_files_keep_their_order(
     client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime
 ) -> None:
     extra = [
-        await make_file(runtime, alice.id, f"chr{i}".encode(), filename=f"chr{i}.vcf.gz")
+        await make_file(runtime, alice.id, make_vcf(seed=i), filename=f"chr{i}.vcf.gz")
         for i in (2, 1, 3)
     ]
     ids = [f.id for f in extra]
@@ -490,8 +491,8 @@ def form(world: World, **changes: Any) -> dict[str, Any]:
 async def test_create_job_from_a_multipart_form(
     client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime, settings: Settings
 ) -> None:
-    chr1 = b"##fileformat=VCFv4.2\nchr1\n" * 1000
-    chr2 = b"##fileformat=VCFv4.2\nchr2\n"
+    chr1 = make_vcf(variants=1_000)
+    chr2 = make_vcf(variants=10, seed=2)
     response = await client.post(
         "/api/v1/jobs",
         data={**form(world), "input_file_ids": world.file.id},
@@ -526,9 +527,9 @@ async def test_create_job_from_a_multipart_form(
 async def test_multipart_fields_after_files_and_comma_separated_ids(
     client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime
 ) -> None:
-    second = await make_file(runtime, alice.id, b"two")
+    second = await make_file(runtime, alice.id, make_vcf(seed=2))
     boundary = "b0undary"
-    parts = [("input_file", "late.vcf", b"data")] + [
+    parts = [("input_file", "late.vcf", make_vcf(seed=3))] + [
         (k, None, v.encode())
         for k, v in {**form(world), "input_file_ids": f"{world.file.id}, {second.id}"}.items()
     ]
@@ -599,7 +600,7 @@ async def test_refused_multipart_job_leaves_no_files(
     response = await client.post(
         "/api/v1/jobs",
         data=form(world, **changes),
-        files=[("input_file", ("chr1.vcf.gz", b"x" * 10_000, "application/gzip"))],
+        files=[("input_file", ("chr1.vcf.gz", make_vcf(), "application/gzip"))],
         headers=alice.headers,
     )
     assert response.status_code == status, response.text
@@ -618,7 +619,7 @@ async def test_multipart_job_over_the_active_limit_leaves_no_files(
     response = await client.post(
         "/api/v1/jobs",
         data=form(world),
-        files={"input_file": ("chr1.vcf.gz", b"x" * 100, "application/gzip")},
+        files={"input_file": ("chr1.vcf.gz", make_vcf(), "application/gzip")},
         headers=alice.headers,
     )
     assert response.status_code == 429
@@ -630,11 +631,11 @@ async def test_multipart_files_over_the_size_limit(
 ) -> None:
     """The limit counts all files of the request together."""
     before = await snapshot(runtime, settings)
-    half = b"x" * (LIMIT // 2 + 1)
+    first, second = sized_vcf(LIMIT // 2 + 1), vcf_start(LIMIT // 2 + 1)
     response = await client.post(
         "/api/v1/jobs",
         data=form(world),
-        files=[("input_file", ("a.vcf", half)), ("input_file", ("b.vcf", half))],
+        files=[("input_file", ("a.vcf", first)), ("input_file", ("b.vcf", second))],
         headers=alice.headers,
     )
     assert response.status_code == 413

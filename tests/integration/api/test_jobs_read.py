@@ -88,7 +88,7 @@ async def test_job_detail_shows_progress_times_errors_and_retry(
     ]
     assert body["errors"][0]["at"] is not None
     assert body["input_files"] == [
-        {"id": world.alice_file.id, "filename": "study.chr20.vcf.gz", "size": 21}
+        {"id": world.alice_file.id, "filename": "study.chr20.vcf.gz", "size": world.alice_file.size}
     ]
 
 

@@ -1,0 +1,142 @@
+"""Retention: the worker removes input and result files older than the configured age.
+
+Each file goes in a transaction of its own that holds the file's row (so no job can
+take it as an input meanwhile): bytes first, then the row, so a failure leaves a row to
+retry, never bytes nobody can find. A file an active job still uses is kept. The jobs
+that used a removed file stay, marked with `files_expired_at`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imputehub.db.models import Job, JobInput, StoredFile
+from imputehub.db.session import lock_row
+from imputehub.domain.jobs import ACTIVE
+from imputehub.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+MAX_PER_RUN = 1000
+_ACTIVE = [status.value for status in ACTIVE]
+
+
+def _in_use() -> ColumnElement[bool]:
+    """The file is an input, or a result, of a job that is not finished."""
+    as_input = exists(
+        select(JobInput.file_id)
+        .join(Job, Job.id == JobInput.job_id)
+        .where(JobInput.file_id == StoredFile.id, Job.status.in_(_ACTIVE))
+    )
+    as_result = exists(select(Job.id).where(Job.id == StoredFile.job_id, Job.status.in_(_ACTIVE)))
+    return or_(as_input, as_result)
+
+
+def cutoffs(runtime: Runtime, now: datetime) -> dict[str, datetime]:
+    """File kind -> files created before this time are due (kinds kept forever are absent)."""
+    settings = runtime.settings
+    ages = {"result": settings.retention_days_results, "input": settings.retention_days_inputs}
+    return {kind: now - timedelta(days=days) for kind, days in ages.items() if days is not None}
+
+
+async def expire_files(runtime: Runtime, *, now: datetime, max_files: int = MAX_PER_RUN) -> int:
+    """Remove files past their kind's age that no active job uses; returns how many.
+
+    At most `max_files` per call, so one sweep never holds up a worker's loop for long;
+    the rest go in the next sweeps.
+    """
+    removed = 0
+    for kind, cutoff in cutoffs(runtime, now).items():
+        after: tuple[datetime, str] | None = None
+        while removed < max_files:
+            due = await _due_batch(runtime, kind=kind, cutoff=cutoff, after=after)
+            if not due:
+                break
+            for _created_at, file_id in due[: max_files - removed]:
+                if await _expire_one(runtime, file_id, kind=kind, cutoff=cutoff, now=now):
+                    removed += 1
+            after = due[-1]
+    if removed:
+        log.info("expired files removed", extra={"action": "files_expired", "count": removed})
+    return removed
+
+
+async def _due_batch(
+    runtime: Runtime, *, kind: str, cutoff: datetime, after: tuple[datetime, str] | None
+) -> list[tuple[datetime, str]]:
+    """The next files due, in (created_at, id) order after `after` (keyset pagination)."""
+    statement = (
+        select(StoredFile.created_at, StoredFile.id)
+        .where(StoredFile.kind == kind, StoredFile.created_at < cutoff, ~_in_use())
+        .order_by(StoredFile.created_at, StoredFile.id)
+        .limit(BATCH_SIZE)
+    )
+    if after is not None:
+        statement = statement.where(
+            or_(
+                StoredFile.created_at > after[0],
+                and_(StoredFile.created_at == after[0], StoredFile.id > after[1]),
+            )
+        )
+    async with runtime.db.session() as session:
+        return [(row.created_at, row.id) for row in await session.execute(statement)]
+
+
+async def _expire_one(
+    runtime: Runtime, file_id: str, *, kind: str, cutoff: datetime, now: datetime
+) -> bool:
+    async with runtime.db.session() as session:
+        await lock_row(session, StoredFile, file_id)
+        record = await session.scalar(
+            select(StoredFile).where(
+                StoredFile.id == file_id,
+                StoredFile.kind == kind,
+                StoredFile.created_at < cutoff,
+                ~_in_use(),
+            )
+        )
+        if record is None:
+            return False
+        # Bytes first, inside the transaction: if this fails the row stays for next time.
+        await runtime.storage.delete(record.storage_key)
+        await _mark_jobs(session, record, now=now)
+        await session.execute(delete(JobInput).where(JobInput.file_id == record.id))
+        await session.delete(record)
+    log.info(
+        "expired file removed",
+        extra={"action": "file_expired", "file_id": file_id, "kind": kind},
+    )
+    return True
+
+
+async def _mark_jobs(session: AsyncSession, record: StoredFile, *, now: datetime) -> None:
+    users = select(JobInput.job_id).where(JobInput.file_id == record.id)
+    owner = Job.id == record.job_id if record.job_id is not None else false()
+    await session.execute(
+        update(Job)
+        .where(or_(Job.id.in_(users), owner), Job.files_expired_at.is_(None))
+        .values(files_expired_at=now)
+    )
+
+
+@dataclass
+class RetentionTimer:
+    """Runs `expire_files` at most once per interval in one worker process."""
+
+    runtime: Runtime
+    next_run_at: datetime | None = None
+
+    async def run_if_due(self, now: datetime) -> int | None:
+        if not cutoffs(self.runtime, now):
+            return None
+        if self.next_run_at is not None and now < self.next_run_at:
+            return None
+        # Scheduled before running: a sweep that fails waits for the next interval too.
+        self.next_run_at = now + timedelta(seconds=self.runtime.settings.retention_interval_seconds)
+        return await expire_files(self.runtime, now=now)
