@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
 # Debian packages the hub needs at run time, and the extra ones its tests need.
-APT_RUN :=
+APT_RUN := beagle bcftools tabix
 APT_TEST := htslib-test bcftools tabix
 
 # Code that ruff checks (bench/ may not exist yet in a checkout).

@@ -9,8 +9,10 @@ with bytes slicing, so even large files take seconds, not minutes.
 
 from __future__ import annotations
 
+import enum
 import os
 import random
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from imputehub.cli.errors import CliError
 from imputehub.cli.output import human_size
 from imputehub.domain.jobs import Build
 from imputehub.domain.vcf import LENGTHS, bare_chromosome
+from imputehub.engine.demo import simulate_demo_panel
 from imputehub.files.bgzf import BgzfWriter
 
 BASES = b"ACGT"
@@ -135,10 +138,38 @@ def parse_counts(text: str) -> list[int]:
     return counts
 
 
+class Panel(enum.StrEnum):
+    DEMO = "demo"
+
+
+def write_demo_targets(out: Path) -> None:
+    """The demo panel's held-out targets (array-like, unphased) and their truth, indexed.
+
+    The whole simulation is rerun with the demo panel's fixed seed (so the targets are held
+    out of the very panel the hub registers); the panel file itself is not kept."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".demo-") as scratch:
+        demo = simulate_demo_panel(Path(scratch))
+        for source, note in (
+            (demo.targets, f"targets: {demo.target_variants} array sites, unphased"),
+            (demo.truth, f"truth: {demo.panel_variants} sites, phased"),
+        ):
+            for name in (source.name, f"{source.name}.tbi"):
+                os.replace(source.parent / name, out / name)
+            typer.echo(f"{out / source.name} ({note}, {demo.target_samples} samples)")
+
+
 def make_testdata(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the files to.")] = Path(
         "testdata"
     ),
+    panel: Annotated[
+        Panel | None,
+        typer.Option(
+            "--panel",
+            help="Instead: target VCFs (and their truth) matching this reference panel.",
+        ),
+    ] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Samples per file.")] = 50,
     variants: Annotated[
         str,
@@ -149,6 +180,9 @@ def make_testdata(
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same files.")] = 1,
 ) -> None:
     """Write small valid test VCFs (bgzipped, phased) to try uploads and jobs with."""
+    if panel is Panel.DEMO:
+        write_demo_targets(out)
+        return
     name = chromosome_name(chrom, build.value)
     for count in parse_counts(variants):
         spec = Spec(samples=samples, variants=count, chrom=name, build=build.value, seed=seed)

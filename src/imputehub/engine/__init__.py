@@ -1,0 +1,1 @@
+"""The built-in local imputation engine: demo data, accuracy scoring."""
