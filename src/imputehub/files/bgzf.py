@@ -4,7 +4,8 @@ BGZF (the compression of bgzipped VCFs) is a series of gzip members of at most 6
 each, every one carrying a `BC` extra subfield with its own size, and ending with a fixed
 28-byte empty block. `BlockReader` takes the raw bytes in any pieces, tells BGZF from plain
 gzip from uncompressed bytes, and hands back the decompressed data as it goes; memory stays
-bounded by one block (or one bounded piece of a plain gzip member). zlib does the work in C.
+bounded by one block (or one bounded piece of a plain gzip member). BGZF blocks are
+inflated by ISA-L (about 2x zlib's speed, same results), plain gzip by zlib; both in C.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import struct
 import zlib
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import cast
+
+from isal import isal_zlib
 
 GZIP_MAGIC = b"\x1f\x8b"
 BGZF_MAX_BLOCK = 65536
+# The stub types isal_zlib.error as an instance; it is the exception class.
+_ISAL_ERROR = cast("type[Exception]", isal_zlib.error)
 # The empty block every BGZF file ends with (SAM/BAM specification, section 4.1.2).
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 # Largest uncompressed payload per block that always fits with its header and footer.
@@ -149,8 +155,8 @@ class BlockReader:
             raise CompressionError("corrupt", "a BGZF block claims more than 64 KiB of data")
         try:
             # One call, into a buffer of the block's own size; zlib checks CRC and length.
-            out = zlib.decompress(block, 31, max(isize, 1))
-        except zlib.error as exc:
+            out = isal_zlib.decompress(block, 31, max(isize, 1))
+        except (_ISAL_ERROR, zlib.error) as exc:
             raise CompressionError("corrupt", f"a compressed block is damaged ({exc})") from None
         if len(out) != isize:
             raise CompressionError("corrupt", "a BGZF block's size does not match its data")
