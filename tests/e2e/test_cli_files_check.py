@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -93,7 +92,6 @@ def test_a_missing_file_is_one_error_line(tmp_path: Path, env: dict[str, str]) -
     assert f"{good}: ok" in done.stdout
 
 
-@pytest.mark.skipif(shutil.which("bgzip") is None, reason="needs bgzip (tabix)")
 def test_a_file_bgzipped_by_bgzip(tmp_path: Path, env: dict[str, str]) -> None:
     text = tmp_path / "study.vcf"
     text.write_bytes(make_vcf(samples=20, compression="none"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import random
-import shutil
 import subprocess
 import zlib
 from collections.abc import Iterable
@@ -223,10 +222,6 @@ def test_writer_blocks_are_bounded_and_end_with_eof() -> None:
     assert read_all([bytes(data)])[0] == TEXT * 3
 
 
-needs_bgzip = pytest.mark.skipif(shutil.which("bgzip") is None, reason="needs bgzip (tabix)")
-
-
-@needs_bgzip
 def test_bgzip_accepts_our_bgzf(tmp_path: Path) -> None:
     path = tmp_path / "ours.gz"
     path.write_bytes(compress(TEXT))
@@ -234,7 +229,6 @@ def test_bgzip_accepts_our_bgzf(tmp_path: Path) -> None:
     assert subprocess.run(["bgzip", "-dc", str(path)], capture_output=True).stdout == TEXT
 
 
-@needs_bgzip
 def test_we_read_bgzip_output(tmp_path: Path) -> None:
     path = tmp_path / "theirs.txt"
     path.write_bytes(TEXT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -101,7 +100,6 @@ def test_the_same_seed_gives_the_same_bytes(tmp_path: Path) -> None:
         assert Path(f"{path}.tbi").read_bytes() == Path(f"{getattr(second, name)}.tbi").read_bytes()
 
 
-@pytest.mark.skipif(not BEAGLE_JAR.exists() or shutil.which("java") is None, reason="no beagle")
 def test_beagle_imputes_the_held_out_targets_accurately(demo: DemoPanel, tmp_path: Path) -> None:
     prefix = tmp_path / "imputed"
     subprocess.run(
