@@ -173,34 +173,30 @@ class Worker:
             )
 
     async def _housekeeping(self) -> None:
-        try:
-            await self._beat()
-        except Exception:
-            logger.exception(
-                "could not record the worker heartbeat",
-                extra={"action": "worker_heartbeat_failed", "worker_id": self.worker_id},
-            )
-        try:
-            await self._health_checks(self.runtime)
-        except Exception:
-            logger.exception(
+        # Each chore is guarded on its own: one failing must not stop the others, nor the loop.
+        chores: tuple[tuple[str, str, Callable[[], Awaitable[object]]], ...] = (
+            ("could not record the worker heartbeat", "worker_heartbeat_failed", self._beat),
+            (
                 "service health checks failed",
-                extra={"action": "health_checks_failed", "worker_id": self.worker_id},
-            )
-        try:
-            await upload_expiry.clean_up_uploads(self.runtime, now=self.runtime.clock.now())
-        except Exception:
-            logger.exception(
+                "health_checks_failed",
+                lambda: self._health_checks(self.runtime),
+            ),
+            (
                 "could not clean up expired uploads",
-                extra={"action": "upload_cleanup_failed", "worker_id": self.worker_id},
-            )
-        try:
-            await self._retention.run_if_due(self.runtime.clock.now())
-        except Exception:
-            logger.exception(
+                "upload_cleanup_failed",
+                lambda: upload_expiry.clean_up_uploads(self.runtime, now=self.runtime.clock.now()),
+            ),
+            (
                 "could not remove expired files",
-                extra={"action": "retention_failed", "worker_id": self.worker_id},
-            )
+                "retention_failed",
+                lambda: self._retention.run_if_due(self.runtime.clock.now()),
+            ),
+        )
+        for message, action, chore in chores:
+            try:
+                await chore()
+            except Exception:
+                logger.exception(message, extra={"action": action, "worker_id": self.worker_id})
 
     async def _registry_health_checks(self, runtime: Runtime) -> int:
         return await health.run_due_health_checks(runtime, worker_id=self.worker_id)
