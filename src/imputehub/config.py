@@ -77,6 +77,22 @@ class Settings(BaseSettings):
     health_check_interval_seconds: float = Field(default=300.0, gt=0)
     health_check_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # The built-in local engine (service type "local"). Its run directories and reference
+    # panels live under engine_dir (default: <data_dir>/engine); every worker that runs local
+    # jobs must see it (the same machine, or a shared filesystem).
+    engine_dir: Path | None = None
+    beagle_jar: Path = Path("/usr/share/beagle/beagle.jar")
+    java: str = "java"
+    engine_heap_mb: int = Field(default=2048, ge=256)
+    engine_threads: int = Field(default=2, gt=0)
+    # A run whose heartbeat is older than this is orphaned (its process died) and restarted.
+    engine_stale_seconds: float = Field(default=60.0, gt=0)
+    engine_max_restarts: int = Field(default=3, ge=0)
+    # Seconds between two polls of a local run (remote services use poll_interval_seconds).
+    engine_poll_interval_seconds: float = Field(default=3.0, gt=0)
+    # `serve` registers the local service and simulates the demo panel on first start.
+    engine_bootstrap: bool = True
+
     log_level: str = "INFO"
     # "text" reads well in a terminal; "json" (one object per line) suits log collectors.
     log_format: Literal["text", "json"] = "text"
@@ -111,6 +127,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'imputehub.db').resolve()}"
+
+    @property
+    def resolved_engine_dir(self) -> Path:
+        return self.engine_dir if self.engine_dir is not None else self.data_dir / "engine"
 
     @property
     def is_sqlite(self) -> bool:

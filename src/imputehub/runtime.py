@@ -12,6 +12,7 @@ from imputehub.accounts.vault import Vault
 from imputehub.clock import Clock, SystemClock
 from imputehub.config import Settings, load_secret_key
 from imputehub.connectors.base import Connector
+from imputehub.connectors.local import EngineConfig, LocalConnector
 from imputehub.db.session import Database
 from imputehub.files.storage import LocalStorage, Storage
 
@@ -46,6 +47,24 @@ def open_storage(settings: Settings) -> Storage:
     )
 
 
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        engine_dir=settings.resolved_engine_dir,
+        beagle_jar=settings.beagle_jar,
+        java=settings.java,
+        heap_mb=settings.engine_heap_mb,
+        threads=settings.engine_threads,
+        stale_seconds=settings.engine_stale_seconds,
+        max_restarts=settings.engine_max_restarts,
+        poll_interval=settings.engine_poll_interval_seconds,
+    )
+
+
+def default_connectors(settings: Settings) -> dict[str, Connector]:
+    """The connectors of every service type this build speaks."""
+    return {"local": LocalConnector(engine_config(settings))}
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -65,5 +84,5 @@ def build_runtime(
         clock=clock or SystemClock(),
         secret_key=secret_key,
         vault=Vault.from_settings(encryption_keys, secret_key),
-        connectors=dict(connectors or {}),
+        connectors=dict(default_connectors(settings) if connectors is None else connectors),
     )

@@ -68,6 +68,10 @@ class Cli:
         assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
         return done.stdout
 
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a command whatever its outcome (e.g. one that waits for a job)."""
+        return cli(*args, env=self.env, cwd=self.cwd, timeout=timeout)
+
     def fails(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command that must exit with status 1, without a traceback."""
         done = cli(*args, env=self.env, cwd=self.cwd, stdin=stdin)

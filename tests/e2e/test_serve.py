@@ -118,7 +118,11 @@ def admin_day_one(user: Cli, base: str, password: str, config_dir: Path) -> str:
     assert service["credential_set"] is True
     assert CREDENTIAL not in json.dumps(service)
     services = json.loads(user.ok("services", "list", "--all", "--json"))
-    assert [(s["slug"], s["supported_builds"]) for s in services] == [("test-michigan", ["hg19"])]
+    # Next to the local engine the first start registered (any build; its panels say which).
+    assert [(s["slug"], s["supported_builds"]) for s in services] == [
+        ("local", []),
+        ("test-michigan", ["hg19"]),
+    ]
     # This version has no Michigan connector yet: the check says so, plainly.
     checked = user.ok("services", "check", "test-michigan")
     assert checked.startswith("test-michigan: unknown")

@@ -5,7 +5,8 @@
 
 Settings come from the IMPUTEHUB_* environment like any worker's; the fake connector's
 shared state file from FAKE_CONNECTOR_STATE, and the label its calls are recorded under
-from FAKE_CONNECTOR_LABEL (default: the process id). Registered for api_type "michigan".
+from FAKE_CONNECTOR_LABEL (default: the process id). Registered for api_type "michigan";
+the other types get the real connectors.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import signal
 from pathlib import Path
 
 from imputehub.config import Settings
-from imputehub.runtime import build_runtime
+from imputehub.runtime import build_runtime, default_connectors
 from imputehub.worker.loop import Worker
 from tests.support.fake_connector import FakeConnector
 
@@ -33,7 +34,9 @@ async def main() -> None:
     fake = FakeConnector(
         Path(os.environ[STATE_ENV]), label=os.environ.get(LABEL_ENV, f"pid-{os.getpid()}")
     )
-    runtime = build_runtime(settings, connectors={"michigan": fake})
+    # The real connectors (the local engine among them) plus the fake for "michigan".
+    connectors = {**default_connectors(settings), "michigan": fake}
+    runtime = build_runtime(settings, connectors=connectors)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

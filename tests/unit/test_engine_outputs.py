@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import pytest
 
-from imputehub.engine.outputs import SiteMatch, classify
+from imputehub.engine.outputs import SiteMatch, classify, write_dose_and_info
 from imputehub.engine.pipeline import output_name, to_style
 from imputehub.engine.tools import BeagleProgress, beagle_message, beagle_windows
 
@@ -88,3 +91,42 @@ def test_more_windows_than_estimated_keep_progress_below_one() -> None:
 )
 def test_beagle_errors_in_plain_words(errors: list[str], fragment: str) -> None:
     assert fragment in beagle_message("20", errors, 3)
+
+
+def _beagle_vcf(path: Path) -> Path:
+    """A Beagle-shaped output: one typed site, two imputed ones (DR2 0.95 and 0.30)."""
+    rows = [
+        "##fileformat=VCFv4.2",
+        '##INFO=<ID=DR2,Number=A,Type=Float,Description="Dosage R-Squared">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1",
+        "20\t100\t.\tA\tG\t.\tPASS\tDR2=1.00;AF=0.2000\tGT:DS\t0|1:1",
+        "20\t200\t.\tC\tT\t.\tPASS\tDR2=0.95;AF=0.3000;IMP\tGT:DS\t0|0:0.1",
+        "20\t300\t.\tG\tA\t.\tPASS\tDR2=0.30;AF=0.0100;IMP\tGT:DS\t0|0:0.02",
+    ]
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("min_r2", "positions"), [(None, ["100", "200", "300"]), (0.5, ["100", "200"])]
+)
+def test_the_r2_filter_drops_poorly_imputed_sites_but_never_typed_ones(
+    tmp_path: Path, min_r2: float | None, positions: list[str]
+) -> None:
+    source = _beagle_vcf(tmp_path / "beagle.vcf.gz")
+    dose, info = tmp_path / "chr20.dose.vcf.gz", tmp_path / "chr20.info.gz"
+
+    count = write_dose_and_info(
+        source, ["##contig=<ID=20,length=63025520>\n"], dose, info, bgzip="bgzip", min_r2=min_r2
+    )
+
+    assert count == len(positions)
+    with gzip.open(dose, "rt") as handle:
+        lines = handle.read().splitlines()
+    assert "##contig=<ID=20,length=63025520>" in lines
+    assert [line.split("\t")[1] for line in lines if not line.startswith("#")] == positions
+    with gzip.open(info, "rt") as handle:
+        rows = [line.split("\t") for line in handle.read().splitlines()[1:]]
+    assert [row[0].split(":")[1] for row in rows] == positions
+    assert rows[0][5:] == ["1.00", "Genotyped"]

@@ -76,6 +76,10 @@ class PanelPublic(BaseModel):
     populations: list[str]
     sample_count: int | None
     variant_count: int | None
+    contigs: list[str] = Field(
+        description="chromosome names as the panel writes them (e.g. 20 or chr20); "
+        "empty when unknown (known for panels of the local engine)"
+    )
     description: str
     is_active: bool
     created_at: datetime

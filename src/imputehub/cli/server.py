@@ -47,6 +47,12 @@ def serve(host: HostOption = None, port: PortOption = None, data_dir: DataDirOpt
 
     database.upgrade(settings.resolved_database_url)
     run_async(bootstrap_first_admin(settings))
+    from imputehub.clock import SystemClock
+    from imputehub.engine.bootstrap import bootstrap_local_engine
+
+    # The local engine and its demo panel, once (a few seconds on the very first start).
+    with database.database_errors(settings.resolved_database_url):
+        run_async(bootstrap_local_engine(settings, now=SystemClock().now()))
     _run_http(settings, run_worker=True)
 
 

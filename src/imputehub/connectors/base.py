@@ -78,6 +78,9 @@ class JobSpec:
 @dataclass(frozen=True, kw_only=True)
 class ExternalRef:
     external_id: str
+    # Seconds until the first poll is worth it, if the connector knows better than the
+    # hub's default (the local engine: seconds; a remote queue: the default).
+    poll_after: float | None = None
 
 
 class ExternalState(enum.StrEnum):
@@ -95,6 +98,7 @@ class ExternalStatus:
     message: str | None = None  # for failed jobs: the service's own error message
     queue_position: int | None = None
     logs: tuple[str, ...] = ()
+    poll_after: float | None = None  # seconds until the next poll is worth it, if known
 
 
 @dataclass(frozen=True, kw_only=True)

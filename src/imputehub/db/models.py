@@ -159,6 +159,8 @@ class ReferencePanel(Base):
     populations: Mapped[list[Any]] = mapped_column(JSON, default=list)
     sample_count: Mapped[int | None] = mapped_column(Integer)
     variant_count: Mapped[int | None] = mapped_column(BigInteger)
+    # Chromosome names as the panel writes them (known for local panels; [] = unknown).
+    contigs: Mapped[list[Any]] = mapped_column(JSON, default=list)
     description: Mapped[str] = mapped_column(Text, default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]

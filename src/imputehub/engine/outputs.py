@@ -185,10 +185,13 @@ def write_dose_and_info(
     info_out: Path,
     *,
     bgzip: str,
+    min_r2: float | None = None,
 ) -> int:
     """Stream Beagle's output once into the dose VCF (BGZF, via bgzip) and the info file.
 
-    Returns the number of sites. The caller indexes `dose_out` with tabix.
+    With `min_r2` (the job's r² filter, as on the Michigan servers), imputed sites whose
+    DR2 is below it are left out of both; typed sites are always kept. Returns the number of
+    sites written. The caller indexes `dose_out` with tabix.
     """
     sites = 0
     with (
@@ -206,12 +209,16 @@ def write_dose_and_info(
                 if line.startswith("#"):
                     zipper.stdin.write(line.encode())
                     continue
-                zipper.stdin.write(line.encode())
                 fields = line.split("\t", 8)
                 values = _info_fields(fields[7])
-                af = _float(values.get("AF"))
                 rsq = values.get("DR2", ".")
                 genotyped = "Imputed" if "IMP" in values else "Genotyped"
+                if min_r2 is not None and genotyped == "Imputed":
+                    r2 = _float(rsq)
+                    if r2 is not None and r2 < min_r2:
+                        continue
+                zipper.stdin.write(line.encode())
+                af = _float(values.get("AF"))
                 frq = "." if af is None else f"{af:.5f}"
                 maf = "." if af is None else f"{min(af, 1 - af):.5f}"
                 snp = f"{fields[0]}:{fields[1]}:{fields[3]}:{fields[4]}"

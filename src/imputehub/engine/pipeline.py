@@ -25,6 +25,7 @@ from imputehub.engine.outputs import (
     write_dose_and_info,
     write_qc_report,
 )
+from imputehub.engine.qc_html import write_qc_report_html
 from imputehub.engine.tools import (
     BeagleProgress,
     CancelSignal,
@@ -90,6 +91,8 @@ def run_pipeline(
     tools: Tools | None = None,
     cancel_event: CancelSignal | None = None,
     kill_grace: float = 5.0,
+    on_beagle_start: Callable[[int], None] | None = None,
+    r2_filter: float | None = None,
 ) -> PipelineResult:
     """Impute sorted VCFs against a phased, indexed panel; results go to work_dir/results."""
     if tools is None:
@@ -104,6 +107,8 @@ def run_pipeline(
         report=on_progress or (lambda step, percent: None),
         cancel=cancel_event,
         kill_grace=kill_grace,
+        on_beagle_start=on_beagle_start,
+        r2_filter=r2_filter,
     )
     try:
         return run.execute(inputs, mode, heap_mb, threads, panel_chrom_style, panel_name)
@@ -124,6 +129,8 @@ class _Run:
         report: ProgressCallback,
         cancel: CancelSignal | None,
         kill_grace: float,
+        on_beagle_start: Callable[[int], None] | None = None,
+        r2_filter: float | None = None,
     ) -> None:
         self.tools = tools
         self.panel = panel
@@ -132,6 +139,8 @@ class _Run:
         self.report = report
         self.cancel = cancel
         self.kill_grace = kill_grace
+        self.on_beagle_start = on_beagle_start
+        self.r2_filter = r2_filter
 
     def execute(
         self,
@@ -291,6 +300,9 @@ class _Run:
                 )
                 targets.append(target)
         write_qc_report(self.results / "qc_report.txt", panel_name or self.panel.name, summaries)
+        write_qc_report_html(
+            self.results / "qc_report.html", panel_name or self.panel.name, summaries
+        )
         self.report(QUALITY_CONTROL, 100.0)
         return targets
 
@@ -359,6 +371,7 @@ class _Run:
                 on_line=on_line,
                 cancel=self.cancel,
                 kill_grace=self.kill_grace,
+                on_start=self.on_beagle_start,
             )
             outputs.append((chrom, prefix.with_name(prefix.name + ".vcf.gz")))
             self.report(IMPUTATION, 100.0 * (number + 1) / len(runs))
@@ -374,7 +387,12 @@ class _Run:
             dose = self.results / f"{stem}.dose.vcf.gz"
             line = contigs.get(chrom, f"##contig=<ID={chrom}>\n")
             write_dose_and_info(
-                beagle_vcf, [line], dose, self.results / f"{stem}.info.gz", bgzip=self.tools.bgzip
+                beagle_vcf,
+                [line],
+                dose,
+                self.results / f"{stem}.info.gz",
+                bgzip=self.tools.bgzip,
+                min_r2=self.r2_filter,
             )
             self._tool([self.tools.tabix, "-f", "-p", "vcf", str(dose)], "indexing results")
 

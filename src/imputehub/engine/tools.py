@@ -160,6 +160,7 @@ def run_beagle(
     on_line: Callable[[str], None],
     cancel: CancelSignal | None = None,
     kill_grace: float = 5.0,
+    on_start: Callable[[int], None] | None = None,
 ) -> None:
     """Run Beagle in its own process group, feeding `on_line` each line of its log.
 
@@ -185,6 +186,8 @@ def run_beagle(
         assert proc.stdout is not None
         assert proc.stderr is not None
         stderr = proc.stderr
+        if on_start is not None:
+            on_start(proc.pid)  # its process group id too (a session of its own)
 
         def read_errors() -> None:
             for line in stderr:

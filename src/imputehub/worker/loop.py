@@ -8,7 +8,6 @@ leases keep them from working on the same job. The loop also keeps a heartbeat r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -72,6 +71,9 @@ class Worker:
         self._health_checks = health_checks or self._registry_health_checks
         self._claims = itertools.count(1)
         self._running: set[asyncio.Task[None]] = set()
+        # Set when a step ends: its job's next step may be due at once (a fetch right after
+        # the poll that saw the service finish), and a concurrency slot is free again.
+        self._wake = asyncio.Event()
         self._started_at: datetime | None = None
         self._retention = retention.RetentionTimer(runtime)
 
@@ -85,6 +87,7 @@ class Worker:
         next_housekeeping = 0.0
         try:
             while not stop.is_set():
+                self._wake.clear()
                 if loop.time() >= next_housekeeping:
                     await self._housekeeping()
                     next_housekeeping = loop.time() + self.poll_interval
@@ -97,8 +100,7 @@ class Worker:
                     # More may be due right now: look again without waiting.
                     await asyncio.sleep(0)
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+                await self._idle(stop)
         finally:
             await self._drain()
             await self._leave()
@@ -151,12 +153,28 @@ class Worker:
             )
         return claims
 
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait one poll interval, or less: until stopped or until a step ends."""
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(
+                waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
     def _spawn(self, claim: Claim) -> None:
         task = asyncio.create_task(
             steps.run_step(self.runtime, claim), name=f"step-{claim.step}-{claim.job_id}"
         )
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._step_done)
+
+    def _step_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
 
     async def _drain(self) -> None:
         if not self._running:

@@ -223,7 +223,8 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
             progress=rules.submit_progress(1.0),
             message=f"submitted to {ctx.service_name} as {submitted.external_id}",
         )
-        job.next_run_at = now + outcomes.seconds(runtime.settings.poll_interval_seconds)
+        interval = submitted.poll_after or runtime.settings.poll_interval_seconds
+        job.next_run_at = now + outcomes.seconds(interval)
 
     async def stale(session: AsyncSession, job: Job, now: datetime) -> None:
         # Cancelled meanwhile: still remember the external id, so the cancel reaches it.
@@ -298,7 +299,8 @@ async def _apply_status(
         job.next_step = Step.FETCH.value
         job.next_run_at = now
         return
-    job.next_run_at = now + outcomes.seconds(runtime.settings.poll_interval_seconds)
+    interval = status.poll_after or runtime.settings.poll_interval_seconds
+    job.next_run_at = now + outcomes.seconds(interval)
 
 
 async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:

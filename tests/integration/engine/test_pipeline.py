@@ -155,6 +155,7 @@ def test_full_run_writes_michigan_shaped_results(data: Data, tmp_path: Path) -> 
         "chr20.dose.vcf.gz",
         "chr20.dose.vcf.gz.tbi",
         "chr20.info.gz",
+        "qc_report.html",
         "qc_report.txt",
         "statistics/snps-excluded.txt",
         "statistics/snps-typed-only.txt",
@@ -225,6 +226,7 @@ def test_qc_only_writes_only_the_qc_outputs(data: Data, tmp_path: Path) -> None:
     )
 
     assert set(result.files) == {
+        "qc_report.html",
         "qc_report.txt",
         "statistics/snps-excluded.txt",
         "statistics/snps-typed-only.txt",

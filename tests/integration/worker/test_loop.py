@@ -98,3 +98,26 @@ async def test_failing_health_checks_do_not_stop_the_loop(live: Runtime, user_id
 
 async def _submitted(fake: FakeConnector, job_id: str) -> bool:
     return fake.submissions(job_id) > 0
+
+
+async def test_a_step_due_at_once_does_not_wait_for_the_next_round(
+    settings: Settings, fake: FakeConnector, user_id: str
+) -> None:
+    # A long round: only the wake-up when a step ends can make the fetch follow the poll.
+    runtime = build_runtime(
+        settings.model_copy(update={"worker_poll_interval": 60.0}), connectors={"michigan": fake}
+    )
+    try:
+        fake.configure(polls_to_finish=1)
+        job = await new_job(runtime, user_id)
+        await Worker(runtime).run_once()  # submitted; the poll is due 0.05 s later
+        await asyncio.sleep(0.1)
+        stop = asyncio.Event()
+        running = asyncio.create_task(Worker(runtime).run(stop))
+
+        # Poll (finished at the service) -> fetch, due at once -> completed, within seconds.
+        assert await until_status(runtime, job.id, TERMINAL) == "completed"
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    finally:
+        await runtime.close()
