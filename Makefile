@@ -8,6 +8,10 @@ export UV_LINK_MODE := copy
 APT_RUN := beagle bcftools tabix
 APT_TEST := htslib-test bcftools tabix
 
+# pytest in parallel, one process per core (pytest-xdist); a test file stays in one process,
+# so its module-scoped fixtures (simulated panels, servers) are made once.
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 # Code that ruff checks (bench/ may not exist yet in a checkout).
 PY_DIRS := $(wildcard src tests bench scripts)
 

@@ -116,6 +116,14 @@ def release(job: Job) -> None:
     job.lease_expires_at = None
 
 
+async def give_back(session: AsyncSession, claims: list[Claim]) -> None:
+    """Release claims made but not worked on (the worker is stopping); nothing else changes."""
+    for claim in claims:
+        job = await lock_leased_job(session, claim)
+        if job is not None:
+            release(job)
+
+
 @contextlib.asynccontextmanager
 async def keep_lease(
     db: Database, claim: Claim, *, clock: Clock, lease_seconds: float

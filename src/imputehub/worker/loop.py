@@ -94,6 +94,10 @@ class Worker:
                 free = self.concurrency - len(self._running)
                 wanted = min(self.batch_size, free)
                 claims = await self._claim(wanted) if wanted > 0 else []
+                if stop.is_set():
+                    # Told to stop while claiming: take on nothing new.
+                    await self._give_back(claims)
+                    break
                 for claim in claims:
                     self._spawn(claim)
                 if claims and len(claims) == wanted:
@@ -164,6 +168,18 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _give_back(self, claims: list[Claim]) -> None:
+        if not claims:
+            return
+        try:
+            async with self.runtime.db.session() as session:
+                await leases.give_back(session, claims)
+        except Exception:
+            # Their leases lapse instead, and another worker takes the jobs then.
+            logger.exception(
+                "could not give back claims", extra={"action": "claims_not_given_back"}
+            )
 
     def _spawn(self, claim: Claim) -> None:
         task = asyncio.create_task(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import random
 
 import httpx
 import pytest
@@ -16,7 +16,8 @@ from tests.support.factories import make_file
 from tests.support.seaweedfs import S3Server
 
 SIZE = 10_000
-CONTENT = os.urandom(SIZE)
+# Seeded, not os.urandom: parallel test processes must collect the same test ids.
+CONTENT = random.Random(7).randbytes(SIZE)
 ETAG = f'"{hashlib.sha256(CONTENT).hexdigest()}"'
 
 

@@ -219,3 +219,25 @@ async def test_a_long_step_keeps_its_lease_alive(
 
 async def _called(fake: FakeConnector, op: str, job_id: str) -> bool:
     return bool(fake.calls(op, job_id))
+
+
+async def test_claims_given_back_by_a_stopping_worker_are_claimable_at_once(
+    hub: Runtime, clock: FakeClock, user_id: str
+) -> None:
+    job = await new_job(hub, user_id)
+    now = clock.now()
+    async with hub.db.session() as session:
+        claims = await leases.claim_due_jobs(
+            session, owner="stopping#1", now=now, lease_seconds=60, limit=10
+        )
+    async with hub.db.session() as session:
+        await leases.give_back(session, claims)
+
+    back = await load_job(hub, job.id)
+    assert (back.lease_owner, back.lease_expires_at) == (None, None)
+    assert (back.status, back.next_step) == ("pending", "submit")  # nothing else changed
+    async with hub.db.session() as session:
+        again = await leases.claim_due_jobs(
+            session, owner="next#1", now=now, lease_seconds=60, limit=10
+        )
+    assert [c.job_id for c in again] == [job.id]
