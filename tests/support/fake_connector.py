@@ -176,6 +176,7 @@ class FakeConnector:
                 "panel_id": job.panel_id,
                 "build": job.build,
                 "credential": credential,
+                "secret": job.secret,
                 "inputs": inputs,
                 "polls": 0,
                 "state": ExternalState.QUEUED.value,
@@ -224,6 +225,8 @@ class FakeConnector:
     ) -> list[ResultFile]:
         with self._state() as state:
             job, key = self._job(state, ref, "fetch")
+            job["fetch_secret"] = ref.secret  # what the hub handed back to decrypt with
+            job["fetch_credential"] = credential
             if job["state"] != ExternalState.COMPLETED.value:
                 raise PermanentServiceError(f"job {ref.external_id} has no results")
             results = {

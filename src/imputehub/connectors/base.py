@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -73,6 +74,9 @@ class JobSpec:
     mode: str  # imputation | qc_only
     r2_filter: float | None
     inputs: Sequence[InputFile]
+    # Made by the hub for this job before it was submitted, kept encrypted: a password the
+    # service encrypts results with (Michigan's zip password), so the hub can decrypt them.
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +85,7 @@ class ExternalRef:
     # Seconds until the first poll is worth it, if the connector knows better than the
     # hub's default (the local engine: seconds; a remote queue: the default).
     poll_after: float | None = None
+    secret: str | None = field(default=None, repr=False)  # the job's JobSpec.secret
 
 
 class ExternalState(enum.StrEnum):
@@ -106,6 +111,16 @@ class ResultFile:
     name: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CredentialCheck:
+    """What a service said about a credential (connectors that can ask implement
+    `verify_credential(service, credential) -> CredentialCheck`)."""
+
+    valid: bool
+    message: str
+    expires_at: datetime | None = None
 
 
 class ResultSink(Protocol):

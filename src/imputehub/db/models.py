@@ -116,6 +116,9 @@ class Service(Base):
     api_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Fernet token of the platform credential; never leaves the server in clear.
     credential_encrypted: Mapped[str | None] = mapped_column(Text)
+    credential_verified: Mapped[bool | None] = mapped_column(Boolean)  # None: not checked
+    credential_verified_at: Mapped[datetime | None]
+    credential_expires_at: Mapped[datetime | None]
     job_time_limit_seconds: Mapped[float | None] = mapped_column(Float)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     health_status: Mapped[str] = mapped_column(String(16), default="unknown")
@@ -126,6 +129,27 @@ class Service(Base):
     health_next_run_at: Mapped[datetime | None]
     health_lease_owner: Mapped[str | None] = mapped_column(String(100))
     health_lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class UserServiceCredential(Base):
+    """A user's own credential for one service; it wins over the platform credential."""
+
+    __tablename__ = "user_service_credentials"
+    __table_args__ = (UniqueConstraint("user_id", "service_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    credential_encrypted: Mapped[str] = mapped_column(Text)  # Fernet token (vault)
+    last_four: Mapped[str] = mapped_column(String(4))
+    verified: Mapped[bool | None] = mapped_column(Boolean)  # None: not checked yet
+    verified_at: Mapped[datetime | None]
+    verification_message: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -227,6 +251,11 @@ class Job(Base):
     submit_started_at: Mapped[datetime | None]
     # When retention first removed one of the job's input or result files.
     files_expired_at: Mapped[datetime | None]
+    # A secret made for this job before it was submitted (vault-encrypted), for services
+    # that encrypt results with a password the client chooses (Michigan's zip password).
+    service_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Which credential submitted the job: "user" (the owner's own) or "platform".
+    credential_source: Mapped[str | None] = mapped_column(String(16))
 
     inputs: Mapped[list[JobInput]] = relationship(
         order_by="JobInput.position", cascade="all, delete-orphan", lazy="selectin"

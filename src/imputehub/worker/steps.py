@@ -9,8 +9,10 @@ new holder redoes the step from the recorded state, which is why each step is id
 from __future__ import annotations
 
 import logging
+import secrets
+import string
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +30,7 @@ from imputehub.db.models import Job, ReferencePanel, Service
 from imputehub.domain import jobs as rules
 from imputehub.domain.errors import JobLost, PermanentServiceError, TransientServiceError
 from imputehub.domain.jobs import JobStatus, Step
-from imputehub.registry.credentials import platform_credential
+from imputehub.registry.credentials import credential_for_job
 from imputehub.runtime import Runtime
 from imputehub.worker import leases, outcomes
 from imputehub.worker.leases import Claim, LeaseLost
@@ -54,6 +56,9 @@ class Context:
     time_limit_seconds: float
     connector: Connector | None
     credential: str | None = field(repr=False)
+    credential_source: str
+    secret: str | None = field(repr=False)  # the job's secret for the service, if made
+    new_secret: str | None = field(repr=False)  # encrypted; to record with the intent
     spec: JobSpec | None  # only for the submit step
 
     @property
@@ -128,6 +133,21 @@ async def _load(runtime: Runtime, claim: Claim) -> Context | None:
         service = await session.get(Service, job.service_id)
         assert service is not None  # a foreign key
         step = Step(claim.step)
+        credential, source = await credential_for_job(
+            session,
+            runtime.vault,
+            service,
+            user_id=job.user_id,
+            source=job.credential_source,
+        )
+        new_secret: str | None = None
+        if job.service_secret_encrypted is not None:
+            secret: str | None = runtime.vault.decrypt(job.service_secret_encrypted)
+        elif step == Step.SUBMIT:
+            secret = make_secret()
+            new_secret = runtime.vault.encrypt(secret)
+        else:
+            secret = None
         return Context(
             claim=claim,
             step=step,
@@ -147,12 +167,21 @@ async def _load(runtime: Runtime, claim: Claim) -> Context | None:
                 service.job_time_limit_seconds or runtime.settings.job_time_limit_seconds
             ),
             connector=runtime.connectors.get(service.api_type),
-            credential=platform_credential(runtime.vault, service),
-            spec=await _spec(runtime, session, job) if step == Step.SUBMIT else None,
+            credential=credential,
+            credential_source=source,
+            secret=secret,
+            new_secret=new_secret,
+            spec=await _spec(runtime, session, job, secret) if step == Step.SUBMIT else None,
         )
 
 
-async def _spec(runtime: Runtime, session: AsyncSession, job: Job) -> JobSpec:
+def make_secret(length: int = 32) -> str:
+    """Letters and digits only: Michigan HTML-escapes other characters in passwords."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+async def _spec(runtime: Runtime, session: AsyncSession, job: Job, secret: str | None) -> JobSpec:
     panel = await session.get(ReferencePanel, job.reference_panel_id)
     assert panel is not None  # a foreign key
     return JobSpec(
@@ -164,6 +193,7 @@ async def _spec(runtime: Runtime, session: AsyncSession, job: Job) -> JobSpec:
         population=job.population,
         mode=job.mode,
         r2_filter=job.r2_filter,
+        secret=secret,
         inputs=[
             InputFile(
                 name=item.file.filename,
@@ -191,6 +221,9 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
         # finds it set after a crash looks the job up instead of submitting it twice.
         async def intent(session: AsyncSession, job: Job, now: datetime) -> None:
             job.submit_started_at = now
+            job.credential_source = ctx.credential_source
+            if ctx.new_secret is not None:
+                job.service_secret_encrypted = ctx.new_secret
             await outcomes.note(
                 session,
                 job,
@@ -209,6 +242,13 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
                 "adopted a job submitted before a crash",
                 extra={"action": "job_adopted", "job_id": ctx.job_id},
             )
+        elif ctx.new_secret is not None:
+            # An intent recorded before jobs had secrets: keep the one about to be used.
+            async def remember(session: AsyncSession, job: Job, now: datetime) -> None:
+                job.service_secret_encrypted = ctx.new_secret
+
+            if not await outcomes.write(runtime, ctx.claim, remember, release=False):
+                return
     if ref is None:
         ref = await connector.submit(ctx.service, ctx.spec, ctx.credential, ctx.job_id)
     submitted = ref
@@ -345,9 +385,10 @@ async def _cancel(runtime: Runtime, ctx: Context, connector: Connector) -> None:
 async def _external_ref(ctx: Context, connector: Connector) -> ExternalRef | None:
     """The service's job: by its recorded id, or by our key after an interrupted submit."""
     if ctx.external_job_id is not None:
-        return ExternalRef(external_id=ctx.external_job_id)
+        return ExternalRef(external_id=ctx.external_job_id, secret=ctx.secret)
     if ctx.submit_started_at is not None:
-        return await connector.find(ctx.service, ctx.job_id, ctx.credential)
+        found = await connector.find(ctx.service, ctx.job_id, ctx.credential)
+        return None if found is None else replace(found, secret=ctx.secret)
     return None
 
 

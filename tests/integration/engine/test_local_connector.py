@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -87,6 +88,7 @@ async def test_submit_stages_inputs_under_safe_names_and_is_idempotent(
     assert await connector.find(SERVICE, "job-1", None) == ref
     assert await connector.find(SERVICE, "job-2", None) is None
     assert [p.name for p in (engine_dir / "runs").iterdir()] == ["job-1"]  # no staging left
+    assert stat.S_IMODE((engine_dir / "runs").stat().st_mode) == 0o700  # users' genotypes
 
 
 async def test_a_corrupt_input_is_refused_and_nothing_is_left_behind(

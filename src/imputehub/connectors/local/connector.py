@@ -146,6 +146,8 @@ class LocalConnector:
             raise PermanentServiceError(tools.message)
         if job.mode not in ("imputation", "qc_only"):
             raise PermanentServiceError(f"the local engine cannot run mode '{job.mode}'")
+        # Owner-only: runs hold users' genotypes, wherever ENGINE_DIR points.
+        await asyncio.to_thread(self.config.runs.mkdir, 0o700, True, True)
         staging = self.config.runs / f".staging-{idempotency_key}-{secrets.token_hex(4)}"
         try:
             inputs = [
