@@ -45,7 +45,7 @@ def test_first_walk_through_from_a_fresh_hub_to_imputed_results(
     )
     user = Cli(env, tmp_path)
     with HubProcess("serve", "--port", str(port), env=env, cwd=tmp_path, name="hub") as hub:
-        hub.wait_until_healthy(base, timeout=60)
+        hub.wait_until_healthy(base)
         user.ok("login", "--url", base, "--username", "admin", "--password-stdin", stdin=PASSWORD)
         services = json.loads(user.ok("services", "list", "--json"))
         assert [s["slug"] for s in services] == ["local"], hub.describe()
