@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from imputehub.api import auth, files, health, jobs, panels, services, uploads, users
+from imputehub.api import (
+    auth,
+    credentials,
+    files,
+    health,
+    jobs,
+    panels,
+    services,
+    uploads,
+    users,
+)
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (health, auth, users, services, panels, files, uploads, jobs):
+for module in (health, auth, users, services, credentials, panels, files, uploads, jobs):
     api_router.include_router(module.router)

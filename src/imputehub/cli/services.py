@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json as jsonlib
 import re
+import sys
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import typer
 
 from imputehub.cli.client import connect, segment
+from imputehub.cli.errors import CliError
 from imputehub.cli.options import JsonOption, UrlOption
-from imputehub.cli.output import print_json, print_table
+from imputehub.cli.output import print_json, print_table, short_time, warn
 from imputehub.cli.prompts import read_stdin_line
 
 app = typer.Typer(help="Imputation services registered at the hub.", no_args_is_help=True)
@@ -149,3 +151,129 @@ def check(
     timing = f" in {elapsed:.0f} ms" if elapsed is not None else ""
     message = f": {result['message']}" if result["message"] else ""
     typer.echo(f"{service}: {result['status']}{timing}{message}")
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+credential_app = typer.Typer(
+    help="Your own credential (API token) for a service; --platform: the hub's (admins).",
+    no_args_is_help=True,
+)
+app.add_typer(credential_app, name="credential")
+
+ServiceArgument = Annotated[str, typer.Argument(help="Service id or slug.")]
+PlatformOption = Annotated[
+    bool,
+    typer.Option("--platform", help="The hub's platform credential instead of your own (admins)."),
+]
+
+
+def _credential_path(service: str) -> str:
+    return f"/services/{segment(service)}/credential"
+
+
+def _scope(platform: bool) -> dict[str, Any]:
+    return {"scope": "platform" if platform else None}
+
+
+def _read_credential(from_stdin: bool) -> str:
+    # Never from argv: it would land in shell history and `ps` output.
+    if from_stdin:
+        return read_stdin_line("credential")
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for the credential on; use --credential-stdin")
+    credential: str = typer.prompt("Credential (API token)", hide_input=True)
+    if not credential.strip():
+        raise CliError("the credential must not be empty")
+    return credential
+
+
+def _describe(status: dict[str, Any]) -> str:
+    if not status["set"]:
+        return "no credential set"
+    parts = ["set" + (f" (ends in {status['last_four']})" if status.get("last_four") else "")]
+    verified = status.get("verified")
+    parts.append(
+        "not verified" if verified is None else ("verified: valid" if verified else "REJECTED")
+    )
+    if status.get("verified_at"):
+        parts.append(f"checked {short_time(status['verified_at'])}")
+    if status.get("expires_at"):
+        parts.append(f"expires {short_time(status['expires_at'])}")
+    line = ", ".join(parts)
+    if status.get("message"):
+        line += f"\n  {status['message']}"
+    return line
+
+
+def _show_status(service: str, status: dict[str, Any], json: bool) -> None:
+    if json:
+        print_json(status)
+        return
+    typer.echo(f"{service} ({status['scope']}): {_describe(status)}")
+    if status.get("expires_soon"):
+        warn("the credential expires within 7 days (or has expired); renew it")
+
+
+@credential_app.command("set")
+def credential_set(
+    service: ServiceArgument,
+    platform: PlatformOption = False,
+    credential_stdin: Annotated[
+        bool, typer.Option("--credential-stdin", help="Read the credential from stdin.")
+    ] = False,
+    json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Store a credential for SERVICE (asked for hidden, or read from stdin)."""
+    credential = _read_credential(credential_stdin)
+    with connect(url) as client:
+        status = client.request(
+            "PUT",
+            _credential_path(service),
+            json={"credential": credential},
+            params=_scope(platform),
+        )
+    _show_status(service, status, json)
+
+
+@credential_app.command("show")
+def credential_show(
+    service: ServiceArgument,
+    platform: PlatformOption = False,
+    json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Whether a credential is set for SERVICE, and its last verification (never the secret)."""
+    with connect(url) as client:
+        status = client.get(_credential_path(service), params=_scope(platform))
+    _show_status(service, status, json)
+
+
+@credential_app.command("delete")
+def credential_delete(
+    service: ServiceArgument,
+    platform: PlatformOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Forget the credential for SERVICE."""
+    with connect(url) as client:
+        client.request("DELETE", _credential_path(service), params=_scope(platform))
+    typer.echo(f"{service}: credential deleted")
+
+
+@credential_app.command("verify")
+def credential_verify(
+    service: ServiceArgument,
+    platform: PlatformOption = False,
+    json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Ask SERVICE whether the credential is valid (and until when)."""
+    with connect(url) as client:
+        status = client.post(
+            _credential_path(service) + ("/verify?scope=platform" if platform else "/verify")
+        )
+    _show_status(service, status, json)
+    if status.get("verified") is False:
+        raise typer.Exit(1)
