@@ -175,6 +175,10 @@ async def update_service(
     for name, value in cleaned.items():
         if name == "credential":
             service.credential_encrypted = vault.encrypt(value) if value is not None else None
+            # A new credential has not been verified; the old verdict was about another one.
+            service.credential_verified = None
+            service.credential_verified_at = None
+            service.credential_expires_at = None
         else:
             setattr(service, name, value)
     if cleaned.keys() & _RECHECK_FIELDS or (service.is_active and not was_active):

@@ -458,6 +458,16 @@ async def test_admins_verify_the_platform_credential(
     assert connector.seen == [PLATFORM]
     response = await client.get(url(service), params={"scope": "platform"}, headers=admin.headers)
     assert response.json()["verified"] is True
+    # A new platform credential through PATCH /services forgets the old verdict.
+    response = await client.patch(
+        f"/api/v1/services/{service.id}",
+        json={"credential": "another-platform-token-4321"},
+        headers=admin.headers,
+    )
+    assert response.status_code == 200, response.text
+    response = await client.get(url(service), params={"scope": "platform"}, headers=admin.headers)
+    assert response.json()["verified"] is None
+    assert response.json()["expires_at"] is None
     # The admin's own credential is a separate thing.
     response = await client.get(url(service), headers=admin.headers)
     assert response.json()["set"] is False
