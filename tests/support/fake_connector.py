@@ -42,7 +42,12 @@ from imputehub.connectors.base import (
     ResultSink,
     ServiceInfo,
 )
-from imputehub.domain.errors import JobLost, PermanentServiceError, TransientServiceError
+from imputehub.domain.errors import (
+    CredentialRejected,
+    JobLost,
+    PermanentServiceError,
+    TransientServiceError,
+)
 
 ALL = "*"
 OPS = ("find", "submit", "poll", "cancel", "fetch")
@@ -61,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "failure_message": "imputation failed: no SNPs passed quality control",
     "results": {name: base64.b64encode(data).decode() for name, data in DEFAULT_RESULTS.items()},
     "refuse_cancel": False,
+    "reject_credential": [],  # ops that answer as a service refusing the credential (401)
 }
 CHUNK = 16
 
@@ -278,6 +284,8 @@ class FakeConnector:
                 f"the service is temporarily unavailable ({op} failure {used[op]})",
                 retry_after=conf["retry_after"],
             )
+        if op in conf["reject_credential"]:
+            raise CredentialRejected("the service refused the credential (HTTP 401)")
         if op in conf["permanent"]:
             raise PermanentServiceError(conf["permanent"][op])
 

@@ -28,9 +28,15 @@ from imputehub.connectors.base import (
 )
 from imputehub.db.models import Job, ReferencePanel, Service
 from imputehub.domain import jobs as rules
-from imputehub.domain.errors import JobLost, PermanentServiceError, TransientServiceError
+from imputehub.domain.errors import (
+    CredentialRejected,
+    JobLost,
+    PermanentServiceError,
+    TransientServiceError,
+)
 from imputehub.domain.jobs import JobStatus, Step
-from imputehub.registry.credentials import credential_for_job
+from imputehub.registry.credentials import USER, credential_for_job
+from imputehub.registry.user_credentials import record_rejection
 from imputehub.runtime import Runtime
 from imputehub.worker import leases, outcomes
 from imputehub.worker.leases import Claim, LeaseLost
@@ -91,6 +97,7 @@ async def run_step(runtime: Runtime, claim: Claim) -> None:
 
 
 async def _run(runtime: Runtime, claim: Claim) -> None:
+    ctx: Context | None = None
     try:
         ctx = await _load(runtime, claim)
         if ctx is None:
@@ -111,6 +118,10 @@ async def _run(runtime: Runtime, claim: Claim) -> None:
         raise
     except TransientServiceError as exc:
         await outcomes.retry_later(runtime, claim, exc.message, retry_after=exc.retry_after)
+    except CredentialRejected as exc:
+        if ctx is not None:
+            await _mark_rejected(runtime, ctx, exc.message)
+        await outcomes.fail(runtime, claim, exc.message)
     except PermanentServiceError as exc:
         await outcomes.fail(runtime, claim, exc.message)
     except Exception:
@@ -390,6 +401,19 @@ async def _external_ref(ctx: Context, connector: Connector) -> ExternalRef | Non
         found = await connector.find(ctx.service, ctx.job_id, ctx.credential)
         return None if found is None else replace(found, secret=ctx.secret)
     return None
+
+
+async def _mark_rejected(runtime: Runtime, ctx: Context, message: str) -> None:
+    """The service refused the credential: mark it unverified where it is kept."""
+    now = runtime.clock.now()
+    async with runtime.db.session() as session:
+        if ctx.credential_source == USER:
+            await record_rejection(session, ctx.user_id, ctx.service.id, message, now=now)
+            return
+        service = await session.get(Service, ctx.service.id)
+        if service is not None:
+            service.credential_verified = False
+            service.credential_verified_at = now
 
 
 # ---- time limits ---------------------------------------------------------------------------

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import string
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from imputehub.clock import FakeClock
-from imputehub.db.models import UserServiceCredential
+from imputehub.db.models import Service, UserServiceCredential
 from imputehub.runtime import Runtime
 from imputehub.worker.loop import Worker
 from tests.integration.worker.support import CREDENTIAL, drive, load_job, new_job
@@ -103,3 +103,38 @@ async def test_each_job_gets_its_own_secret_kept_encrypted_and_handed_back_at_fe
         assert hub.vault.decrypt(stored) == secret
         secrets.append(secret)
     assert secrets[0] != secrets[1]
+
+
+async def test_a_refused_own_credential_fails_the_job_and_is_marked_unverified(
+    hub: Runtime, fake: FakeConnector, clock: FakeClock, user_id: str
+) -> None:
+    fake.configure(reject_credential=["submit"])
+    job = await new_job(hub, user_id)
+    await _own_credential(hub, user_id, job.service_id)
+
+    done = await drive(hub, Worker(hub), clock, job.id)
+
+    assert done.status == "failed"
+    assert done.error_message == "the service refused the credential (HTTP 401)"
+    async with hub.db.session() as session:
+        own = await session.scalar(select(UserServiceCredential))
+        assert own is not None
+        assert own.verified is False
+        service = await session.get(Service, job.service_id)
+        assert service is not None
+        assert service.credential_verified is None  # the platform's was not the one refused
+
+
+async def test_a_refused_platform_credential_is_marked_unverified(
+    hub: Runtime, fake: FakeConnector, clock: FakeClock, user_id: str
+) -> None:
+    fake.configure(reject_credential=["submit"])
+    job = await new_job(hub, user_id)
+
+    done = await drive(hub, Worker(hub), clock, job.id)
+
+    assert done.status == "failed"
+    async with hub.db.session() as session:
+        service = await session.get(Service, job.service_id)
+        assert service is not None
+        assert service.credential_verified is False
