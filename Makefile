@@ -7,6 +7,8 @@ export UV_LINK_MODE := copy
 # Debian packages the hub needs at run time, and the extra ones its tests need.
 APT_RUN := beagle bcftools tabix
 APT_TEST := htslib-test bcftools tabix
+# jq: the sapporo WES test peer's run script reads its run requests with it.
+APT_TEST += jq
 
 # pytest in parallel, one process per core (pytest-xdist); a test file stays in one process,
 # so its module-scoped fixtures (simulated panels, servers) are made once.
@@ -27,6 +29,7 @@ deps: uv
 deps-test: uv
 	@scripts/ensure-apt.sh $(APT_RUN) $(APT_TEST)
 	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --project tests/peers/sapporo
 
 run: deps
 	$(UV) run --frozen --no-dev imputehub serve

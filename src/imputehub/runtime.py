@@ -13,6 +13,8 @@ from imputehub.clock import Clock, SystemClock
 from imputehub.config import Settings, load_secret_key
 from imputehub.connectors.base import Connector
 from imputehub.connectors.local import EngineConfig, LocalConnector
+from imputehub.connectors.michigan import MichiganConnector
+from imputehub.connectors.wes import WesConnector
 from imputehub.db.session import Database
 from imputehub.files.storage import LocalStorage, Storage
 
@@ -62,7 +64,11 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 def default_connectors(settings: Settings) -> dict[str, Connector]:
     """The connectors of every service type this build speaks."""
-    return {"local": LocalConnector(engine_config(settings))}
+    return {
+        "local": LocalConnector(engine_config(settings)),
+        "michigan": MichiganConnector(),
+        "ga4gh_wes": WesConnector(),
+    }
 
 
 def build_runtime(

@@ -178,10 +178,10 @@ def check_submit(user: Cli, base: str, auth: dict[str, str], tmp_path: Path) -> 
         "hg19", "--phasing", "eagle", "--population", "eur", "--name", "e2e", "--wait",
         "--interval", "0.2",
     )  # fmt: skip
-    # This version has no Michigan connector: the job is created, then fails, plainly.
+    # The service has no API token set: the job is created, then fails, plainly.
     assert "submitted job " in done.stdout
     assert "failed" in done.stdout
-    assert "no connector for api_type michigan" in done.stderr
+    assert "no API token is set for this service" in done.stderr
     jobs = httpx.get(f"{base}/api/v1/jobs", headers=auth).json()["items"]
     assert [(job["name"], job["status"]) for job in jobs] == [("e2e", "failed")]
     assert [f["filename"] for f in jobs[0]["input_files"]] == [small.name]

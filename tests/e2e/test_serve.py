@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.processes import Cli, HubProcess, free_port, hub_env
+from tests.support.michigan_emulator import running_emulator
 from tests.support.vcf import make_vcf
 
 PASSWORD_LINE = re.compile(r"password: (\S+)")
@@ -29,10 +30,13 @@ def test_a_fresh_hub_from_first_start_to_restart(tmp_path: Path, empty_database_
     args = ("serve", "--port", str(port))
 
     user = Cli(env, tmp_path)
-    with HubProcess(*args, env=env, cwd=tmp_path, name="first") as hub:
+    with (
+        running_emulator(tmp_path / "michigan") as michigan,
+        HubProcess(*args, env=env, cwd=tmp_path, name="first") as hub,
+    ):
         hub.wait_until_healthy(base)
         password = check_first_start(hub, base)
-        token = admin_day_one(user, base, password, tmp_path / "client-config")
+        token = admin_day_one(user, base, password, tmp_path / "client-config", michigan.base_url)
         assert hub.stop() == 0, hub.describe()
     # Secrets reach neither the log stream nor (beyond the one password line) the terminal.
     assert hub.stdout.count(password) == 1
@@ -71,8 +75,11 @@ def check_first_start(hub: HubProcess, base: str) -> str:
     return passwords[0]
 
 
-def admin_day_one(user: Cli, base: str, password: str, config_dir: Path) -> str:
-    """Log in, add a user, a service, a panel; follow a job; return the stored token."""
+def admin_day_one(user: Cli, base: str, password: str, config_dir: Path, michigan_url: str) -> str:
+    """Log in, add a user, a service, a panel; follow a job; return the stored token.
+
+    The service is an emulated Michigan server that does not know the platform's token.
+    """
     assert (
         user.ok(
             "login", "--url", base, "--username", "admin", "--password-stdin", stdin=password + "\n"
@@ -106,7 +113,7 @@ def admin_day_one(user: Cli, base: str, password: str, config_dir: Path) -> str:
             "--api-type",
             "michigan",
             "--base-url",
-            "https://imputation.example.org",
+            michigan_url,
             "--build",
             "hg19",
             "--location",
@@ -123,10 +130,9 @@ def admin_day_one(user: Cli, base: str, password: str, config_dir: Path) -> str:
         ("local", []),
         ("test-michigan", ["hg19"]),
     ]
-    # This version has no Michigan connector yet: the check says so, plainly.
+    # The check reaches the (emulated) Michigan server.
     checked = user.ok("services", "check", "test-michigan")
-    assert checked.startswith("test-michigan: unknown")
-    assert "no connector for api_type 'michigan'" in checked
+    assert checked.startswith("test-michigan: healthy"), checked
 
     panel = json.loads(
         user.ok(
@@ -179,10 +185,10 @@ def admin_day_one(user: Cli, base: str, password: str, config_dir: Path) -> str:
     page = json.loads(user.ok("jobs", "list", "--json"))
     assert [job["id"] for job in page["items"]] == [job_id]
 
-    # The worker inside `serve` takes the job and fails it: no Michigan connector yet.
+    # The worker inside `serve` submits the job; the server refuses the token, plainly.
     watch = user.fails("jobs", "watch", job_id, "--interval", "0.2")
     assert "failed" in watch.stdout
-    assert "no connector for api_type michigan" in watch.stderr
+    assert "the service rejected the API token" in watch.stderr
     # A refused request is one `error:` line.
     cancel = user.fails("jobs", "cancel", job_id)
     assert cancel.stderr.startswith("error: ")

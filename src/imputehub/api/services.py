@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imputehub.api.deps import AdminUser, CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.db.models import Service, ServiceHealthCheck
-from imputehub.registry import health, rules, services
+from imputehub.registry import health, panel_sync, rules, services
 from imputehub.registry.health import HealthCheckResult
 
 router = APIRouter(prefix="/services", tags=["services"])
@@ -180,6 +180,21 @@ async def deactivate_service(ref: str, session: SessionDep, admin: AdminUser, no
 async def check_service(ref: str, runtime: RuntimeDep, admin: AdminUser) -> HealthCheckPublic:
     result: HealthCheckResult = await health.run_health_check(runtime, ref)
     return HealthCheckPublic.model_validate(result)
+
+
+class PanelSyncPublic(BaseModel):
+    service_id: str
+    added: list[str] = Field(description="slugs of panels new to the hub")
+    updated: list[str]
+    deactivated: list[str] = Field(description="panels the service no longer lists")
+    skipped: list[str] = Field(description="panels the hub could not take, with why")
+
+
+@router.post("/{ref}/sync-panels", response_model=PanelSyncPublic)
+async def sync_service_panels(ref: str, runtime: RuntimeDep, admin: AdminUser) -> PanelSyncPublic:
+    """Mirror the panels the service offers (admins)."""
+    result = await panel_sync.sync_panels(runtime, admin, ref)
+    return PanelSyncPublic.model_validate(result, from_attributes=True)
 
 
 @router.get("/{ref}/health-history", response_model=list[HealthCheckPublic])

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from imputehub import __version__
+from imputehub.cli import engine as engine_cli
 from imputehub.cli import files, jobs, login, panels, server, services, testdata, upload, users
 from imputehub.cli.errors import CliError
 
@@ -46,6 +47,7 @@ app.add_typer(services.app, name="services")
 app.add_typer(panels.app, name="panels")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(files.app, name="files")
+app.add_typer(engine_cli.app, name="engine")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -153,6 +153,27 @@ def check(
     typer.echo(f"{service}: {result['status']}{timing}{message}")
 
 
+@app.command("sync-panels")
+def sync_panels(
+    service: Annotated[str, typer.Argument(help="Service id or slug.")],
+    json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Ask the service which reference panels it offers and mirror them (admins)."""
+    with connect(url) as client:
+        result = client.post(f"/services/{segment(service)}/sync-panels")
+    if json:
+        print_json(result)
+        return
+    for key, verb in (("added", "added"), ("updated", "updated"), ("deactivated", "withdrawn")):
+        if result[key]:
+            typer.echo(f"{verb}: {', '.join(result[key])}")
+    for line in result["skipped"]:
+        typer.echo(f"skipped: {line}")
+    if not any(result[key] for key in ("added", "updated", "deactivated", "skipped")):
+        typer.echo(f"{service}: the panels are up to date")
+
+
 # --- credentials ------------------------------------------------------------------------------
 
 credential_app = typer.Typer(

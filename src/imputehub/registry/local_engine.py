@@ -97,7 +97,7 @@ async def create_local_service(
     """Register a local engine service; `slug` (or a numbered variant if taken)."""
     service = Service(
         name=rules.check_text(name, field="name", max_length=200),
-        slug=await _free_slug(session, Service, [rules.check_slug(slug)]),
+        slug=await free_slug(session, Service, [rules.check_slug(slug)]),
         api_type=LOCAL_API_TYPE,
         base_url=rules.check_base_url(base_url),
         description=description,
@@ -163,11 +163,11 @@ async def record_local_panel(
     created = panel is None
     if panel is None:
         candidates = [rules.check_slug(slug)] if slug is not None else []
-        candidates += [_slug_of(meta.panel_id), rules.derive_slug(service.slug, meta.panel_id)]
+        candidates += [panel_slug(meta.panel_id), rules.derive_slug(service.slug, meta.panel_id)]
         panel = ReferencePanel(
             service_id=service.id,
             panel_id=meta.panel_id,
-            slug=await _free_slug(session, ReferencePanel, candidates),
+            slug=await free_slug(session, ReferencePanel, candidates),
             created_at=now,
             updated_at=now,
             **values,
@@ -195,14 +195,14 @@ def _count(value: int, field: str, maximum: int) -> int:
     return value
 
 
-def _slug_of(panel_id: str) -> str:
+def panel_slug(panel_id: str) -> str:
     try:
         return rules.check_slug(rules.slugify(panel_id))
     except InvalidInput:  # e.g. an id shaped like a UUID
         return rules.derive_slug("panel", panel_id)
 
 
-async def _free_slug(
+async def free_slug(
     session: AsyncSession, model: type[Service] | type[ReferencePanel], candidates: Sequence[str]
 ) -> str:
     """The first free candidate, else the last one numbered (`demo-2`, `demo-3`, ...)."""

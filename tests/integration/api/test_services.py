@@ -668,13 +668,13 @@ async def test_a_failing_service_becomes_unhealthy_and_leaves_discovery(
 async def test_service_without_connector_is_unknown(
     client: httpx.AsyncClient, admin: Actor, fake: FakeConnector
 ) -> None:
-    created = await create(client, admin, api_type="ga4gh_wes")
+    created = await create(client, admin, api_type="dnastack")
     response = await client.post(
         f"/api/v1/services/{created['id']}/health-check", headers=admin.headers
     )
     assert response.json()["status"] == "unknown"
     assert response.json()["message"] == (
-        "no connector for api_type 'ga4gh_wes' in this version of imputehub"
+        "no connector for api_type 'dnastack' in this version of imputehub"
     )
 
 

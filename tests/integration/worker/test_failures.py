@@ -157,12 +157,12 @@ async def test_the_error_log_keeps_the_last_100_errors(
 async def test_a_service_without_a_connector_fails_the_job(
     hub: Runtime, clock: FakeClock, user_id: str
 ) -> None:
-    job = await new_job(hub, user_id, service_fields={"api_type": "ga4gh_wes"})
+    job = await new_job(hub, user_id, service_fields={"api_type": "dnastack"})
 
     failed = await drive(hub, Worker(hub), clock, job.id)
 
     assert failed.status == "failed"
-    assert failed.error_message == "no connector for api_type ga4gh_wes"
+    assert failed.error_message == "no connector for api_type dnastack"
 
 
 async def test_a_job_past_its_time_limit_fails_and_is_cancelled_at_the_service(

@@ -1,0 +1,299 @@
+"""The `michigan` connector: Michigan, TOPMed and H3Africa imputation servers (API v2).
+
+They all run Cloudgene 3 with the `imputationserver2` app; protocol facts are in
+../shared/reference/michigan-api.md. The service's `api_config` may name another app
+(`{"app": "imputationserver2-hla"}`).
+- submit: one multipart POST, streamed; `job-name` carries the hub's job id so `find` can
+  recognise a job submitted just before a crash, and `password` the job's secret, so the
+  hub can decrypt the result zips itself. POSTs are never retried here.
+- poll: `GET /api/v2/jobs/{id}/status`; states are mapped in `states.py` (table there and in
+  the README).
+- fetch_results: each output file downloaded exactly once (see `results.py`).
+Answers are classified in `answers.py`: 401 -> CredentialRejected; 503 and "Only N jobs per
+user" -> transient with a wait; 5xx and network errors -> transient; 404 for a job -> JobLost;
+any other 400 -> permanent with the server's message.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from imputehub.connectors.base import (
+    CredentialCheck,
+    ExternalRef,
+    ExternalStatus,
+    Health,
+    HealthStatus,
+    JobSpec,
+    PanelInfo,
+    ResultFile,
+    ResultSink,
+    ServiceInfo,
+)
+from imputehub.connectors.michigan import results, states
+from imputehub.connectors.michigan.answers import check, json_object, message_of
+from imputehub.connectors.michigan.multipart import MultipartBody
+from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
+
+DEFAULT_APP = "imputationserver2"
+HEALTH_TIMEOUT = httpx.Timeout(5.0)
+# Uploads and downloads may take long between bytes on slow links; connecting should not.
+TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=15.0)
+API_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+MAX_PAGES = 100
+MODES = {"imputation": "imputation", "qc_only": "qconly", "qconly": "qconly"}
+
+
+def _app(service: ServiceInfo) -> str:
+    return str(service.api_config.get("app", DEFAULT_APP))
+
+
+def _base(service: ServiceInfo) -> str:
+    return service.base_url.rstrip("/")
+
+
+def _headers(credential: str | None) -> dict[str, str]:
+    if not credential:
+        raise CredentialRejected("no API token is set for this service")
+    return {"X-Auth-Token": credential}  # raw: Cloudgene takes no "Bearer" prefix
+
+
+@asynccontextmanager
+async def _client(timeouts: httpx.Timeout, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose network failures come out as TransientServiceError."""
+    try:
+        async with httpx.AsyncClient(timeout=timeouts, **options) as client:
+            yield client
+    except httpx.TransportError as exc:
+        raise TransientServiceError(
+            f"could not reach the service: {type(exc).__name__} {exc}".strip()
+        ) from exc
+
+
+def _format_r2(value: float) -> str:
+    return format(value, "g")
+
+
+class MichiganConnector:
+    """Stateless; every call opens its own HTTP client."""
+
+    async def check_health(self, service: ServiceInfo) -> Health:
+        started = time.monotonic()
+        try:
+            async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
+                response = await client.get(f"{_base(service)}/api/v2/server")
+        except httpx.HTTPError as exc:
+            return Health(
+                status=HealthStatus.UNHEALTHY,
+                message=f"could not reach the service: {type(exc).__name__}",
+            )
+        elapsed = round((time.monotonic() - started) * 1000.0, 1)
+        if response.status_code == 503:
+            return Health(
+                status=HealthStatus.MAINTENANCE,
+                response_time_ms=elapsed,
+                message="the service is in maintenance",
+            )
+        if response.status_code != 200:
+            return Health(
+                status=HealthStatus.UNHEALTHY,
+                response_time_ms=elapsed,
+                message=f"HTTP {response.status_code}: {message_of(response)[:200]}",
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return Health(
+                status=HealthStatus.UNHEALTHY,
+                response_time_ms=elapsed,
+                message="the service sent a malformed answer",
+            )
+        if body.get("maintenace") or body.get("maintenance"):  # the misspelling is real
+            return Health(
+                status=HealthStatus.MAINTENANCE,
+                response_time_ms=elapsed,
+                message="the service is in maintenance",
+            )
+        return Health(status=HealthStatus.HEALTHY, response_time_ms=elapsed)
+
+    async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
+        async with _client(API_TIMEOUT) as client:
+            response = await client.post(
+                f"{_base(service)}/api/v2/tokens/verify", data={"token": credential}
+            )
+        check(response)
+        body = json_object(response)
+        expires_at: datetime | None = None
+        if isinstance(body.get("expire"), str):
+            try:
+                expires_at = datetime.fromisoformat(body["expire"])
+            except ValueError:
+                expires_at = None
+        valid = body.get("valid") is True
+        message = str(body.get("message") or ("valid" if valid else "invalid"))
+        return CredentialCheck(valid=valid, message=message, expires_at=expires_at)
+
+    async def list_panels(self, service: ServiceInfo, credential: str | None) -> list[PanelInfo]:
+        headers = _headers(credential)
+        app = _app(service)
+        async with _client(API_TIMEOUT, headers=headers) as client:
+            response = await client.get(f"{_base(service)}/api/v2/server")
+            check(response)
+            apps = json_object(response).get("apps") or []
+            full_ids = [
+                str(a["id"])
+                for a in apps
+                if isinstance(a, Mapping) and str(a.get("id", "")).split("@")[0] == app
+            ]
+            if not full_ids:
+                raise PermanentServiceError(f"the service offers no application '{app}'")
+            response = await client.get(f"{_base(service)}/api/v2/server/apps/{quote(full_ids[0])}")
+            check(response)
+            details = json_object(response)
+        return _panels(details)
+
+    async def find(
+        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+    ) -> ExternalRef | None:
+        headers = _headers(credential)
+        async with _client(API_TIMEOUT, headers=headers) as client:
+            page: int | None = 1
+            for _ in range(MAX_PAGES):
+                if page is None:
+                    break
+                response = await client.get(f"{_base(service)}/api/v2/jobs", params={"page": page})
+                check(response)
+                body = json_object(response)
+                for job in body.get("data") or []:
+                    if isinstance(job, Mapping) and job.get("name") == idempotency_key:
+                        return ExternalRef(external_id=str(job["id"]))
+                following = body.get("next")
+                page = following if isinstance(following, int) and following > page else None
+        return None
+
+    async def submit(
+        self,
+        service: ServiceInfo,
+        job: JobSpec,
+        credential: str | None,
+        idempotency_key: str,
+    ) -> ExternalRef:
+        headers = _headers(credential)
+        mode = MODES.get(job.mode)
+        if mode is None:
+            raise PermanentServiceError(f"the service has no mode '{job.mode}'")
+        fields: list[tuple[str, str]] = [
+            ("refpanel", job.panel_id),
+            ("build", job.build),
+            ("phasing", job.phasing),
+        ]
+        if job.population:
+            fields.append(("population", job.population))
+        fields.append(("mode", mode))
+        if job.r2_filter is not None:
+            fields.append(("r2Filter", _format_r2(job.r2_filter)))
+        if job.secret:
+            fields.append(("password", job.secret))
+        fields.append(("job-name", idempotency_key))
+        body = MultipartBody(fields=fields, files=[("files", f) for f in job.inputs])
+        headers = {
+            **headers,
+            "Content-Type": body.content_type,
+            "Content-Length": str(body.length()),
+        }
+        url = f"{_base(service)}/api/v2/jobs/submit/{quote(_app(service))}"
+        async with _client(TRANSFER_TIMEOUT) as client:
+            response = await client.post(url, content=body.stream(), headers=headers)
+        check(response)
+        answer = json_object(response)
+        if not answer.get("success") or not answer.get("id"):
+            raise PermanentServiceError(
+                f"the service did not accept the job: {answer.get('message') or answer}"
+            )
+        return ExternalRef(external_id=str(answer["id"]), secret=job.secret)
+
+    async def poll(
+        self, service: ServiceInfo, ref: ExternalRef, credential: str | None
+    ) -> ExternalStatus:
+        return states.to_status(await self._job(service, ref, credential))
+
+    async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
+        headers = _headers(credential)
+        url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/cancel"
+        async with _client(API_TIMEOUT, headers=headers) as client:
+            response = await client.get(url)
+        if response.status_code == 404:
+            return  # nothing left to cancel
+        check(response, job=ref.external_id)
+
+    async def fetch_results(
+        self,
+        service: ServiceInfo,
+        ref: ExternalRef,
+        credential: str | None,
+        sink: ResultSink,
+    ) -> list[ResultFile]:
+        job = await self._job(service, ref, credential)
+        if states.is_retired(job):  # like imputationbot: nothing left to download
+            raise PermanentServiceError(states.RETIRED_MESSAGE)
+        stored: list[ResultFile] = []
+        # Downloads are anonymous (the hash is the secret) and may redirect to object storage.
+        async with _client(TRANSFER_TIMEOUT, follow_redirects=True) as client:
+            with tempfile.TemporaryDirectory(prefix="imputehub-michigan-") as tmp:
+                for index, file in enumerate(results.output_files(job)):
+                    path = Path(tmp) / f"{index}.download"
+                    await results.download(client, _base(service), file, path)
+                    if file.name.endswith(".zip") and ref.secret:
+                        stored.extend(
+                            await results.store_zip_members(path, file.name, ref.secret, sink)
+                        )
+                    else:
+                        stored.append(await results.store(path, file.name, sink))
+                    path.unlink()
+        return stored
+
+    async def _job(
+        self, service: ServiceInfo, ref: ExternalRef, credential: str | None
+    ) -> dict[str, Any]:
+        headers = _headers(credential)
+        url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/status"
+        async with _client(API_TIMEOUT, headers=headers) as client:
+            response = await client.get(url)
+        check(response, job=ref.external_id)
+        return json_object(response)
+
+
+def _panels(details: Mapping[str, Any]) -> list[PanelInfo]:
+    params = [p for p in details.get("params") or [] if isinstance(p, Mapping)]
+    refpanel = next((p for p in params if p.get("id") == "refpanel"), None)
+    population = next((p for p in params if p.get("id") == "population"), None)
+    by_panel: Mapping[str, Any] = {}
+    if population is not None and isinstance(population.get("values"), Mapping):
+        by_panel = population["values"]
+    panels: list[PanelInfo] = []
+    for entry in (refpanel or {}).get("values") or []:
+        if not isinstance(entry, Mapping) or not entry.get("key"):
+            continue
+        key = str(entry["key"])
+        label = str(entry.get("value") or key)
+        populations = tuple(
+            str(p["key"])
+            for p in by_panel.get(key) or []
+            if isinstance(p, Mapping) and p.get("key")
+        )
+        build = "hg38" if ("hg38" in label.lower() or "grch38" in label.lower()) else "hg19"
+        panels.append(
+            PanelInfo(panel_id=key, display_name=label, build=build, populations=populations)
+        )
+    return panels

@@ -1,0 +1,361 @@
+"""The `ga4gh_wes` connector: GA4GH Workflow Execution Service 1.0/1.1 servers.
+
+The service's `api_config` (nothing secret in it):
+- `workflow_url`: the workflow to run; without it the hub attaches its own
+  `imputehub/workflows/impute.cwl` (runs `imputehub engine run`) and names it `impute.cwl`;
+- `workflow_type` ("CWL"), `workflow_type_version` ("v1.2"), and optionally
+  `workflow_engine`, `workflow_engine_version` (1.1; sapporo requires an engine),
+  `workflow_engine_parameters` (an object);
+- `params`: which workflow parameter receives which job field. Defaults, matching
+  impute.cwl: `{"inputs": "inputs", "panel": "panel", "mode": "mode", "r2_filter":
+  "r2_filter"}`; `build`, `population`, `phasing` and `job_name` are sent only when mapped
+  here; a field mapped to null is not sent. `extra_params` (an object) is sent as is;
+- `panels`: the panels the service offers, `[{panel_id, display_name, build, populations?,
+  location?}]`; a panel with a `location` (a path or URL the server's workflow can read) is
+  sent as a CWL File there, any other as its panel id (a string);
+- `inputs_as`: "attachment" (the default and only choice for now): input files are
+  `workflow_attachment` parts named `inputs/<name>`, given to the workflow as CWL Files at
+  those relative locations. ("url", signed links to the hub's downloads, needs the hub to
+  sign links; not built yet.)
+- auth: see `auth.py`.
+Submit is one streamed multipart POST /runs, tagged `{"imputehub_job_id": <key>}` so `find`
+recognises a run submitted just before a crash; POSTs are never retried here. States: see
+`states.py`; result files: see `outputs.py`; answers: see `answers.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from imputehub.connectors.base import (
+    CredentialCheck,
+    ExternalRef,
+    ExternalState,
+    ExternalStatus,
+    Health,
+    HealthStatus,
+    InputFile,
+    JobSpec,
+    PanelInfo,
+    ResultFile,
+    ResultSink,
+    ServiceInfo,
+)
+from imputehub.connectors.michigan.multipart import MultipartBody
+from imputehub.connectors.wes import states
+from imputehub.connectors.wes.answers import check, json_object, message_of
+from imputehub.connectors.wes.auth import TokenCache
+from imputehub.connectors.wes.outputs import output_files
+from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
+from imputehub.workflows import IMPUTE_CWL
+
+TAG = "imputehub_job_id"
+HEALTH_TIMEOUT = httpx.Timeout(5.0)
+API_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=15.0)
+CHUNK_SIZE = 1024 * 1024
+PAGE_SIZE = 100
+MAX_PAGES = 20  # find looks at the newest 2,000 runs at most
+MAX_RUN_LOOKUPS = 200  # ... and asks for the tags of at most this many one by one
+DEFAULT_PARAMS: dict[str, str | None] = {
+    "inputs": "inputs",
+    "panel": "panel",
+    "mode": "mode",
+    "r2_filter": "r2_filter",
+    "build": None,
+    "population": None,
+    "phasing": None,
+    "job_name": None,
+}
+
+
+def _base(service: ServiceInfo) -> str:
+    return service.base_url.rstrip("/")
+
+
+def _same_origin(url: str, base: str) -> bool:
+    left, right = urlsplit(url), urlsplit(base)
+    return (left.scheme, left.netloc) == (right.scheme, right.netloc)
+
+
+@asynccontextmanager
+async def _client(timeouts: httpx.Timeout, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose network failures come out as TransientServiceError."""
+    try:
+        async with httpx.AsyncClient(timeout=timeouts, **options) as client:
+            yield client
+    except httpx.TransportError as exc:
+        raise TransientServiceError(
+            f"could not reach the WES service: {type(exc).__name__} {exc}".strip()
+        ) from exc
+
+
+async def _read(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+def _local_file(path: Path, name: str) -> InputFile:
+    return InputFile(name=name, size=path.stat().st_size, sha256="", open=lambda: _read(path))
+
+
+def _tags_of(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A run's tags: listed with the run (sapporo) or inside its request (the spec)."""
+    for holder in (run, run.get("request")):
+        if isinstance(holder, Mapping) and isinstance(holder.get("tags"), Mapping):
+            return holder["tags"]  # type: ignore[no-any-return]
+    return None
+
+
+class WesConnector:
+    """Holds only a cache of OAuth2 access tokens; every call opens its own HTTP client."""
+
+    def __init__(self) -> None:
+        self.tokens = TokenCache()
+
+    async def _headers(self, service: ServiceInfo, credential: str | None) -> dict[str, str]:
+        return await self.tokens.headers(service.api_config, credential)
+
+    def _check(
+        self,
+        service: ServiceInfo,
+        credential: str | None,
+        response: httpx.Response,
+        run: str | None = None,
+    ) -> None:
+        if response.status_code in (401, 403):
+            self.tokens.forget(service.api_config, credential)
+        check(response, run=run)
+
+    async def check_health(self, service: ServiceInfo) -> Health:
+        started = time.monotonic()
+        try:
+            async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
+                response = await client.get(f"{_base(service)}/service-info")
+        except httpx.HTTPError as exc:
+            return Health(
+                status=HealthStatus.UNHEALTHY,
+                message=f"could not reach the service: {type(exc).__name__}",
+            )
+        elapsed = round((time.monotonic() - started) * 1000.0, 1)
+        if response.status_code != 200:
+            return Health(
+                status=HealthStatus.UNHEALTHY,
+                response_time_ms=elapsed,
+                message=f"HTTP {response.status_code}: {message_of(response)[:200]}",
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return Health(
+                status=HealthStatus.UNHEALTHY,
+                response_time_ms=elapsed,
+                message="the service sent a malformed service-info",
+            )
+        return Health(status=HealthStatus.HEALTHY, response_time_ms=elapsed)
+
+    async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
+        """Listing one run needs the credential on servers that check one."""
+        try:
+            headers = await self._headers(service, credential)
+            async with _client(API_TIMEOUT, headers=headers) as client:
+                response = await client.get(f"{_base(service)}/runs", params={"page_size": 1})
+            self._check(service, credential, response)
+        except CredentialRejected as exc:
+            return CredentialCheck(valid=False, message=exc.message)
+        return CredentialCheck(valid=True, message="the WES service accepted the credential")
+
+    async def list_panels(self, service: ServiceInfo, credential: str | None) -> list[PanelInfo]:
+        panels: list[PanelInfo] = []
+        for entry in service.api_config.get("panels") or []:
+            if not isinstance(entry, Mapping) or not entry.get("panel_id"):
+                continue
+            panels.append(
+                PanelInfo(
+                    panel_id=str(entry["panel_id"]),
+                    display_name=str(entry.get("display_name") or entry["panel_id"]),
+                    build=str(entry.get("build") or "hg38"),
+                    populations=tuple(str(p) for p in entry.get("populations") or ()),
+                    description=str(entry.get("description") or ""),
+                )
+            )
+        return panels
+
+    async def find(
+        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+    ) -> ExternalRef | None:
+        headers = await self._headers(service, credential)
+        lookups = 0
+        async with _client(API_TIMEOUT, headers=headers) as client:
+            token: str | None = None
+            for _ in range(MAX_PAGES):
+                params: dict[str, str | int] = {"page_size": PAGE_SIZE}
+                if token:
+                    params["page_token"] = token
+                response = await client.get(f"{_base(service)}/runs", params=params)
+                self._check(service, credential, response)
+                body = json_object(response)
+                runs = body.get("runs")
+                if runs is None:
+                    runs = body.get("workflows")  # wes-service and toil
+                for run in runs or []:
+                    if not isinstance(run, Mapping) or not run.get("run_id"):
+                        continue
+                    run_id = str(run["run_id"])
+                    tags = _tags_of(run)
+                    if tags is None and lookups < MAX_RUN_LOOKUPS:
+                        lookups += 1
+                        detail = await client.get(f"{_base(service)}/runs/{quote(run_id)}")
+                        if detail.status_code == 404:
+                            continue  # deleted between the list and now
+                        self._check(service, credential, detail)
+                        tags = _tags_of(json_object(detail))
+                    if tags is not None and tags.get(TAG) == idempotency_key:
+                        return ExternalRef(external_id=run_id)
+                following = body.get("next_page_token")
+                if not following or following == token:
+                    break
+                token = str(following)
+        return None
+
+    async def submit(
+        self,
+        service: ServiceInfo,
+        job: JobSpec,
+        credential: str | None,
+        idempotency_key: str,
+    ) -> ExternalRef:
+        config = service.api_config
+        if config.get("inputs_as", "attachment") != "attachment":
+            raise PermanentServiceError(
+                f"inputs_as {config.get('inputs_as')!r} is not supported; use 'attachment'"
+            )
+        headers = await self._headers(service, credential)
+        attachments: list[InputFile] = []
+        workflow_url = config.get("workflow_url")
+        if not workflow_url:
+            workflow_url = IMPUTE_CWL.name
+            attachments.append(_local_file(IMPUTE_CWL, IMPUTE_CWL.name))
+        attachments.extend(replace(file, name=f"inputs/{file.name}") for file in job.inputs)
+        fields: list[tuple[str, str]] = [
+            ("workflow_params", json.dumps(_workflow_params(config, job))),
+            ("workflow_type", str(config.get("workflow_type") or "CWL")),
+            ("workflow_type_version", str(config.get("workflow_type_version") or "v1.2")),
+            ("tags", json.dumps({TAG: idempotency_key})),
+            ("workflow_url", str(workflow_url)),
+        ]
+        for name in ("workflow_engine", "workflow_engine_version"):
+            if config.get(name):
+                fields.append((name, str(config[name])))
+        if config.get("workflow_engine_parameters"):
+            fields.append(
+                ("workflow_engine_parameters", json.dumps(config["workflow_engine_parameters"]))
+            )
+        body = MultipartBody(fields=fields, files=[("workflow_attachment", f) for f in attachments])
+        headers = {
+            **headers,
+            "Content-Type": body.content_type,
+            "Content-Length": str(body.length()),
+        }
+        async with _client(TRANSFER_TIMEOUT) as client:
+            response = await client.post(
+                f"{_base(service)}/runs", content=body.stream(), headers=headers
+            )
+        self._check(service, credential, response)
+        run_id = json_object(response).get("run_id")
+        if not run_id:
+            raise PermanentServiceError("the WES service accepted the run but gave no run_id")
+        return ExternalRef(external_id=str(run_id), secret=job.secret)
+
+    async def poll(
+        self, service: ServiceInfo, ref: ExternalRef, credential: str | None
+    ) -> ExternalStatus:
+        return states.to_status(await self._run(service, ref, credential))
+
+    async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
+        headers = await self._headers(service, credential)
+        url = f"{_base(service)}/runs/{quote(ref.external_id)}/cancel"
+        async with _client(API_TIMEOUT, headers=headers) as client:
+            response = await client.post(url)
+        if response.status_code == 404:
+            return  # nothing left to cancel
+        self._check(service, credential, response, run=ref.external_id)
+
+    async def fetch_results(
+        self,
+        service: ServiceInfo,
+        ref: ExternalRef,
+        credential: str | None,
+        sink: ResultSink,
+    ) -> list[ResultFile]:
+        run = await self._run(service, ref, credential)
+        state = states.state_of(run.get("state"))
+        if state is not ExternalState.COMPLETED:
+            raise PermanentServiceError(
+                f"the run is {run.get('state')}, not COMPLETE: it has no results to fetch"
+            )
+        files = output_files(run.get("outputs"), _base(service))
+        if not files:
+            raise PermanentServiceError("the workflow run finished without any output files")
+        headers = await self._headers(service, credential)
+        stored: list[ResultFile] = []
+        async with _client(TRANSFER_TIMEOUT, follow_redirects=True) as client:
+            for file in files:
+                # The credential goes only to the WES server itself, never to storage links.
+                sent = headers if _same_origin(file.url, _base(service)) else {}
+                async with client.stream("GET", file.url, headers=sent) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        self._check(service, credential, response)
+                    stored.append(await sink.store(file.name, response.aiter_bytes(CHUNK_SIZE)))
+        return stored
+
+    async def _run(
+        self, service: ServiceInfo, ref: ExternalRef, credential: str | None
+    ) -> dict[str, Any]:
+        headers = await self._headers(service, credential)
+        url = f"{_base(service)}/runs/{quote(ref.external_id)}"
+        async with _client(API_TIMEOUT, headers=headers) as client:
+            response = await client.get(url)
+        self._check(service, credential, response, run=ref.external_id)
+        return json_object(response)
+
+
+def _workflow_params(config: Mapping[str, Any], job: JobSpec) -> dict[str, Any]:
+    names = {**DEFAULT_PARAMS, **(config.get("params") or {})}
+    params: dict[str, Any] = dict(config.get("extra_params") or {})
+    panel: Any = job.panel_id
+    for entry in config.get("panels") or []:
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("panel_id") == job.panel_id
+            and entry.get("location")
+        ):
+            panel = {"class": "File", "location": str(entry["location"])}
+    values: dict[str, Any] = {
+        "inputs": [{"class": "File", "location": f"inputs/{f.name}"} for f in job.inputs],
+        "panel": panel,
+        "mode": job.mode,
+        "r2_filter": job.r2_filter,
+        "build": job.build,
+        "population": job.population,
+        "phasing": job.phasing,
+        "job_name": job.name,
+    }
+    for field_name, value in values.items():
+        param = names.get(field_name)
+        if param and value is not None:
+            params[str(param)] = value
+    return params

@@ -1,0 +1,463 @@
+"""The Michigan connector against the emulated Cloudgene 3 server, over real HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from imputehub.connectors.base import (
+    ExternalRef,
+    ExternalState,
+    ExternalStatus,
+    HealthStatus,
+    InputFile,
+    JobSpec,
+    ResultFile,
+    ServiceInfo,
+)
+from imputehub.connectors.michigan import MichiganConnector
+from imputehub.domain.errors import (
+    CredentialRejected,
+    JobLost,
+    PermanentServiceError,
+    TransientServiceError,
+)
+from tests.support.michigan_emulator import (
+    DOSE,
+    EXCLUDED,
+    INFO,
+    QC_REPORT,
+    MichiganEmulator,
+    bgzipped_vcf,
+    running_emulator,
+)
+
+TOKEN = "alice-api-token-0123456789"
+SECRET = "Zk3q9Xw2Lm8Pb4Rt6Vy1Hn5Jc7Ds0Fa2"
+PANEL = "apps@1000g-phase-3-v5@2.0.0"
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[MichiganEmulator]:
+    with running_emulator(tmp_path / "emulator") as server:
+        server.add_token(TOKEN)
+        yield server
+
+
+@pytest.fixture
+def service(emulator: MichiganEmulator) -> ServiceInfo:
+    return ServiceInfo(id="svc-1", slug="mis", api_type="michigan", base_url=emulator.base_url)
+
+
+connector = MichiganConnector()
+
+
+def input_file(name: str, content: bytes) -> InputFile:
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 1000):
+            yield content[start : start + 1000]
+
+    return InputFile(
+        name=name, size=len(content), sha256=hashlib.sha256(content).hexdigest(), open=chunks
+    )
+
+
+def spec(job_id: str = "job-hub-1", **fields: object) -> JobSpec:
+    values: dict[str, object] = {
+        "job_id": job_id,
+        "name": "study 1",
+        "panel_id": PANEL,
+        "build": "hg19",
+        "phasing": "eagle",
+        "population": "eur",
+        "mode": "imputation",
+        "r2_filter": 0.3,
+        "inputs": [input_file("chr20.vcf.gz", bgzipped_vcf())],
+        "secret": SECRET,
+    }
+    values.update(fields)
+    return JobSpec(**values)  # type: ignore[arg-type]
+
+
+class MemorySink:
+    """Our ResultSink, keeping what it is given (the results here are small)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile:
+        data = b"".join([chunk async for chunk in chunks])
+        self.files[name] = data
+        return ResultFile(name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+async def submit(service: ServiceInfo, job: JobSpec | None = None) -> ExternalRef:
+    job = job or spec()
+    return await connector.submit(service, job, TOKEN, job.job_id)
+
+
+async def poll_until(
+    service: ServiceInfo, ref: ExternalRef, done: Callable[[ExternalStatus], bool]
+) -> list[ExternalStatus]:
+    seen: list[ExternalStatus] = []
+    for _ in range(10):
+        seen.append(await connector.poll(service, ref, TOKEN))
+        if done(seen[-1]):
+            return seen
+    raise AssertionError(f"still {seen[-1].state} after 10 polls")
+
+
+def finished(status: ExternalStatus) -> bool:
+    return status.state not in (ExternalState.QUEUED, ExternalState.RUNNING)
+
+
+def closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# ---- submit ---------------------------------------------------------------------------
+
+
+async def test_submit_sends_exactly_the_fields_the_server_knows(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    first, second = bgzipped_vcf(samples=25), bgzipped_vcf(samples=30)
+    job = spec(inputs=[input_file("a.chr20.vcf.gz", first), input_file("b.chr20.vcf.gz", second)])
+
+    ref = await submit(service, job)
+
+    [submission] = emulator.accepted("job-hub-1")
+    assert submission["fields"] == {
+        "refpanel": [PANEL],
+        "build": ["hg19"],
+        "phasing": ["eagle"],
+        "population": ["eur"],
+        "mode": ["imputation"],
+        "r2Filter": ["0.3"],
+        "password": [SECRET],
+        "job-name": ["job-hub-1"],
+    }
+    assert [(f["field"], f["filename"], f["sha256"], f["size"]) for f in submission["files"]] == [
+        ("files", "a.chr20.vcf.gz", hashlib.sha256(first).hexdigest(), len(first)),
+        ("files", "b.chr20.vcf.gz", hashlib.sha256(second).hexdigest(), len(second)),
+    ]
+    assert ref.external_id == emulator.job_named("job-hub-1").id
+    assert ref.secret == SECRET
+
+
+async def test_unset_options_are_left_out_and_qc_only_is_qconly(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    await submit(service, spec(population=None, r2_filter=None, mode="qc_only"))
+
+    [submission] = emulator.accepted()
+    assert submission["fields"] == {
+        "refpanel": [PANEL],
+        "build": ["hg19"],
+        "phasing": ["eagle"],
+        "mode": ["qconly"],
+        "password": [SECRET],
+        "job-name": ["job-hub-1"],
+    }
+
+
+async def test_find_recognises_a_job_by_its_hub_id_across_pages(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.job_limit = 100
+    for index in range(17):
+        await submit(service, spec(job_id=f"job-{index}"))
+
+    # Newest first, 15 a page: job-0 is on page 2.
+    found = await connector.find(service, "job-0", TOKEN)
+    assert found is not None
+    assert found.external_id == emulator.job_named("job-0").id
+    assert await connector.find(service, "job-never-sent", TOKEN) is None
+    assert ("GET", "/api/v2/jobs") in emulator.calls
+
+
+# ---- following ------------------------------------------------------------------------
+
+
+async def test_a_job_is_followed_from_the_queue_to_success(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    ref = await submit(service)
+
+    # The emulator moves a job on one step with every status call.
+    statuses = await poll_until(service, ref, finished)
+
+    assert [s.state for s in statuses] == [
+        ExternalState.RUNNING,
+        ExternalState.RUNNING,
+        ExternalState.COMPLETED,
+    ]
+    assert statuses[-1].progress == 100.0
+    assert statuses[0].progress is not None
+    assert 0 < statuses[0].progress < 100
+    # Step messages arrive as HTML; the hub gets plain text.
+    assert statuses[0].logs == (
+        "Input Validation: Samples: 50\nChromosomes: 20\nBuild: hg19",
+        "Quality Control: Remaining sites in total: 400",
+    )
+    assert "Phasing and Imputation: Imputation of chr20 & export of results" in statuses[1].logs
+    assert statuses[-1].logs[-1] == "Summary: Imputation finished.\nResults are ready."
+
+
+async def test_a_waiting_job_reports_its_place_in_the_queue(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.job_limit = 5
+    emulator.steps_to_finish = 100  # jobs never move on from running
+    await submit(service, spec(job_id="job-earlier"))
+    ref = await submit(service)
+    emulator.jobs[ref.external_id].status_calls = -5  # still waiting after this call
+
+    status = await connector.poll(service, ref, TOKEN)
+
+    assert status.state is ExternalState.QUEUED
+    assert status.queue_position == 2  # one job ahead of it
+    assert status.progress == 0.0
+
+
+async def test_a_failed_job_carries_the_service_s_own_message(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.fail_job("job-hub-1", "At least 20 samples must be uploaded.")
+    ref = await submit(service)
+
+    final = (await poll_until(service, ref, finished))[-1]
+
+    assert final.state is ExternalState.FAILED
+    assert final.message == "Error: At least 20 samples must be uploaded."
+    assert "Input Validation: Error: At least 20 samples must be uploaded." in final.logs
+
+
+async def test_a_retired_job_fails_because_its_results_are_gone(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.retire_job("job-hub-1")
+    ref = await submit(service)
+
+    final = (await poll_until(service, ref, finished))[-1]
+
+    assert final.state is ExternalState.FAILED
+    assert final.message == "the service deleted the results"
+    with pytest.raises(PermanentServiceError, match="the service deleted the results"):
+        await connector.fetch_results(service, ref, TOKEN, MemorySink())
+    assert emulator.downloads == []
+
+
+async def test_cancel_stops_the_job_at_the_service_and_may_be_repeated(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    ref = await submit(service)
+
+    await connector.cancel(service, ref, TOKEN)
+    await connector.cancel(service, ref, TOKEN)  # already cancelled: harmless
+
+    assert ("GET", f"/api/v2/jobs/{ref.external_id}/cancel") in emulator.calls
+    assert (await connector.poll(service, ref, TOKEN)).state is ExternalState.CANCELLED
+
+
+# ---- results --------------------------------------------------------------------------
+
+
+async def completed(service: ServiceInfo) -> ExternalRef:
+    ref = await submit(service)
+    await poll_until(service, ref, finished)
+    return ref
+
+
+@pytest.mark.parametrize("redirect", [False, True], ids=["direct", "redirected"])
+async def test_results_are_downloaded_once_each_and_the_zip_decrypted(
+    service: ServiceInfo, emulator: MichiganEmulator, redirect: bool
+) -> None:
+    emulator.redirect = redirect
+    ref = await completed(service)
+    sink = MemorySink()
+
+    stored = await connector.fetch_results(service, ref, TOKEN, sink)
+
+    assert sorted(f.name for f in stored) == [
+        "chr20.dose.vcf.gz",
+        "chr20.info.gz",
+        "qc_report.txt",
+        "snps-excluded.txt",
+    ]
+    assert gzip.decompress(sink.files["chr20.dose.vcf.gz"]) == DOSE
+    assert gzip.decompress(sink.files["chr20.info.gz"]) == INFO
+    assert sink.files["qc_report.txt"] == QC_REPORT
+    assert sink.files["snps-excluded.txt"] == EXCLUDED
+    # Each file spent exactly one download, with no size probe; log outputs are skipped.
+    assert sorted(d["name"] for d in emulator.downloads) == [
+        "chr_20.zip",
+        "qc_report.txt",
+        "snps-excluded.txt",
+    ]
+    assert {m for m, path in emulator.calls if path.startswith("/share/")} == {"GET"}
+
+
+async def test_a_dropped_download_resumes_where_it_broke_off(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    ref = await completed(service)
+    emulator.drop_after["chr_20.zip"] = 700
+    sink = MemorySink()
+
+    await connector.fetch_results(service, ref, TOKEN, sink)
+
+    assert [d["range"] for d in emulator.downloads if d["name"] == "chr_20.zip"] == [
+        None,
+        "bytes=700-",
+    ]
+    assert gzip.decompress(sink.files["chr20.dose.vcf.gz"]) == DOSE
+
+
+async def test_a_zip_that_will_not_decrypt_fails_plainly(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    ref = await completed(service)
+    wrong = ExternalRef(external_id=ref.external_id, secret="NotTheRightPassword123")
+
+    with pytest.raises(PermanentServiceError, match=r"could not decrypt chr_20\.zip"):
+        await connector.fetch_results(service, wrong, TOKEN, MemorySink())
+
+
+async def test_used_up_downloads_are_reported_not_retried(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.download_count = 0
+    ref = await completed(service)
+
+    with pytest.raises(PermanentServiceError, match="downloads are used up"):
+        await connector.fetch_results(service, ref, TOKEN, MemorySink())
+
+
+# ---- errors ---------------------------------------------------------------------------
+
+
+async def test_an_expired_or_unknown_token_is_rejected(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.add_token("old-token", expires_in_days=-1)
+
+    with pytest.raises(CredentialRejected, match="invalid or expired"):
+        await connector.submit(service, spec(), "old-token", "job-hub-1")
+    with pytest.raises(CredentialRejected):
+        await connector.find(service, "job-hub-1", "no-such-token")
+    assert emulator.accepted() == []
+
+
+async def test_the_per_user_job_limit_means_wait_and_retry(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    await submit(service, spec(job_id="job-a"))
+    await submit(service, spec(job_id="job-b"))
+
+    with pytest.raises(TransientServiceError, match="Only 2 jobs per user") as caught:
+        await submit(service, spec(job_id="job-c"))
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 0
+
+
+async def test_maintenance_means_wait_and_retry(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.maintenance = True
+
+    with pytest.raises(TransientServiceError, match="maintenance") as caught:
+        await submit(service)
+    assert caught.value.retry_after is not None
+    health = await connector.check_health(service)
+    assert health.status is HealthStatus.MAINTENANCE
+
+
+async def test_server_errors_and_network_failures_are_transient(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    ref = await submit(service)
+    emulator.status_failures = [500]
+
+    with pytest.raises(TransientServiceError, match="HTTP 500"):
+        await connector.poll(service, ref, TOKEN)
+    assert (await connector.poll(service, ref, TOKEN)).state is not None
+
+    gone = ServiceInfo(id="svc-2", slug="gone", api_type="michigan", base_url=closed_port())
+    with pytest.raises(TransientServiceError, match="could not reach the service"):
+        await connector.poll(gone, ref, TOKEN)
+
+
+async def test_an_unknown_job_is_lost(service: ServiceInfo) -> None:
+    with pytest.raises(JobLost, match="job-19990101-000000-001"):
+        await connector.poll(service, ExternalRef(external_id="job-19990101-000000-001"), TOKEN)
+
+
+async def test_other_refusals_are_permanent_with_the_server_s_message(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    with pytest.raises(PermanentServiceError, match="Reference panel 'apps@nope@1' not found"):
+        await submit(service, spec(panel_id="apps@nope@1"))
+    other_app = ServiceInfo(
+        id="svc-3",
+        slug="hla",
+        api_type="michigan",
+        base_url=emulator.base_url,
+        api_config={"app": "imputationserver2-hla"},
+    )
+    with pytest.raises(PermanentServiceError, match="Application 'imputationserver2-hla'"):
+        await submit(other_app)
+
+
+# ---- discovery, health, credentials ---------------------------------------------------
+
+
+async def test_panels_are_read_from_the_server_with_their_populations(
+    service: ServiceInfo,
+) -> None:
+    panels = {p.panel_id: p for p in await connector.list_panels(service, TOKEN)}
+
+    assert sorted(panels) == [
+        "apps@1000g-phase-3-v5@2.0.0",
+        "apps@hapmap-2@2.0.0",
+        "apps@topmed-r3@1.0.0",
+    ]
+    thousand = panels["apps@1000g-phase-3-v5@2.0.0"]
+    assert thousand.display_name == "1000 Genomes Phase 3 (Version 5) (GRCh37/hg19)"
+    assert thousand.build == "hg19"
+    assert thousand.populations == ("eur", "afr", "amr", "eas", "sas", "mixed", "off")
+    assert panels["apps@topmed-r3@1.0.0"].build == "hg38"
+
+
+async def test_health_reports_response_time_or_why_not(service: ServiceInfo) -> None:
+    health = await connector.check_health(service)
+    assert health.status is HealthStatus.HEALTHY
+    assert health.response_time_ms is not None
+
+    gone = ServiceInfo(id="svc-2", slug="gone", api_type="michigan", base_url=closed_port())
+    down = await connector.check_health(gone)
+    assert down.status is HealthStatus.UNHEALTHY
+    assert down.message is not None
+    assert "could not reach" in down.message
+
+
+async def test_a_token_is_verified_with_its_expiry(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    checked = await connector.verify_credential(service, TOKEN)
+    assert checked.valid is True
+    assert checked.expires_at is not None
+    in_30_days = datetime.now(UTC) + timedelta(days=30)
+    assert abs((checked.expires_at - in_30_days).total_seconds()) < 3600
+
+    wrong = await connector.verify_credential(service, "no-such-token")
+    assert wrong.valid is False
+    assert wrong.message == "Invalid API Token."

@@ -1,0 +1,174 @@
+"""The hub end to end with the real Michigan connector and the emulated server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imputehub.clock import FakeClock
+from imputehub.db.models import Job, User
+from imputehub.runtime import Runtime
+from imputehub.worker.loop import Worker
+from tests.integration.worker.support import (
+    drive,
+    eventually,
+    load_job,
+    result_files,
+    stored_bytes,
+)
+from tests.support import factories
+from tests.support.michigan_emulator import DOSE, INFO, MichiganEmulator, running_emulator
+
+TOKEN = "platform-michigan-token-42"
+PANEL = "apps@1000g-phase-3-v5@2.0.0"
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[MichiganEmulator]:
+    with running_emulator(tmp_path / "emulator") as server:
+        server.add_token(TOKEN, username="hub")
+        yield server
+
+
+async def michigan_job(runtime: Runtime, emulator: MichiganEmulator) -> Job:
+    now = runtime.clock.now()
+    async with runtime.db.session() as session:
+        user = User(
+            username="carol", password_hash="!", role="user", created_at=now, updated_at=now
+        )
+        session.add(user)
+    service = await factories.make_service(
+        runtime,
+        slug="michigan",
+        api_type="michigan",
+        base_url=emulator.base_url,
+        credential_encrypted=runtime.vault.encrypt(TOKEN),
+    )
+    panel = await factories.make_panel(
+        runtime, service, slug="1000g", panel_id=PANEL, populations=["eur", "afr"]
+    )
+    stored = await factories.make_file(runtime, user.id)
+    return await factories.make_job(
+        runtime, user_id=user.id, service=service, panel=panel, files=[stored], population="eur"
+    )
+
+
+async def test_a_job_runs_at_the_service_and_its_decrypted_results_are_stored(
+    runtime: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    job = await michigan_job(runtime, emulator)
+
+    done = await drive(runtime, Worker(runtime), clock, job.id)
+
+    assert done.status == "completed", done.error_log
+    [submission] = emulator.accepted(job.id)
+    assert done.external_job_id == emulator.job_named(job.id).id
+    # The zips were encrypted with the job's own secret, which the hub keeps encrypted.
+    assert done.service_secret_encrypted is not None
+    assert submission["fields"]["password"] == [
+        runtime.vault.decrypt(done.service_secret_encrypted)
+    ]
+    assert submission["fields"]["refpanel"] == [PANEL]
+    assert submission["fields"]["population"] == ["eur"]
+    assert any(line.startswith("Summary: Imputation finished.") for line in done.service_logs)
+
+    files = {f.filename: f for f in await result_files(runtime, job.id)}
+    assert sorted(files) == [
+        "chr20.dose.vcf.gz",
+        "chr20.info.gz",
+        "qc_report.txt",
+        "snps-excluded.txt",
+    ]
+    dose = await stored_bytes(runtime, files["chr20.dose.vcf.gz"].storage_key)
+    assert gzip.decompress(dose) == DOSE
+    info = await stored_bytes(runtime, files["chr20.info.gz"].storage_key)
+    assert gzip.decompress(info) == INFO
+    assert sorted(d["name"] for d in emulator.downloads) == [
+        "chr_20.zip",
+        "qc_report.txt",
+        "snps-excluded.txt",
+    ]
+
+
+async def test_a_job_the_service_fails_shows_the_service_s_reason(
+    runtime: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    job = await michigan_job(runtime, emulator)
+    emulator.fail_job(job.id, "At least 20 samples must be uploaded.")
+
+    done = await drive(runtime, Worker(runtime), clock, job.id)
+
+    assert done.status == "failed"
+    assert done.error_message is not None
+    assert "At least 20 samples must be uploaded." in done.error_message
+
+
+async def test_a_rejected_token_fails_the_job_plainly(
+    runtime: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    job = await michigan_job(runtime, emulator)
+    emulator.tokens.clear()  # the token expired or was replaced by a newer one
+
+    done = await drive(runtime, Worker(runtime), clock, job.id)
+
+    assert done.status == "failed"
+    assert done.error_message is not None
+    assert "rejected the API token" in done.error_message
+    assert TOKEN not in done.error_message
+    assert emulator.accepted() == []
+
+
+async def test_a_worker_killed_between_submit_and_recording_does_not_submit_twice(
+    runtime: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    job = await michigan_job(runtime, emulator)
+    emulator.hold_submits = True  # the server queues the job but never answers
+    doomed = asyncio.create_task(Worker(runtime).run_once())
+
+    async def reached_service() -> bool:
+        return len(emulator.accepted(job.id)) == 1
+
+    await eventually(reached_service, what="the submission to reach the service")
+    doomed.cancel()  # the worker dies before it learns the job id
+    with contextlib.suppress(asyncio.CancelledError):
+        await doomed
+    emulator.hold_submits = False
+    inside = await load_job(runtime, job.id)
+    assert inside.external_job_id is None
+
+    clock.advance(runtime.settings.worker_lease_seconds + 1)  # its lease runs out
+    done = await drive(runtime, Worker(runtime), clock, job.id)
+
+    assert done.status == "completed", done.error_log
+    assert len(emulator.accepted(job.id)) == 1
+    assert len(emulator.jobs) == 1
+    assert done.external_job_id == emulator.job_named(job.id).id
+    assert ("GET", "/api/v2/jobs") in emulator.calls  # found by its job-name
+    assert len(await result_files(runtime, job.id)) == 4
+
+
+async def test_maintenance_and_server_errors_delay_a_job_but_do_not_fail_it(
+    runtime: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    job = await michigan_job(runtime, emulator)
+    emulator.maintenance = True
+    worker = Worker(runtime)
+
+    await worker.run_once()
+    waiting = await load_job(runtime, job.id)
+    assert waiting.status == "pending"
+    assert "maintenance" in str(waiting.error_log[-1])
+    emulator.maintenance = False
+    emulator.status_failures = [500, 500, 502]
+    clock.advance(3600)
+    done = await drive(runtime, worker, clock, job.id)
+
+    assert done.status == "completed", done.error_log
+    assert len(emulator.accepted(job.id)) == 1
+    assert "HTTP 500" in str(done.error_log)
+    assert len(await result_files(runtime, job.id)) == 4

@@ -1,0 +1,584 @@
+"""A faithful local stand-in for a Michigan Imputation Server (Cloudgene 3, API v2).
+
+Served over real HTTP on loopback (Starlette + uvicorn in a thread) and following
+../shared/reference/michigan-api.md to the letter, quirks included:
+- `X-Auth-Token` on everything under /api/ (unknown or expired token: 401);
+- submit is multipart; an unknown field answers 400 `Parameter 'x' not found.`; checkboxes
+  (`aesEncryption`, `meta`) are on only when sent as `true`;
+- at most `job_limit` (2) waiting/running/exporting jobs per user, else 400 `Only N jobs...`;
+- maintenance: submit answers 503 and /api/v2/server says `"maintenace": true`;
+- job lists are page objects, newest first; each status call moves a job one step on
+  (waiting -> running -> exporting -> success, or failed with step messages);
+- results: `chr_20.zip` encrypted (ZipCrypto, `zip -P`) with the submitted password, a QC
+  report and statistics; each GET of /share/results/{hash}/{name} spends one download
+  (400 at 0), honours `Range`, optionally answers 301 to a "presigned" URL, and can drop the
+  connection mid-body once, to test resuming.
+
+Tests read what it recorded: `submissions` (every accepted or refused submit's fields),
+`downloads` (every GET of a result, with its Range), `calls` (method and path of every request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import io
+import secrets
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+APP_ID = "imputationserver2@2.0.12"
+KNOWN_FIELDS = frozenset(
+    {
+        "files",
+        "input-files",
+        "refpanel",
+        "build",
+        "phasing",
+        "population",
+        "mode",
+        "r2Filter",
+        "password",
+        "aesEncryption",
+        "meta",
+        "job-name",
+    }
+)
+PANELS = {
+    "apps@1000g-phase-3-v5@2.0.0": (
+        "1000 Genomes Phase 3 (Version 5) (GRCh37/hg19)",
+        ["eur", "afr", "amr", "eas", "sas", "mixed", "off"],
+    ),
+    "apps@hapmap-2@2.0.0": ("HapMap 2 (GRCh37/hg19)", ["eur", "mixed", "off"]),
+    "apps@topmed-r3@1.0.0": ("TOPMed r3 (GRCh38/hg38)", ["all"]),
+}
+STEPS = ("Input Validation", "Quality Control", "Phasing and Imputation", "Summary")
+DOSE = b"##fileformat=VCFv4.2\n##imputed by the emulator\n" + b"".join(
+    f"20\t{60000 + 7 * i}\t.\tG\tA\t.\tPASS\tR2={(i * 37) % 101 / 100}\n".encode()
+    for i in range(3000)
+)
+INFO = b"SNP\tREF(0)\tALT(1)\tALT_Frq\tMAF\tAvgCall\tRsq\n20:60343\tG\tA\t0.1\t0.1\t0.99\t0.91\n"
+QC_REPORT = (
+    b"Statistics:\nAlternative allele frequency > 0.5 sites: 0\nRemaining sites in total: 400\n"
+)
+EXCLUDED = b"#Position\tFilterType\tInfo\n20:61000\tAllele mismatch\t-\n"
+SAMPLE_NOTE = "Samples: 50"
+
+
+@dataclass
+class EmulatedJob:
+    id: str
+    name: str
+    user: str
+    password: str
+    fields: dict[str, list[str]]
+    submitted_ms: int
+    outcome: str  # success | failed | retired
+    failure_message: str
+    state: int = 1
+    position: int = 0
+    status_calls: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ResultBlob:
+    path: Path
+    count: int
+
+
+class MichiganEmulator:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, EmulatedJob] = {}
+        self.order: list[str] = []  # job ids, oldest first
+        self.blobs: dict[tuple[str, str], ResultBlob] = {}
+        self.submissions: list[dict[str, Any]] = []
+        self.downloads: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, str]] = []
+        self.job_limit = 2
+        self.maintenance = False
+        self.download_count = 10
+        self.redirect = False  # answer result GETs with 301 to a presigned-style URL
+        self.drop_after: dict[str, int] = {}  # file name -> bytes to send before dropping once
+        self.status_failures: list[int] = []  # next status calls answer these HTTP codes
+        self.outcomes: dict[str, tuple[str, str]] = {}  # job-name -> (outcome, failure message)
+        self.steps_to_finish = 3  # status calls before a job reaches its final state
+        # While set, a submit is recorded (and queued) but its answer withheld: the client
+        # reached the server yet never learns the job id, as when it dies mid-request.
+        self.hold_submits = False
+        self._counter = 0
+        self._lock = threading.Lock()
+        self.base_url = ""
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- configuration -----------------------------------------------------------------
+
+    def add_token(
+        self, token: str, username: str = "alice", *, expires_in_days: float = 30.0
+    ) -> None:
+        expire = datetime.now(UTC) + timedelta(days=expires_in_days)
+        self.tokens[token] = {"username": username, "expire": expire}
+
+    def fail_job(self, job_name: str, message: str) -> None:
+        """The job submitted under this name fails in validation with `message`."""
+        self.outcomes[job_name] = ("failed", message)
+
+    def retire_job(self, job_name: str) -> None:
+        """The job submitted under this name finishes, then its results are deleted (state 7)."""
+        self.outcomes[job_name] = ("retired", "")
+
+    def job_named(self, name: str) -> EmulatedJob:
+        matches = [job for job in self.jobs.values() if job.name == name]
+        assert len(matches) == 1, f"{len(matches)} jobs named {name!r}"
+        return matches[0]
+
+    def accepted(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The submissions the server accepted (optionally only those under `name`)."""
+        return [
+            s
+            for s in self.submissions
+            if s["status"] == 200 and (name is None or s["fields"].get("job-name") == [name])
+        ]
+
+    # ---- serving -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.01)
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/v2/server", self._server_info),
+                Route("/api/v2/server/apps/{app_id}", self._app_info),
+                Route("/api/v2/tokens/verify", self._verify, methods=["POST"]),
+                Route("/api/v2/jobs/submit/{app}", self._submit, methods=["POST"]),
+                Route("/api/v2/jobs", self._list),
+                Route("/api/v2/jobs/{job_id}", self._status),
+                Route("/api/v2/jobs/{job_id}/status", self._status),
+                Route("/api/v2/jobs/{job_id}/cancel", self._cancel),
+                Route("/share/results/{hash}/{name:path}", self._download),
+                Route("/presigned/{hash}/{name:path}", self._presigned),
+            ]
+        )
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _user(self, request: Request) -> str | None:
+        self.calls.append((request.method, request.url.path))
+        token = self.tokens.get(request.headers.get("X-Auth-Token", ""))
+        if token is None or token["expire"] < datetime.now(UTC):
+            return None
+        return str(token["username"])
+
+    @staticmethod
+    def _unauthorized() -> Response:
+        return JSONResponse({"message": "Unauthorized"}, status_code=401)
+
+    @staticmethod
+    def _message(message: str, status: int) -> JSONResponse:
+        return JSONResponse({"message": message, "success": False}, status_code=status)
+
+    def _response(self, job: EmulatedJob) -> dict[str, Any]:
+        now = int(time.time() * 1000)
+        return {
+            "application": "Genotype Imputation 2.0.12",
+            "applicationId": "imputationserver2",
+            "id": job.id,
+            "name": job.name,
+            "state": job.state,
+            "positionInQueue": job.position if job.state == 1 else -1,
+            "submittedOn": job.submitted_ms,
+            "startTime": job.submitted_ms + 1000 if job.state > 1 else 0,
+            "endTime": now if job.state >= 4 else 0,
+            "currentTime": now,
+            "steps": job.steps,
+            "outputParams": job.outputs if job.state in (4, 5, 8) else [],
+        }
+
+    def _step(self, job: EmulatedJob, index: int, message: str, kind: int = 0) -> None:
+        job.steps.append(
+            {
+                "id": index + 1,
+                "name": STEPS[index],
+                "logMessages": [
+                    {"message": message, "type": kind, "time": int(time.time() * 1000)}
+                ],
+            }
+        )
+
+    def _advance(self, job: EmulatedJob) -> None:
+        """One status call's worth of progress."""
+        if job.state not in (1, 2, 3):
+            return
+        job.status_calls += 1
+        calls = job.status_calls
+        if job.outcome == "failed" and calls >= 2:
+            self._step(job, 0, f"<b>Error:</b> {job.failure_message}", kind=1)
+            job.state = 5
+            self._export(job, failed=True)
+        elif calls >= self.steps_to_finish:
+            self._step(job, 3, "<b>Imputation finished.</b><br>Results are ready.")
+            self._export(job, failed=False)
+            job.state = 7 if job.outcome == "retired" else 4
+        elif calls == self.steps_to_finish - 1:
+            job.state = 3
+            self._step(job, 2, "Imputation of chr20 &amp; export of results")
+        elif calls >= 1:
+            job.state = 2
+            self._step(job, 0, f"{SAMPLE_NOTE}<br>Chromosomes: 20<br>Build: hg19")
+            self._step(job, 1, "Remaining sites in total: 400", kind=3)
+
+    def _blob(self, job: EmulatedJob, name: str, content: bytes) -> dict[str, Any]:
+        digest = hashlib.sha256(f"{job.id}/{name}/{secrets.token_hex(8)}".encode()).hexdigest()
+        path = self.workdir / digest
+        path.write_bytes(content)
+        self.blobs[(digest, name)] = ResultBlob(path=path, count=self.download_count)
+        return {
+            "name": name,
+            "path": f"{job.id}/output/{name}",
+            "hash": digest,
+            "count": self.download_count,
+            "size": f"{len(content)} bytes",
+        }
+
+    def _export(self, job: EmulatedJob, *, failed: bool) -> None:
+        statistics = [self._blob(job, "snps-excluded.txt", EXCLUDED)]
+        qc = [self._blob(job, "qc_report.txt", QC_REPORT)]
+        outputs = [_param(5, "qcreport", qc), _param(6, "statistics", statistics)]
+        if not failed:
+            zipped = self._blob(job, "chr_20.zip", self._zip(job.password))
+            outputs.insert(0, _param(7, "output", [zipped]))
+        # Not a download: real servers list log outputs too, which clients must skip.
+        log = {"name": "job.txt", "path": f"{job.id}/logs/job.txt", "hash": "x", "count": 0}
+        outputs.append(_param(8, "logfile", [log], download=False))
+        job.outputs = outputs
+
+    def _zip(self, password: str) -> bytes:
+        """chr_20.zip as the server makes it: ZipCrypto with the job's password (`zip -P`)."""
+        with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+            folder = Path(tmp)
+            (folder / "chr20.dose.vcf.gz").write_bytes(gzip.compress(DOSE))
+            (folder / "chr20.info.gz").write_bytes(gzip.compress(INFO))
+            subprocess.run(
+                ["zip", "-q", "-P", password, "out.zip", "chr20.dose.vcf.gz", "chr20.info.gz"],
+                cwd=folder,
+                check=True,
+            )
+            return (folder / "out.zip").read_bytes()
+
+    # ---- endpoints ---------------------------------------------------------------------
+
+    async def _server_info(self, request: Request) -> Response:
+        user = self._user(request)
+        return JSONResponse(
+            {
+                "name": "Michigan Imputation Server (emulated)",
+                "user": {"username": user} if user else None,
+                "apps": [{"id": APP_ID, "name": "Genotype Imputation", "version": "2.0.12"}],
+                "maintenace": self.maintenance,
+                "blocked": False,
+            }
+        )
+
+    async def _app_info(self, request: Request) -> Response:
+        if self._user(request) is None:
+            return self._unauthorized()
+        if request.path_params["app_id"] != APP_ID:
+            app_id = request.path_params["app_id"]
+            return self._message(f"Application '{app_id}' not found.", 404)
+        return JSONResponse(
+            {
+                "id": APP_ID,
+                "name": "Genotype Imputation",
+                "version": "2.0.12",
+                "params": [
+                    {"id": "files", "type": "local_file"},
+                    {
+                        "id": "refpanel",
+                        "type": "app_list",
+                        "values": [{"key": k, "value": v[0]} for k, v in PANELS.items()],
+                    },
+                    {
+                        "id": "population",
+                        "type": "binded_list",
+                        "bind": "refpanel",
+                        "values": {
+                            k: [{"key": p, "value": p.upper()} for p in v[1]]
+                            for k, v in PANELS.items()
+                        },
+                    },
+                ],
+            }
+        )
+
+    async def _verify(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))
+        form = await request.form()
+        token = self.tokens.get(str(form.get("token", "")))
+        if token is None:
+            return JSONResponse({"valid": False, "message": "Invalid API Token."})
+        if token["expire"] < datetime.now(UTC):
+            return JSONResponse({"valid": False, "message": "API Token expired."})
+        return JSONResponse(
+            {
+                "valid": True,
+                "message": "API Token was created by " + token["username"],
+                "username": token["username"],
+                "name": token["username"].title(),
+                "mail": f"{token['username']}@example.org",
+                "expire": token["expire"].isoformat(),
+            }
+        )
+
+    async def _submit(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None:
+            return self._unauthorized()
+        async with request.form(max_files=100, max_fields=100) as form:
+            fields: dict[str, list[str]] = {}
+            files: list[dict[str, Any]] = []
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    digest = hashlib.sha256()
+                    size = 0
+                    while chunk := await value.read(64 * 1024):
+                        digest.update(chunk)
+                        size += len(chunk)
+                    files.append(
+                        {"field": key, "filename": value.filename, "size": size,
+                         "sha256": digest.hexdigest()}
+                    )  # fmt: skip
+                else:
+                    fields.setdefault(key, []).append(value)
+        record: dict[str, Any] = {"user": user, "fields": fields, "files": files}
+        self.submissions.append(record)
+        response = self._check_submit(request, user, fields, files)
+        record["status"] = response.status_code
+        # The flag is flipped from the test's thread, which cannot set this loop's Event.
+        while self.hold_submits:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return response
+
+    def _check_submit(
+        self,
+        request: Request,
+        user: str,
+        fields: dict[str, list[str]],
+        files: list[dict[str, Any]],
+    ) -> Response:
+        if self.maintenance:
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        if request.path_params["app"] != "imputationserver2":
+            return self._message(f"Application '{request.path_params['app']}' not found.", 404)
+        for key in [*fields, *(f["field"] for f in files)]:
+            if key not in KNOWN_FIELDS:
+                return self._message(f"Parameter '{key}' not found.", 400)
+        active = [j for j in self.jobs.values() if j.user == user and j.state in (1, 2, 3)]
+        if len(active) >= self.job_limit:
+            return self._message(
+                f"Only {self.job_limit} jobs per user can be executed simultaneously.", 400
+            )
+        refpanel = fields.get("refpanel", [""])[0]
+        if refpanel not in PANELS:
+            return PlainTextResponse(f"Reference panel '{refpanel}' not found.", status_code=400)
+        if not files:
+            return PlainTextResponse("No input files uploaded.", status_code=400)
+        with self._lock:
+            self._counter += 1
+            job_id = f"job-20260101-101500-{self._counter:03d}"
+        name = fields.get("job-name", [""])[0]
+        outcome, message = self.outcomes.get(name, ("success", ""))
+        job = EmulatedJob(
+            id=job_id,
+            name=name,
+            user=user,
+            password=fields.get("password", [secrets.token_hex(8)])[0],
+            fields=fields,
+            submitted_ms=int(time.time() * 1000),
+            outcome=outcome,
+            failure_message=message,
+            position=len(active),
+        )
+        self.jobs[job_id] = job
+        self.order.append(job_id)
+        return JSONResponse(
+            {
+                "success": True,
+                "message": "Your job was successfully added to the job queue.",
+                "id": job_id,
+            }
+        )
+
+    async def _list(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None:
+            return self._unauthorized()
+        mine = [self.jobs[i] for i in reversed(self.order) if self.jobs[i].user == user]
+        size = 15
+        pages = max(1, -(-len(mine) // size))
+        page = int(request.query_params.get("page", "1"))
+        data = mine[(page - 1) * size : page * size]
+        return JSONResponse(
+            {
+                "count": len(mine),
+                "page": page,
+                "pageSize": size,
+                "prev": page - 1 if page > 1 else None,
+                "next": page + 1 if page < pages else None,
+                "pages": list(range(1, pages + 1)),
+                "data": [self._response(job) for job in data],
+            }
+        )
+
+    def _job(self, request: Request, user: str) -> EmulatedJob | Response:
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return self._message(f"Job {request.path_params['job_id']} not found.", 404)
+        if job.user != user:
+            return self._message("Access denied.", 403)
+        return job
+
+    async def _status(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None:
+            return self._unauthorized()
+        if self.status_failures:
+            code = self.status_failures.pop(0)
+            return PlainTextResponse("Internal Server Error", status_code=code)
+        job = self._job(request, user)
+        if isinstance(job, Response):
+            return job
+        self._advance(job)
+        return JSONResponse(self._response(job))
+
+    async def _cancel(self, request: Request) -> Response:
+        user = self._user(request)
+        if user is None:
+            return self._unauthorized()
+        job = self._job(request, user)
+        if isinstance(job, Response):
+            return job
+        if job.state in (1, 2, 3):  # cancelling a finished job is a harmless no-op
+            job.state = 6
+        return JSONResponse(self._response(job))
+
+    async def _download(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))
+        key = (request.path_params["hash"], request.path_params["name"])
+        blob = self.blobs.get(key)
+        if blob is None:
+            return self._message("Not found.", 404)
+        if blob.count <= 0:
+            return self._message("number of max downloads exceeded.", 400)
+        blob.count -= 1
+        self.downloads.append({"name": key[1], "range": request.headers.get("Range")})
+        if self.redirect:
+            return Response(status_code=301, headers={"Location": f"/presigned/{key[0]}/{key[1]}"})
+        return self._body(request, blob, key[1])
+
+    async def _presigned(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))
+        blob = self.blobs.get((request.path_params["hash"], request.path_params["name"]))
+        if blob is None:
+            return PlainTextResponse("NoSuchKey", status_code=404)
+        return self._body(request, blob, request.path_params["name"])
+
+    def _body(self, request: Request, blob: ResultBlob, name: str) -> Response:
+        size = blob.path.stat().st_size
+        start = 0
+        header = request.headers.get("Range", "")
+        if header.startswith("bytes=") and header.endswith("-"):
+            start = int(header[len("bytes=") : -1])
+        drop = self.drop_after.pop(name, None)
+        headers = {"Content-Length": str(size - start), "Accept-Ranges": "bytes"}
+        status = 200
+        if start:
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
+        return StreamingResponse(
+            _stream(blob.path, start, drop), status_code=status, headers=headers
+        )
+
+
+def _param(
+    index: int, name: str, files: list[dict[str, Any]], *, download: bool = True
+) -> dict[str, Any]:
+    return {"id": index, "name": name, "description": name, "download": download, "files": files}
+
+
+async def _stream(path: Path, start: int, drop: int | None) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        handle.seek(start)
+        sent = 0
+        while chunk := handle.read(4096):
+            if drop is not None and sent + len(chunk) > drop:
+                yield chunk[: drop - sent]
+                # The connection drops mid-body: uvicorn closes it short of Content-Length.
+                raise ConnectionResetError("emulated connection drop")
+            sent += len(chunk)
+            yield chunk
+
+
+@contextlib.contextmanager
+def running_emulator(workdir: Path) -> Iterator[MichiganEmulator]:
+    emulator = MichiganEmulator(workdir)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def bgzipped_vcf(samples: int = 25) -> bytes:
+    """A small gzip VCF for upload (the emulator does not parse inputs)."""
+    header = "\t".join(f"S{i}" for i in range(samples))
+    lines = [
+        "##fileformat=VCFv4.2",
+        f"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{header}",
+        *(f"20\t{60000 + i}\t.\tG\tA\t.\tPASS\t.\tGT\t" + "\t".join(["0|1"] * samples)
+          for i in range(50)),
+    ]  # fmt: skip
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as out:
+        out.write(("\n".join(lines) + "\n").encode())
+    return buffer.getvalue()
