@@ -17,7 +17,6 @@ any other 400 -> permanent with the server's message.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -32,13 +31,13 @@ from imputehub.connectors.base import (
     ExternalRef,
     ExternalStatus,
     Health,
-    HealthStatus,
     JobSpec,
     PanelInfo,
     ResultFile,
     ResultSink,
     ServiceInfo,
 )
+from imputehub.connectors.health_probe import probe_json
 from imputehub.connectors.michigan import results, states
 from imputehub.connectors.michigan.answers import check, json_object, message_of
 from imputehub.connectors.michigan.multipart import MultipartBody
@@ -87,45 +86,15 @@ class MichiganConnector:
     """Stateless; every call opens its own HTTP client."""
 
     async def check_health(self, service: ServiceInfo) -> Health:
-        started = time.monotonic()
-        try:
-            async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
-                response = await client.get(f"{_base(service)}/api/v2/server")
-        except httpx.HTTPError as exc:
-            return Health(
-                status=HealthStatus.UNHEALTHY,
-                message=f"could not reach the service: {type(exc).__name__}",
-            )
-        elapsed = round((time.monotonic() - started) * 1000.0, 1)
-        if response.status_code == 503:
-            return Health(
-                status=HealthStatus.MAINTENANCE,
-                response_time_ms=elapsed,
-                message="the service is in maintenance",
-            )
-        if response.status_code != 200:
-            return Health(
-                status=HealthStatus.UNHEALTHY,
-                response_time_ms=elapsed,
-                message=f"HTTP {response.status_code}: {message_of(response)[:200]}",
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            return Health(
-                status=HealthStatus.UNHEALTHY,
-                response_time_ms=elapsed,
-                message="the service sent a malformed answer",
-            )
-        if body.get("maintenace") or body.get("maintenance"):  # the misspelling is real
-            return Health(
-                status=HealthStatus.MAINTENANCE,
-                response_time_ms=elapsed,
-                message="the service is in maintenance",
-            )
-        return Health(status=HealthStatus.HEALTHY, response_time_ms=elapsed)
+        return await probe_json(
+            f"{_base(service)}/api/v2/server",
+            http_timeout=HEALTH_TIMEOUT,
+            what="answer",
+            detail=message_of,
+            maintenance_status=503,
+            # The misspelling is the real servers' own.
+            in_maintenance=lambda body: bool(body.get("maintenace") or body.get("maintenance")),
+        )
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
         async with _client(API_TIMEOUT) as client:

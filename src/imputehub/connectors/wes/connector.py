@@ -26,7 +26,6 @@ recognises a run submitted just before a crash; POSTs are never retried here. St
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -42,7 +41,6 @@ from imputehub.connectors.base import (
     ExternalState,
     ExternalStatus,
     Health,
-    HealthStatus,
     InputFile,
     JobSpec,
     PanelInfo,
@@ -50,6 +48,7 @@ from imputehub.connectors.base import (
     ResultSink,
     ServiceInfo,
 )
+from imputehub.connectors.health_probe import probe_json
 from imputehub.connectors.michigan.multipart import MultipartBody
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.answers import check, json_object, message_of
@@ -138,33 +137,12 @@ class WesConnector:
         check(response, run=run)
 
     async def check_health(self, service: ServiceInfo) -> Health:
-        started = time.monotonic()
-        try:
-            async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
-                response = await client.get(f"{_base(service)}/service-info")
-        except httpx.HTTPError as exc:
-            return Health(
-                status=HealthStatus.UNHEALTHY,
-                message=f"could not reach the service: {type(exc).__name__}",
-            )
-        elapsed = round((time.monotonic() - started) * 1000.0, 1)
-        if response.status_code != 200:
-            return Health(
-                status=HealthStatus.UNHEALTHY,
-                response_time_ms=elapsed,
-                message=f"HTTP {response.status_code}: {message_of(response)[:200]}",
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            return Health(
-                status=HealthStatus.UNHEALTHY,
-                response_time_ms=elapsed,
-                message="the service sent a malformed service-info",
-            )
-        return Health(status=HealthStatus.HEALTHY, response_time_ms=elapsed)
+        return await probe_json(
+            f"{_base(service)}/service-info",
+            http_timeout=HEALTH_TIMEOUT,
+            what="service-info",
+            detail=message_of,
+        )
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
         """Listing one run needs the credential on servers that check one."""

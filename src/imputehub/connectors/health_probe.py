@@ -1,0 +1,59 @@
+"""A health check by one GET of a JSON endpoint: the shape the HTTP connectors share.
+
+Unreachable, an HTTP error or an answer that is not a JSON object means unhealthy (with
+why); a maintenance signal — a status code or a flag in the body — means maintenance; any
+other JSON object means healthy. The response time is measured around the request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from imputehub.connectors.base import Health, HealthStatus
+
+MAINTENANCE_MESSAGE = "the service is in maintenance"
+
+
+async def probe_json(
+    url: str,
+    *,
+    http_timeout: httpx.Timeout | float,
+    what: str,
+    detail: Callable[[httpx.Response], str],
+    maintenance_status: int | None = None,
+    in_maintenance: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> Health:
+    """GET `url` and judge the service's health by the answer; `what` names the document."""
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(timeout=http_timeout) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return Health(
+            status=HealthStatus.UNHEALTHY,
+            message=f"could not reach the service: {type(exc).__name__}",
+        )
+    elapsed = round((time.monotonic() - started) * 1000.0, 1)
+
+    def health(status: HealthStatus, message: str | None = None) -> Health:
+        return Health(status=status, response_time_ms=elapsed, message=message)
+
+    if maintenance_status is not None and response.status_code == maintenance_status:
+        return health(HealthStatus.MAINTENANCE, MAINTENANCE_MESSAGE)
+    if response.status_code != 200:
+        return health(
+            HealthStatus.UNHEALTHY, f"HTTP {response.status_code}: {detail(response)[:200]}"
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return health(HealthStatus.UNHEALTHY, f"the service sent a malformed {what}")
+    if in_maintenance is not None and in_maintenance(body):
+        return health(HealthStatus.MAINTENANCE, MAINTENANCE_MESSAGE)
+    return health(HealthStatus.HEALTHY)
