@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from imputehub.connectors.retry_after import retry_after
 from imputehub.domain.errors import (
     CredentialRejected,
     JobLost,
@@ -32,13 +33,6 @@ def message_of(response: httpx.Response) -> str:
     return text[:500] if text else f"HTTP {response.status_code}"
 
 
-def _retry_after(response: httpx.Response, default: float | None) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return default
-
-
 def check(response: httpx.Response, *, job: str | None = None) -> None:
     """Raise the typed error an unsuccessful answer means; `job` names the job asked about."""
     status = response.status_code
@@ -55,16 +49,16 @@ def check(response: httpx.Response, *, job: str | None = None) -> None:
     if status == 503:
         raise TransientServiceError(
             "the service is in maintenance; waiting for it to come back",
-            retry_after=_retry_after(response, MAINTENANCE_RETRY_SECONDS),
+            retry_after=retry_after(response, MAINTENANCE_RETRY_SECONDS),
         )
     if status == 400 and _JOB_LIMIT.search(message):
         raise TransientServiceError(
             f"the service is busy with this account's other jobs ({message}); waiting",
-            retry_after=_retry_after(response, JOB_LIMIT_RETRY_SECONDS),
+            retry_after=retry_after(response, JOB_LIMIT_RETRY_SECONDS),
         )
     if status >= 500 or status == 429:
         raise TransientServiceError(
-            f"the service answered HTTP {status}", retry_after=_retry_after(response, None)
+            f"the service answered HTTP {status}", retry_after=retry_after(response, None)
         )
     if status == 404 and job is not None:
         raise JobLost(f"the service has no job {job} any more")

@@ -40,7 +40,7 @@ from imputehub.connectors.base import (
 from imputehub.connectors.health_probe import probe_json
 from imputehub.connectors.michigan import results, states
 from imputehub.connectors.michigan.answers import check, json_object, message_of
-from imputehub.connectors.michigan.multipart import MultipartBody
+from imputehub.connectors.multipart import MultipartBody
 from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
 
 DEFAULT_APP = "imputationserver2"

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from imputehub.connectors.retry_after import retry_after
 from imputehub.domain.errors import (
     CredentialRejected,
     JobLost,
@@ -41,12 +42,9 @@ def check(response: httpx.Response, *, run: str | None = None) -> None:
     if status in (401, 403):
         raise CredentialRejected(f"the WES service refused the credential: {message}")
     if status >= 500 or status == 429:
-        retry: float | None
-        try:
-            retry = float(response.headers.get("Retry-After", ""))
-        except ValueError:
-            retry = None
-        raise TransientServiceError(f"the WES service answered HTTP {status}", retry_after=retry)
+        raise TransientServiceError(
+            f"the WES service answered HTTP {status}", retry_after=retry_after(response)
+        )
     if status == 404 and run is not None:
         raise JobLost(f"the WES service has no run {run} any more")
     raise PermanentServiceError(f"the WES service refused the request: {message}")

@@ -49,7 +49,7 @@ from imputehub.connectors.base import (
     ServiceInfo,
 )
 from imputehub.connectors.health_probe import probe_json
-from imputehub.connectors.michigan.multipart import MultipartBody
+from imputehub.connectors.multipart import MultipartBody
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.answers import check, json_object, message_of
 from imputehub.connectors.wes.auth import TokenCache
