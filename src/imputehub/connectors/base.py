@@ -59,6 +59,9 @@ class InputFile:
     size: int
     sha256: str
     open: Callable[[], AsyncIterator[bytes]]
+    # A short-lived signed link to the file at the hub's own download endpoint, for
+    # services that fetch inputs themselves; None when the hub has no IMPUTEHUB_PUBLIC_URL.
+    url: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,10 +13,11 @@ The service's `api_config` (nothing secret in it):
 - `panels`: the panels the service offers, `[{panel_id, display_name, build, populations?,
   location?}]`; a panel with a `location` (a path or URL the server's workflow can read) is
   sent as a CWL File there, any other as its panel id (a string);
-- `inputs_as`: "attachment" (the default and only choice for now): input files are
-  `workflow_attachment` parts named `inputs/<name>`, given to the workflow as CWL Files at
-  those relative locations. ("url", signed links to the hub's downloads, needs the hub to
-  sign links; not built yet.)
+- `inputs_as`: "attachment" (the default): input files are `workflow_attachment` parts
+  named `inputs/<name>`, given to the workflow as CWL Files at those relative locations;
+  "url": the files stay at the hub and the workflow gets short-lived signed links to them
+  (`InputFile.url`, needs IMPUTEHUB_PUBLIC_URL), for servers that take no attachments (the
+  GA4GH Starter Kit, DNAstack).
 - auth: see `auth.py`.
 Submit is one streamed multipart POST /runs, tagged `{"imputehub_job_id": <key>}` so `find`
 recognises a run submitted just before a crash; POSTs are never retried here. States: see
@@ -77,10 +78,6 @@ DEFAULT_PARAMS: dict[str, str | None] = {
 }
 
 
-def _base(service: ServiceInfo) -> str:
-    return service.base_url.rstrip("/")
-
-
 def _same_origin(url: str, base: str) -> bool:
     left, right = urlsplit(url), urlsplit(base)
     return (left.scheme, left.netloc) == (right.scheme, right.netloc)
@@ -122,6 +119,10 @@ class WesConnector:
     def __init__(self) -> None:
         self.tokens = TokenCache()
 
+    def base_url(self, service: ServiceInfo) -> str:
+        """Where the WES API of this service lives (`.../ga4gh/wes/v1`)."""
+        return service.base_url.rstrip("/")
+
     async def _headers(self, service: ServiceInfo, credential: str | None) -> dict[str, str]:
         return await self.tokens.headers(service.api_config, credential)
 
@@ -138,7 +139,7 @@ class WesConnector:
 
     async def check_health(self, service: ServiceInfo) -> Health:
         return await probe_json(
-            f"{_base(service)}/service-info",
+            f"{self.base_url(service)}/service-info",
             http_timeout=HEALTH_TIMEOUT,
             what="service-info",
             detail=message_of,
@@ -149,7 +150,9 @@ class WesConnector:
         try:
             headers = await self._headers(service, credential)
             async with _client(API_TIMEOUT, headers=headers) as client:
-                response = await client.get(f"{_base(service)}/runs", params={"page_size": 1})
+                response = await client.get(
+                    f"{self.base_url(service)}/runs", params={"page_size": 1}
+                )
             self._check(service, credential, response)
         except CredentialRejected as exc:
             return CredentialCheck(valid=False, message=exc.message)
@@ -177,36 +180,43 @@ class WesConnector:
         headers = await self._headers(service, credential)
         lookups = 0
         async with _client(API_TIMEOUT, headers=headers) as client:
-            token: str | None = None
-            for _ in range(MAX_PAGES):
-                params: dict[str, str | int] = {"page_size": PAGE_SIZE}
-                if token:
-                    params["page_token"] = token
-                response = await client.get(f"{_base(service)}/runs", params=params)
-                self._check(service, credential, response)
-                body = json_object(response)
-                runs = body.get("runs")
-                if runs is None:
-                    runs = body.get("workflows")  # wes-service and toil
-                for run in runs or []:
+            async for runs in self._run_pages(client, service, credential):
+                for run in runs:
                     if not isinstance(run, Mapping) or not run.get("run_id"):
                         continue
                     run_id = str(run["run_id"])
                     tags = _tags_of(run)
                     if tags is None and lookups < MAX_RUN_LOOKUPS:
                         lookups += 1
-                        detail = await client.get(f"{_base(service)}/runs/{quote(run_id)}")
+                        detail = await client.get(f"{self.base_url(service)}/runs/{quote(run_id)}")
                         if detail.status_code == 404:
                             continue  # deleted between the list and now
                         self._check(service, credential, detail)
                         tags = _tags_of(json_object(detail))
                     if tags is not None and tags.get(TAG) == idempotency_key:
                         return ExternalRef(external_id=run_id)
-                following = body.get("next_page_token")
-                if not following or following == token:
-                    break
-                token = str(following)
         return None
+
+    async def _run_pages(
+        self, client: httpx.AsyncClient, service: ServiceInfo, credential: str | None
+    ) -> AsyncIterator[list[Any]]:
+        """The server's runs, newest first, one page at a time (`next_page_token` paging)."""
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, str | int] = {"page_size": PAGE_SIZE}
+            if token:
+                params["page_token"] = token
+            response = await client.get(f"{self.base_url(service)}/runs", params=params)
+            self._check(service, credential, response)
+            body = json_object(response)
+            runs = body.get("runs")
+            if runs is None:
+                runs = body.get("workflows")  # wes-service and toil
+            yield runs if isinstance(runs, list) else []
+            following = body.get("next_page_token")
+            if not following or following == token:
+                return
+            token = str(following)
 
     async def submit(
         self,
@@ -215,20 +225,35 @@ class WesConnector:
         credential: str | None,
         idempotency_key: str,
     ) -> ExternalRef:
-        config = service.api_config
-        if config.get("inputs_as", "attachment") != "attachment":
-            raise PermanentServiceError(
-                f"inputs_as {config.get('inputs_as')!r} is not supported; use 'attachment'"
-            )
         headers = await self._headers(service, credential)
+        content, content_headers = self._submission(service, job, idempotency_key)
+        async with _client(TRANSFER_TIMEOUT) as client:
+            response = await client.post(
+                f"{self.base_url(service)}/runs",
+                content=content,
+                headers={**headers, **content_headers},
+            )
+        self._check(service, credential, response)
+        run_id = json_object(response).get("run_id")
+        if not run_id:
+            raise PermanentServiceError("the WES service accepted the run but gave no run_id")
+        return ExternalRef(external_id=str(run_id), secret=job.secret)
+
+    def _submission(
+        self, service: ServiceInfo, job: JobSpec, idempotency_key: str
+    ) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        """The POST /runs body (streamed multipart/form-data) and its headers."""
+        config = service.api_config
+        by_url = inputs_by_url(config)
         attachments: list[InputFile] = []
         workflow_url = config.get("workflow_url")
         if not workflow_url:
             workflow_url = IMPUTE_CWL.name
             attachments.append(_local_file(IMPUTE_CWL, IMPUTE_CWL.name))
-        attachments.extend(replace(file, name=f"inputs/{file.name}") for file in job.inputs)
+        if not by_url:
+            attachments.extend(replace(file, name=f"inputs/{file.name}") for file in job.inputs)
         fields: list[tuple[str, str]] = [
-            ("workflow_params", json.dumps(_workflow_params(config, job))),
+            ("workflow_params", json.dumps(workflow_params(config, job, by_url=by_url))),
             ("workflow_type", str(config.get("workflow_type") or "CWL")),
             ("workflow_type_version", str(config.get("workflow_type_version") or "v1.2")),
             ("tags", json.dumps({TAG: idempotency_key})),
@@ -242,20 +267,10 @@ class WesConnector:
                 ("workflow_engine_parameters", json.dumps(config["workflow_engine_parameters"]))
             )
         body = MultipartBody(fields=fields, files=[("workflow_attachment", f) for f in attachments])
-        headers = {
-            **headers,
+        return body.stream(), {
             "Content-Type": body.content_type,
             "Content-Length": str(body.length()),
         }
-        async with _client(TRANSFER_TIMEOUT) as client:
-            response = await client.post(
-                f"{_base(service)}/runs", content=body.stream(), headers=headers
-            )
-        self._check(service, credential, response)
-        run_id = json_object(response).get("run_id")
-        if not run_id:
-            raise PermanentServiceError("the WES service accepted the run but gave no run_id")
-        return ExternalRef(external_id=str(run_id), secret=job.secret)
 
     async def poll(
         self, service: ServiceInfo, ref: ExternalRef, credential: str | None
@@ -264,7 +279,7 @@ class WesConnector:
 
     async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
         headers = await self._headers(service, credential)
-        url = f"{_base(service)}/runs/{quote(ref.external_id)}/cancel"
+        url = f"{self.base_url(service)}/runs/{quote(ref.external_id)}/cancel"
         async with _client(API_TIMEOUT, headers=headers) as client:
             response = await client.post(url)
         if response.status_code == 404:
@@ -284,7 +299,7 @@ class WesConnector:
             raise PermanentServiceError(
                 f"the run is {run.get('state')}, not COMPLETE: it has no results to fetch"
             )
-        files = output_files(run.get("outputs"), _base(service))
+        files = output_files(run.get("outputs"), self.base_url(service))
         if not files:
             raise PermanentServiceError("the workflow run finished without any output files")
         headers = await self._headers(service, credential)
@@ -292,7 +307,7 @@ class WesConnector:
         async with _client(TRANSFER_TIMEOUT, follow_redirects=True) as client:
             for file in files:
                 # The credential goes only to the WES server itself, never to storage links.
-                sent = headers if _same_origin(file.url, _base(service)) else {}
+                sent = headers if _same_origin(file.url, self.base_url(service)) else {}
                 async with client.stream("GET", file.url, headers=sent) as response:
                     if response.status_code >= 400:
                         await response.aread()
@@ -304,14 +319,37 @@ class WesConnector:
         self, service: ServiceInfo, ref: ExternalRef, credential: str | None
     ) -> dict[str, Any]:
         headers = await self._headers(service, credential)
-        url = f"{_base(service)}/runs/{quote(ref.external_id)}"
+        url = f"{self.base_url(service)}/runs/{quote(ref.external_id)}"
         async with _client(API_TIMEOUT, headers=headers) as client:
             response = await client.get(url)
         self._check(service, credential, response, run=ref.external_id)
         return json_object(response)
 
 
-def _workflow_params(config: Mapping[str, Any], job: JobSpec) -> dict[str, Any]:
+def inputs_by_url(config: Mapping[str, Any]) -> bool:
+    """Whether inputs travel as signed links (`inputs_as: url`) or as attachments."""
+    chosen = config.get("inputs_as", "attachment")
+    if chosen not in ("attachment", "url"):
+        raise PermanentServiceError(
+            f"inputs_as {chosen!r} in the service settings is neither 'attachment' nor 'url'"
+        )
+    return bool(chosen == "url")
+
+
+def input_location(file: InputFile, *, by_url: bool) -> str:
+    """Where the server finds an input: its signed hub link, or the attachment's path."""
+    if not by_url:
+        return f"inputs/{file.name}"
+    if not file.url:
+        raise PermanentServiceError(
+            "this service fetches input files from the hub by link, but the hub has no "
+            "public address: an admin must set IMPUTEHUB_PUBLIC_URL"
+        )
+    return file.url
+
+
+def workflow_params(config: Mapping[str, Any], job: JobSpec, *, by_url: bool) -> dict[str, Any]:
+    """The job's fields as the workflow's parameters, named as the service's `params` say."""
     names = {**DEFAULT_PARAMS, **(config.get("params") or {})}
     params: dict[str, Any] = dict(config.get("extra_params") or {})
     panel: Any = job.panel_id
@@ -323,7 +361,9 @@ def _workflow_params(config: Mapping[str, Any], job: JobSpec) -> dict[str, Any]:
         ):
             panel = {"class": "File", "location": str(entry["location"])}
     values: dict[str, Any] = {
-        "inputs": [{"class": "File", "location": f"inputs/{f.name}"} for f in job.inputs],
+        "inputs": [
+            {"class": "File", "location": input_location(f, by_url=by_url)} for f in job.inputs
+        ],
         "panel": panel,
         "mode": job.mode,
         "r2_filter": job.r2_filter,
