@@ -7,6 +7,7 @@ so tests build isolated apps and workers with tiny intervals.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
+    # Lifetime of the signed links services download job inputs by (files/links.py).
+    input_link_seconds: int = Field(default=24 * 3600, gt=0)
 
     access_token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     login_max_failures: int = Field(default=5, gt=0)
@@ -102,6 +105,16 @@ class Settings(BaseSettings):
     client_config_dir: Path = Path.home() / ".config" / "imputehub"
     # A bearer token for the command-line client (e.g. in CI); wins over the stored login.
     token: SecretStr | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        # Services download inputs by links under it: it must be an absolute address.
+        if value is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError(
+                "IMPUTEHUB_PUBLIC_URL must be an http(s) URL, e.g. https://hub.example.org"
+            )
+        return value.rstrip("/") if value else value
 
     @field_validator("database_url")
     @classmethod

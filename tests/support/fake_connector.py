@@ -184,6 +184,7 @@ class FakeConnector:
                 "credential": credential,
                 "secret": job.secret,
                 "inputs": inputs,
+                "urls": [item.url for item in job.inputs],
                 "polls": 0,
                 "state": ExternalState.QUEUED.value,
             }

@@ -61,3 +61,14 @@ def test_a_short_configured_secret_is_refused(tmp_path: Path) -> None:
     settings = Settings.from_environ({}, data_dir=tmp_path, secret_key="short")
     with pytest.raises(ValueError, match="at least 32"):
         load_secret_key(settings)
+
+
+@pytest.mark.parametrize("given", ["hub.example.org", "ftp://hub.example.org", "https://", "/hub"])
+def test_a_public_url_that_is_no_http_address_is_refused(given: str) -> None:
+    with pytest.raises(ValidationError, match="IMPUTEHUB_PUBLIC_URL must be an http"):
+        Settings.from_environ({"IMPUTEHUB_PUBLIC_URL": given})
+
+
+def test_a_public_url_is_kept_without_its_trailing_slash() -> None:
+    settings = Settings.from_environ({"IMPUTEHUB_PUBLIC_URL": "https://hub.example.org/imp/"})
+    assert settings.public_url == "https://hub.example.org/imp"

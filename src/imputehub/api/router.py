@@ -10,6 +10,7 @@ from imputehub.api import (
     files,
     health,
     jobs,
+    links,
     panels,
     services,
     uploads,
@@ -17,5 +18,5 @@ from imputehub.api import (
 )
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (health, auth, users, services, credentials, panels, files, uploads, jobs):
+for module in (health, auth, users, services, credentials, panels, files, uploads, jobs, links):
     api_router.include_router(module.router)

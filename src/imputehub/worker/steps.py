@@ -13,7 +13,7 @@ import secrets
 import string
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,7 @@ from imputehub.connectors.base import (
     JobSpec,
     ServiceInfo,
 )
-from imputehub.db.models import Job, ReferencePanel, Service
+from imputehub.db.models import Job, ReferencePanel, Service, StoredFile
 from imputehub.domain import jobs as rules
 from imputehub.domain.errors import (
     CredentialRejected,
@@ -35,6 +35,7 @@ from imputehub.domain.errors import (
     TransientServiceError,
 )
 from imputehub.domain.jobs import JobStatus, Step
+from imputehub.files.links import LinkSigner
 from imputehub.registry.credentials import USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
 from imputehub.runtime import Runtime
@@ -211,10 +212,21 @@ async def _spec(runtime: Runtime, session: AsyncSession, job: Job, secret: str |
                 size=item.file.size,
                 sha256=item.file.sha256,
                 open=_reader(runtime, item.file.storage_key),
+                url=_link(runtime, job.id, item.file),
             )
             for item in job.inputs
         ],
     )
+
+
+def _link(runtime: Runtime, job_id: str, file: StoredFile) -> str | None:
+    """A signed link to the input at the hub, for services that download inputs."""
+    settings = runtime.settings
+    if not settings.public_url:
+        return None
+    expires_at = runtime.clock.now() + timedelta(seconds=settings.input_link_seconds)
+    signer = LinkSigner.from_secret_key(runtime.secret_key)
+    return signer.url(settings.public_url, job_id, file.id, file.filename, expires_at)
 
 
 def _reader(runtime: Runtime, key: str) -> Callable[[], AsyncIterator[bytes]]:

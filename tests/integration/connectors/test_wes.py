@@ -39,7 +39,7 @@ from imputehub.domain.errors import (
 )
 from imputehub.domain.jobs import TERMINAL, JobStatus
 from imputehub.engine.accuracy import dosage_r2
-from imputehub.engine.demo import DemoPanel, simulate_demo_panel
+from imputehub.engine.demo import DemoPanel
 from imputehub.runtime import Runtime
 from imputehub.worker.loop import Worker
 from tests.integration.worker.support import (
@@ -56,12 +56,9 @@ from tests.support.sapporo import Sapporo, sapporo_fixture  # noqa: F401 - sessi
 FOLLOW_SECONDS = 300.0
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoPanel:
-    return simulate_demo_panel(tmp_path_factory.mktemp("demo"))
-
-
-async def wes_job(runtime: Runtime, server: Sapporo, demo: DemoPanel, content: bytes) -> Job:
+async def wes_job(
+    runtime: Runtime, server: Sapporo, demo: DemoPanel, content: bytes, **config: Any
+) -> Job:
     now = runtime.clock.now()
     async with runtime.db.session() as session:
         user = User(username="dana", password_hash="!", role="user", created_at=now, updated_at=now)
@@ -82,6 +79,7 @@ async def wes_job(runtime: Runtime, server: Sapporo, demo: DemoPanel, content: b
                 }
             ],
             "extra_params": {"heap_mb": 512},
+            **config,
         },
     )
     panel = await factories.make_panel(runtime, service, slug="demo", panel_id="demo")
