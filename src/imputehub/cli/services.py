@@ -84,7 +84,7 @@ def list_(
 @app.command("add")
 def add(
     name: Annotated[str, typer.Option("--name", help="Display name.")],
-    api_type: Annotated[ApiType, typer.Option("--api-type", help="Kind of service.")],
+    api_type: Annotated[ApiType, typer.Option("--api-type", "--type", help="Kind of service.")],
     base_url: Annotated[str, typer.Option("--base-url", help="The service's API base URL.")],
     slug: Annotated[str | None, typer.Option("--slug", help="Short unique name.")] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
@@ -110,10 +110,21 @@ def add(
             "--credential-stdin", help="Read the platform credential (API token) from stdin."
         ),
     ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="The platform credential as an argument (visible in shell history and to "
+            "other users in `ps`: prefer --credential-stdin).",
+        ),
+    ] = None,
     json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
-    """Register a service (admins)."""
+    """Register a service (admins).
+
+    `--url` is the hub's address, as in every command; the service's is `--base-url`.
+    """
     body: dict[str, Any] = {"name": name, "api_type": api_type, "base_url": base_url}
     optional: dict[str, Any] = {
         "slug": slug,
@@ -125,7 +136,15 @@ def add(
         "job_time_limit_seconds": job_time_limit,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
-    if credential_stdin:
+    if token is not None and credential_stdin:
+        raise CliError("give the credential once: --token or --credential-stdin, not both")
+    if token is not None:
+        # Accepted as `docker login --password` does, for scripts that already hold it.
+        warn("a credential given with --token is visible in shell history and to `ps`")
+        if not token.strip():
+            raise CliError("the credential must not be empty")
+        body["credential"] = token
+    elif credential_stdin:
         body["credential"] = read_stdin_line("credential")
     with connect(url) as client:
         service = client.post("/services", json=body)

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from sqlalchemy import select, text
@@ -27,6 +26,7 @@ from imputehub.domain.errors import TransientServiceError
 from imputehub.runtime import Runtime
 from tests.support.api import Actor
 from tests.support.factories import make_service
+from tests.support.hub_server import serving
 from tests.support.verifying_connector import PlainConnector, VerifyingConnector
 
 SECRET = "alice-own-michigan-token-Q7xZ"
@@ -545,20 +545,8 @@ async def test_secrets_never_reach_the_logs(
 
 @pytest.fixture
 async def hub_url(app: FastAPI) -> AsyncIterator[str]:
-    """The test's app served over real HTTP in the test's own event loop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    # uvicorn offers no event to wait on; a server that failed to start raises here.
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the test server stopped before it started")
-        await asyncio.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    yield f"http://{host}:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -646,3 +634,40 @@ async def test_cli_sets_shows_verifies_and_deletes(
     assert code == 0, err
     assert "michigan (platform): set, verified: valid" in out
     assert (await stored_service(runtime, service.id)).credential_verified is True
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_cli_registers_a_service_with_its_token_in_one_command(
+    admin: Actor,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("IMPUTEHUB_TOKEN", admin.headers["Authorization"].removeprefix("Bearer "))
+    add = ["services", "add", "--json", "--name", "TOPMed", "--type", "michigan"]
+    add += ["--base-url", "https://imputation.biodatacatalyst.nhlbi.nih.gov"]
+
+    code = await asyncio.to_thread(run, [*add, "--token", PLATFORM])
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    added = json.loads(out)
+    assert added["api_type"] == "michigan"
+    assert added["credential_set"] is True
+    assert PLATFORM not in out
+    assert "visible in shell history" in err
+    stored = await stored_service(runtime, added["id"])
+    assert runtime.vault.decrypt(stored.credential_encrypted) == PLATFORM
+
+    # Given twice, or empty: refused before anything is sent.
+    code = await asyncio.to_thread(run, [*add, "--slug", "x", "--token", "t", "--credential-stdin"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "not both" in err
+    code = await asyncio.to_thread(run, [*add, "--slug", "y", "--token", " "])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "must not be empty" in err
+    async with runtime.db.session() as session:
+        slugs = set(await session.scalars(select(Service.slug)))
+    assert not {"x", "y"} & slugs
