@@ -9,13 +9,17 @@ Served over real HTTP on loopback (Starlette + uvicorn in a thread) and followin
 - maintenance: submit answers 503 and /api/v2/server says `"maintenace": true`;
 - job lists are page objects, newest first; each status call moves a job one step on
   (waiting -> running -> exporting -> success, or failed with step messages);
-- results: `chr_20.zip` encrypted (ZipCrypto, `zip -P`) with the submitted password, a QC
-  report and statistics; each GET of /share/results/{hash}/{name} spends one download
-  (400 at 0), honours `Range`, optionally answers 301 to a "presigned" URL, and can drop the
-  connection mid-body once, to test resuming.
+- results: `chr_20.zip` encrypted with the submitted password, ZipCrypto (`zip -P`) or,
+  when `aesEncryption=true` was sent, AES-256 (pyzipper); a QC report and statistics; each
+  GET of /share/results/{hash}/{name} spends one download (400 at 0), honours `Range`,
+  optionally answers 301 to a "presigned" URL, and can drop the connection mid-body once,
+  to test resuming.
+Faults tests switch on: bursts of HTTP 500 on status calls or on one result's GETs (those
+spend no download), slow status answers, malformed JSON on status.
 
 Tests read what it recorded: `submissions` (every accepted or refused submit's fields),
-`downloads` (every GET of a result, with its Range), `calls` (method and path of every request).
+`downloads` (every GET of a result that spent a download, with its Range), `failed_downloads`
+(result GETs answered 500), `calls` (method and path of every request).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyzipper  # type: ignore[import-untyped]
 import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -92,6 +97,7 @@ class EmulatedJob:
     submitted_ms: int
     outcome: str  # success | failed | retired
     failure_message: str
+    aes: bool = False  # the `aesEncryption` checkbox was on
     state: int = 1
     position: int = 0
     status_calls: int = 0
@@ -122,6 +128,10 @@ class MichiganEmulator:
         self.redirect = False  # answer result GETs with 301 to a presigned-style URL
         self.drop_after: dict[str, int] = {}  # file name -> bytes to send before dropping once
         self.status_failures: list[int] = []  # next status calls answer these HTTP codes
+        self.status_delays: list[float] = []  # next status calls answer after these seconds
+        self.status_garbage = 0  # next status calls answer 200 with malformed JSON
+        self.download_failures: dict[str, int] = {}  # file name -> next GETs answering 500
+        self.failed_downloads: list[str] = []
         self.outcomes: dict[str, tuple[str, str]] = {}  # job-name -> (outcome, failure message)
         self.steps_to_finish = 3  # status calls before a job reaches its final state
         # While set, a submit is recorded (and queued) but its answer withheld: the client
@@ -153,6 +163,35 @@ class MichiganEmulator:
         matches = [job for job in self.jobs.values() if job.name == name]
         assert len(matches) == 1, f"{len(matches)} jobs named {name!r}"
         return matches[0]
+
+    def spent(self, name: str) -> int:
+        """How many downloads of the result file `name` were spent (all jobs together)."""
+        return sum(
+            self.download_count - blob.count for (_, n), blob in self.blobs.items() if n == name
+        )
+
+    def occupy(self, username: str, count: int) -> list[EmulatedJob]:
+        """`count` other jobs of this user, running until a test finishes them."""
+        made: list[EmulatedJob] = []
+        for index in range(count):
+            with self._lock:
+                self._counter += 1
+                job_id = f"job-20260101-090000-{self._counter:03d}"
+            job = EmulatedJob(
+                id=job_id,
+                name=f"other-{index}",
+                user=username,
+                password=secrets.token_hex(8),
+                fields={},
+                submitted_ms=int(time.time() * 1000),
+                outcome="success",
+                failure_message="",
+                state=2,
+            )
+            self.jobs[job_id] = job
+            self.order.append(job_id)
+            made.append(job)
+        return made
 
     def accepted(self, name: str | None = None) -> list[dict[str, Any]]:
         """The submissions the server accepted (optionally only those under `name`)."""
@@ -286,19 +325,32 @@ class MichiganEmulator:
         qc = [self._blob(job, "qc_report.txt", QC_REPORT)]
         outputs = [_param(5, "qcreport", qc), _param(6, "statistics", statistics)]
         if not failed:
-            zipped = self._blob(job, "chr_20.zip", self._zip(job.password))
+            zipped = self._blob(job, "chr_20.zip", self._zip(job.password, aes=job.aes))
             outputs.insert(0, _param(7, "output", [zipped]))
         # Not a download: real servers list log outputs too, which clients must skip.
         log = {"name": "job.txt", "path": f"{job.id}/logs/job.txt", "hash": "x", "count": 0}
         outputs.append(_param(8, "logfile", [log], download=False))
         job.outputs = outputs
 
-    def _zip(self, password: str) -> bytes:
-        """chr_20.zip as the server makes it: ZipCrypto with the job's password (`zip -P`)."""
+    def _zip(self, password: str, *, aes: bool) -> bytes:
+        """chr_20.zip as the server makes it: ZipCrypto with the job's password (`zip -P`),
+        or AES-256 when the job asked for it."""
         with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
             folder = Path(tmp)
             (folder / "chr20.dose.vcf.gz").write_bytes(gzip.compress(DOSE))
             (folder / "chr20.info.gz").write_bytes(gzip.compress(INFO))
+            if aes:
+                with pyzipper.AESZipFile(
+                    folder / "out.zip",
+                    "w",
+                    compression=pyzipper.ZIP_DEFLATED,
+                    encryption=pyzipper.WZ_AES,
+                ) as archive:
+                    archive.setpassword(password.encode())
+                    archive.setencryption(pyzipper.WZ_AES, nbits=256)
+                    for name in ("chr20.dose.vcf.gz", "chr20.info.gz"):
+                        archive.write(folder / name, name)
+                return (folder / "out.zip").read_bytes()
             subprocess.run(
                 ["zip", "-q", "-P", password, "out.zip", "chr20.dose.vcf.gz", "chr20.info.gz"],
                 cwd=folder,
@@ -437,6 +489,7 @@ class MichiganEmulator:
             submitted_ms=int(time.time() * 1000),
             outcome=outcome,
             failure_message=message,
+            aes=fields.get("aesEncryption") == ["true"],  # a checkbox: on only when sent
             position=len(active),
         )
         self.jobs[job_id] = job
@@ -485,10 +538,17 @@ class MichiganEmulator:
         if self.status_failures:
             code = self.status_failures.pop(0)
             return PlainTextResponse("Internal Server Error", status_code=code)
+        if self.status_delays:
+            # Slow, not dead: the job still moves on, whether or not the client waited.
+            await asyncio.sleep(self.status_delays.pop(0))
         job = self._job(request, user)
         if isinstance(job, Response):
             return job
         self._advance(job)
+        if self.status_garbage:
+            self.status_garbage -= 1
+            cut = JSONResponse(self._response(job)).body[:40]  # a proxy cut the answer short
+            return Response(cut, media_type="application/json")
         return JSONResponse(self._response(job))
 
     async def _cancel(self, request: Request) -> Response:
@@ -510,6 +570,10 @@ class MichiganEmulator:
             return self._message("Not found.", 404)
         if blob.count <= 0:
             return self._message("number of max downloads exceeded.", 400)
+        if self.download_failures.get(key[1], 0) > 0:
+            self.download_failures[key[1]] -= 1
+            self.failed_downloads.append(key[1])
+            return PlainTextResponse("Internal Server Error", status_code=500)
         blob.count -= 1
         self.downloads.append({"name": key[1], "range": request.headers.get("Range")})
         if self.redirect:

@@ -131,6 +131,16 @@ class ResultSink(Protocol):
 
     async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile: ...
 
+    # For services that limit downloads (Michigan): a fetch retried after a failure, on
+    # any worker, skips the service's files an earlier attempt stored completely.
+    async def fetched(self, source: str) -> list[ResultFile] | None:
+        """What was stored from the service's file `source` for this job, if all of it was."""
+        ...
+
+    async def mark_fetched(self, source: str, files: Sequence[ResultFile]) -> None:
+        """Remember that `source` is completely stored as `files`."""
+        ...
+
 
 class Connector(Protocol):
     async def check_health(self, service: ServiceInfo) -> Health: ...

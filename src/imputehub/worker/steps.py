@@ -378,6 +378,7 @@ async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:
         await outcomes.note(session, job, JobStatus.COMPLETED, now=now, message=f"{count} stored")
 
     await outcomes.write(runtime, ctx.claim, outcome)
+    await sink.forget_marks()
     logger.info(
         "job completed",
         extra={"action": "job_completed", "job_id": ctx.job_id, "files": len(files)},

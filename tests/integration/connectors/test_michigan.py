@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+import zipfile
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from imputehub.connectors.base import (
@@ -90,11 +92,18 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.marks: dict[str, list[ResultFile]] = {}
 
     async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile:
         data = b"".join([chunk async for chunk in chunks])
         self.files[name] = data
         return ResultFile(name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    async def fetched(self, source: str) -> list[ResultFile] | None:
+        return self.marks.get(source)
+
+    async def mark_fetched(self, source: str, files: Sequence[ResultFile]) -> None:
+        self.marks[source] = list(files)
 
 
 async def submit(service: ServiceInfo, job: JobSpec | None = None) -> ExternalRef:
@@ -151,6 +160,40 @@ async def test_submit_sends_exactly_the_fields_the_server_knows(
     ]
     assert ref.external_id == emulator.job_named("job-hub-1").id
     assert ref.secret == SECRET
+
+
+@pytest.mark.parametrize(
+    ("api_config", "sent"),
+    [({"aes_encryption": True}, ["true"]), ({"aes_encryption": False}, None), ({}, None)],
+    ids=["on", "off", "unset"],
+)
+async def test_aes_encryption_is_a_checkbox_sent_only_when_on(
+    emulator: MichiganEmulator, api_config: dict[str, object], sent: list[str] | None
+) -> None:
+    service = ServiceInfo(
+        id="svc-1", slug="mis", api_type="michigan", base_url=emulator.base_url,
+        api_config=api_config,
+    )  # fmt: skip
+
+    await submit(service)
+
+    [submission] = emulator.accepted()
+    assert submission["fields"].get("aesEncryption") == sent
+
+
+async def test_the_server_refuses_a_field_it_does_not_know(emulator: MichiganEmulator) -> None:
+    # What the connector must never do, checked on the emulator itself.
+    async with httpx.AsyncClient(base_url=emulator.base_url) as client:
+        response = await client.post(
+            "/api/v2/jobs/submit/imputationserver2",
+            headers={"X-Auth-Token": TOKEN},
+            data={"refpanel": PANEL, "aesEncryption": "true", "encryption": "aes"},
+            files={"files": ("chr20.vcf.gz", bgzipped_vcf())},
+        )
+
+    assert response.status_code == 400
+    assert response.json() == {"message": "Parameter 'encryption' not found.", "success": False}
+    assert emulator.jobs == {}
 
 
 async def test_unset_options_are_left_out_and_qc_only_is_qconly(
@@ -322,14 +365,61 @@ async def test_a_dropped_download_resumes_where_it_broke_off(
     assert gzip.decompress(sink.files["chr20.dose.vcf.gz"]) == DOSE
 
 
+async def test_aes_zips_are_decrypted_with_the_job_s_password(emulator: MichiganEmulator) -> None:
+    service = ServiceInfo(
+        id="svc-1", slug="mis", api_type="michigan", base_url=emulator.base_url,
+        api_config={"aes_encryption": True},
+    )  # fmt: skip
+    ref = await completed(service)
+    sink = MemorySink()
+
+    await connector.fetch_results(service, ref, TOKEN, sink)
+
+    [zipped] = [blob for (_, name), blob in emulator.blobs.items() if name == "chr_20.zip"]
+    with zipfile.ZipFile(zipped.path) as archive:  # 99: WinZip AES, which zipfile cannot read
+        assert {member.compress_type for member in archive.infolist()} == {99}
+    assert gzip.decompress(sink.files["chr20.dose.vcf.gz"]) == DOSE
+    assert gzip.decompress(sink.files["chr20.info.gz"]) == INFO
+
+
+@pytest.mark.parametrize("aes", [False, True], ids=["zipcrypto", "aes"])
 async def test_a_zip_that_will_not_decrypt_fails_plainly(
-    service: ServiceInfo, emulator: MichiganEmulator
+    emulator: MichiganEmulator, aes: bool
 ) -> None:
+    service = ServiceInfo(
+        id="svc-1", slug="mis", api_type="michigan", base_url=emulator.base_url,
+        api_config={"aes_encryption": aes},
+    )  # fmt: skip
     ref = await completed(service)
     wrong = ExternalRef(external_id=ref.external_id, secret="NotTheRightPassword123")
 
     with pytest.raises(PermanentServiceError, match=r"could not decrypt chr_20\.zip"):
         await connector.fetch_results(service, wrong, TOKEN, MemorySink())
+
+
+async def test_a_retried_fetch_skips_the_files_already_stored(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    ref = await completed(service)
+    emulator.download_failures["qc_report.txt"] = 1
+    sink = MemorySink()
+
+    with pytest.raises(TransientServiceError, match=r"download of qc_report\.txt .* HTTP 500"):
+        await connector.fetch_results(service, ref, TOKEN, sink)
+    stored = await connector.fetch_results(service, ref, TOKEN, sink)
+
+    assert sorted(f.name for f in stored) == [
+        "chr20.dose.vcf.gz",
+        "chr20.info.gz",
+        "qc_report.txt",
+        "snps-excluded.txt",
+    ]
+    assert [d["name"] for d in emulator.downloads] == [
+        "chr_20.zip",
+        "qc_report.txt",
+        "snps-excluded.txt",
+    ]
+    assert sink.files["qc_report.txt"] == QC_REPORT
 
 
 async def test_used_up_downloads_are_reported_not_retried(

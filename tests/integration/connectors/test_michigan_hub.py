@@ -7,6 +7,7 @@ import contextlib
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,8 @@ def emulator(tmp_path: Path) -> Iterator[MichiganEmulator]:
         yield server
 
 
-async def michigan_job(runtime: Runtime, emulator: MichiganEmulator) -> Job:
+async def michigan_job(runtime: Runtime, emulator: MichiganEmulator, **service_fields: Any) -> Job:
+    """A pending job of a new user on a service registered for the emulator."""
     now = runtime.clock.now()
     async with runtime.db.session() as session:
         user = User(
@@ -48,6 +50,7 @@ async def michigan_job(runtime: Runtime, emulator: MichiganEmulator) -> Job:
         api_type="michigan",
         base_url=emulator.base_url,
         credential_encrypted=runtime.vault.encrypt(TOKEN),
+        **service_fields,
     )
     panel = await factories.make_panel(
         runtime, service, slug="1000g", panel_id=PANEL, populations=["eur", "afr"]

@@ -2,13 +2,15 @@
 
 They all run Cloudgene 3 with the `imputationserver2` app; protocol facts are in
 ../shared/reference/michigan-api.md. The service's `api_config` may name another app
-(`{"app": "imputationserver2-hla"}`).
+(`{"app": "imputationserver2-hla"}`) and ask for AES-256 result zips
+(`{"aes_encryption": true}`; ZipCrypto otherwise).
 - submit: one multipart POST, streamed; `job-name` carries the hub's job id so `find` can
   recognise a job submitted just before a crash, and `password` the job's secret, so the
   hub can decrypt the result zips itself. POSTs are never retried here.
 - poll: `GET /api/v2/jobs/{id}/status`; states are mapped in `states.py` (table there and in
   the README).
-- fetch_results: each output file downloaded exactly once (see `results.py`).
+- fetch_results: each output file downloaded exactly once, also across retried fetches:
+  the sink remembers the files already stored (see `results.py`).
 Answers are classified in `answers.py`: 401 -> CredentialRejected; 503 and "Only N jobs per
 user" -> transient with a wait; 5xx and network errors -> transient; 404 for a job -> JobLost;
 any other 400 -> permanent with the server's message.
@@ -46,8 +48,9 @@ from imputehub.domain.errors import CredentialRejected, PermanentServiceError, T
 DEFAULT_APP = "imputationserver2"
 HEALTH_TIMEOUT = httpx.Timeout(5.0)
 # Uploads and downloads may take long between bytes on slow links; connecting should not.
-TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=15.0)
-API_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+TRANSFER_SECONDS = 300.0
+API_SECONDS = 60.0
+CONNECT_SECONDS = 15.0
 MAX_PAGES = 100
 MODES = {"imputation": "imputation", "qc_only": "qconly", "qconly": "qconly"}
 
@@ -58,6 +61,10 @@ def _app(service: ServiceInfo) -> str:
 
 def _base(service: ServiceInfo) -> str:
     return service.base_url.rstrip("/")
+
+
+def _aes(service: ServiceInfo) -> bool:
+    return service.api_config.get("aes_encryption") is True
 
 
 def _headers(credential: str | None) -> dict[str, str]:
@@ -72,6 +79,12 @@ async def _client(timeouts: httpx.Timeout, **options: Any) -> AsyncIterator[http
     try:
         async with httpx.AsyncClient(timeout=timeouts, **options) as client:
             yield client
+    except httpx.TimeoutException as exc:
+        limit = timeouts.connect if isinstance(exc, httpx.ConnectTimeout) else timeouts.read
+        waited = f" after {limit:g} s" if limit is not None else ""
+        raise TransientServiceError(
+            f"the service did not answer in time ({type(exc).__name__}{waited})"
+        ) from exc
     except httpx.TransportError as exc:
         raise TransientServiceError(
             f"could not reach the service: {type(exc).__name__} {exc}".strip()
@@ -83,7 +96,18 @@ def _format_r2(value: float) -> str:
 
 
 class MichiganConnector:
-    """Stateless; every call opens its own HTTP client."""
+    """Stateless; every call opens its own HTTP client.
+
+    `api_seconds` bounds a wait for one API answer, `transfer_seconds` a pause between
+    bytes of an upload or download.
+    """
+
+    def __init__(
+        self, *, api_seconds: float = API_SECONDS, transfer_seconds: float = TRANSFER_SECONDS
+    ) -> None:
+        connect = min(CONNECT_SECONDS, api_seconds)
+        self.api_timeout = httpx.Timeout(api_seconds, connect=connect)
+        self.transfer_timeout = httpx.Timeout(transfer_seconds, connect=connect)
 
     async def check_health(self, service: ServiceInfo) -> Health:
         return await probe_json(
@@ -97,7 +121,7 @@ class MichiganConnector:
         )
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
-        async with _client(API_TIMEOUT) as client:
+        async with _client(self.api_timeout) as client:
             response = await client.post(
                 f"{_base(service)}/api/v2/tokens/verify", data={"token": credential}
             )
@@ -116,7 +140,7 @@ class MichiganConnector:
     async def list_panels(self, service: ServiceInfo, credential: str | None) -> list[PanelInfo]:
         headers = _headers(credential)
         app = _app(service)
-        async with _client(API_TIMEOUT, headers=headers) as client:
+        async with _client(self.api_timeout, headers=headers) as client:
             response = await client.get(f"{_base(service)}/api/v2/server")
             check(response)
             apps = json_object(response).get("apps") or []
@@ -136,7 +160,7 @@ class MichiganConnector:
         self, service: ServiceInfo, idempotency_key: str, credential: str | None
     ) -> ExternalRef | None:
         headers = _headers(credential)
-        async with _client(API_TIMEOUT, headers=headers) as client:
+        async with _client(self.api_timeout, headers=headers) as client:
             page: int | None = 1
             for _ in range(MAX_PAGES):
                 if page is None:
@@ -174,6 +198,8 @@ class MichiganConnector:
             fields.append(("r2Filter", _format_r2(job.r2_filter)))
         if job.secret:
             fields.append(("password", job.secret))
+        if _aes(service):
+            fields.append(("aesEncryption", "true"))  # a checkbox: sent only when on
         fields.append(("job-name", idempotency_key))
         body = MultipartBody(fields=fields, files=[("files", f) for f in job.inputs])
         headers = {
@@ -182,7 +208,7 @@ class MichiganConnector:
             "Content-Length": str(body.length()),
         }
         url = f"{_base(service)}/api/v2/jobs/submit/{quote(_app(service))}"
-        async with _client(TRANSFER_TIMEOUT) as client:
+        async with _client(self.transfer_timeout) as client:
             response = await client.post(url, content=body.stream(), headers=headers)
         check(response)
         answer = json_object(response)
@@ -200,7 +226,7 @@ class MichiganConnector:
     async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/cancel"
-        async with _client(API_TIMEOUT, headers=headers) as client:
+        async with _client(self.api_timeout, headers=headers) as client:
             response = await client.get(url)
         if response.status_code == 404:
             return  # nothing left to cancel
@@ -218,17 +244,21 @@ class MichiganConnector:
             raise PermanentServiceError(states.RETIRED_MESSAGE)
         stored: list[ResultFile] = []
         # Downloads are anonymous (the hash is the secret) and may redirect to object storage.
-        async with _client(TRANSFER_TIMEOUT, follow_redirects=True) as client:
+        async with _client(self.transfer_timeout, follow_redirects=True) as client:
             with tempfile.TemporaryDirectory(prefix="imputehub-michigan-") as tmp:
                 for index, file in enumerate(results.output_files(job)):
+                    earlier = await sink.fetched(file.source)
+                    if earlier is not None:  # stored by an earlier attempt: spend no download
+                        stored.extend(earlier)
+                        continue
                     path = Path(tmp) / f"{index}.download"
                     await results.download(client, _base(service), file, path)
                     if file.name.endswith(".zip") and ref.secret:
-                        stored.extend(
-                            await results.store_zip_members(path, file.name, ref.secret, sink)
-                        )
+                        files = await results.store_zip_members(path, file.name, ref.secret, sink)
                     else:
-                        stored.append(await results.store(path, file.name, sink))
+                        files = [await results.store(path, file.name, sink)]
+                    await sink.mark_fetched(file.source, files)
+                    stored.extend(files)
                     path.unlink()
         return stored
 
@@ -237,7 +267,7 @@ class MichiganConnector:
     ) -> dict[str, Any]:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/status"
-        async with _client(API_TIMEOUT, headers=headers) as client:
+        async with _client(self.api_timeout, headers=headers) as client:
             response = await client.get(url)
         check(response, job=ref.external_id)
         return json_object(response)

@@ -3,20 +3,24 @@
 Every GET of `/share/results/{hash}/{name}` spends one of the file's limited downloads, so
 there is no size probe; a dropped connection resumes with `Range` from the bytes already on
 disk. Each file lands in a temporary file first (never whole in memory); zips are opened
-there with the job's password and their members streamed to the sink.
+there with the job's password (ZipCrypto or AES-256, both read by pyzipper) and their
+members streamed to the sink in bounded chunks. Once a file is completely stored, the sink
+remembers it, so a fetch retried after a failure (on any worker) skips it instead of
+spending another download.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zipfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
+import pyzipper  # type: ignore[import-untyped]
 
 from imputehub.connectors.base import ResultFile, ResultSink
 from imputehub.connectors.michigan.answers import check
@@ -30,6 +34,13 @@ MAX_RESUMES = 5
 class OutputFile:
     name: str
     hash: str
+    path: str = ""  # the server's path of the file within the job, e.g. job-…/output/x.zip
+
+    @property
+    def source(self) -> str:
+        """What the sink remembers this file by: unique within the job, and not the hash,
+        which is as good as a password for the download."""
+        return self.path or self.name
 
 
 def output_files(response: Mapping[str, Any]) -> list[OutputFile]:
@@ -40,7 +51,13 @@ def output_files(response: Mapping[str, Any]) -> list[OutputFile]:
             continue
         for entry in param.get("files") or []:
             if isinstance(entry, Mapping) and entry.get("name") and entry.get("hash"):
-                found.append(OutputFile(name=str(entry["name"]), hash=str(entry["hash"])))
+                found.append(
+                    OutputFile(
+                        name=str(entry["name"]),
+                        hash=str(entry["hash"]),
+                        path=str(entry.get("path") or ""),
+                    )
+                )
     return found
 
 
@@ -67,14 +84,20 @@ async def download(
                         )
                     if response.status_code >= 400:
                         await response.aread()
-                        check(response)
+                        try:
+                            check(response)
+                        except TransientServiceError as exc:  # say which file, for the job
+                            raise TransientServiceError(
+                                f"the download of {file.name} failed: {exc.message}",
+                                retry_after=exc.retry_after,
+                            ) from exc
                     if have and response.status_code != 206:
                         # The server ignored Range: start this file over.
                         out.seek(0)
                         out.truncate()
-                    async for (
-                        chunk
-                    ) in response.aiter_bytes():  # as received: a drop keeps all but the last read
+                    # Written as received (httpx's own bounded reads), not re-chunked: a
+                    # buffer would lose what arrived before a drop.
+                    async for chunk in response.aiter_bytes():
                         out.write(chunk)
                 return
             except httpx.TransportError as exc:
@@ -98,11 +121,11 @@ async def _read_file(path: Path) -> AsyncIterator[bytes]:
 async def store_zip_members(
     path: Path, zip_name: str, secret: str, sink: ResultSink
 ) -> list[ResultFile]:
-    """Decrypt the zip (ZipCrypto) with the job's password and store each member."""
+    """Decrypt the zip (ZipCrypto or AES-256) with the job's password; store each member."""
     stored: list[ResultFile] = []
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
+        archive = pyzipper.AESZipFile(path)
+    except (zipfile.BadZipFile, pyzipper.BadZipFile) as exc:
         raise PermanentServiceError(f"the service sent a damaged zip ({zip_name})") from exc
     with archive:
         archive.setpassword(secret.encode())
@@ -114,26 +137,20 @@ async def store_zip_members(
     return stored
 
 
-async def _read_member(
-    archive: zipfile.ZipFile, member: zipfile.ZipInfo, zip_name: str
-) -> AsyncIterator[bytes]:
+async def _read_member(archive: Any, member: Any, zip_name: str) -> AsyncIterator[bytes]:
     try:
         handle: IO[bytes] = archive.open(member)
-    except RuntimeError as exc:  # zipfile's "Bad password" / encrypted without password
+    except RuntimeError as exc:  # "Bad password for file ..."
         raise PermanentServiceError(
             f"could not decrypt {zip_name} with the job's password: {exc}"
         ) from exc
-    except NotImplementedError as exc:  # e.g. AES encryption, which zipfile cannot read
+    except NotImplementedError as exc:  # an encryption or compression pyzipper lacks
         raise PermanentServiceError(f"could not open {zip_name}: {exc}") from exc
     with handle:
         try:
-            for chunk in _chunks(handle):
+            # Decrypting and inflating are CPU work: off the event loop, a chunk at a time.
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
                 yield chunk
-                await asyncio.sleep(0)
-        except zipfile.BadZipFile as exc:  # a CRC error: damaged, or a wrong password
+        # A CRC or HMAC error: the file is damaged, or the password is wrong.
+        except (zipfile.BadZipFile, pyzipper.BadZipFile) as exc:
             raise PermanentServiceError(f"could not decrypt {zip_name}: {exc}") from exc
-
-
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
-    while chunk := handle.read(CHUNK_SIZE):
-        yield chunk
