@@ -30,6 +30,7 @@ deps-test: uv
 	@scripts/ensure-apt.sh $(APT_RUN) $(APT_TEST)
 	@$(UV) sync --frozen --quiet
 	@$(UV) sync --frozen --quiet --project tests/peers/sapporo
+	@$(UV) sync --frozen --quiet --project tests/peers/wes_service
 
 run: deps
 	$(UV) run --frozen --no-dev imputehub serve

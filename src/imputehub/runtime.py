@@ -12,6 +12,7 @@ from imputehub.accounts.vault import Vault
 from imputehub.clock import Clock, SystemClock
 from imputehub.config import Settings, load_secret_key
 from imputehub.connectors.base import Connector
+from imputehub.connectors.dnastack import DnastackConnector
 from imputehub.connectors.local import EngineConfig, LocalConnector
 from imputehub.connectors.michigan import MichiganConnector
 from imputehub.connectors.wes import WesConnector
@@ -68,6 +69,7 @@ def default_connectors(settings: Settings) -> dict[str, Connector]:
         "local": LocalConnector(engine_config(settings)),
         "michigan": MichiganConnector(),
         "ga4gh_wes": WesConnector(),
+        "dnastack": DnastackConnector(),
     }
 
 

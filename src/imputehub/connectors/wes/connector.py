@@ -22,6 +22,8 @@ The service's `api_config` (nothing secret in it):
 Submit is one streamed multipart POST /runs, tagged `{"imputehub_job_id": <key>}` so `find`
 recognises a run submitted just before a crash; POSTs are never retried here. States: see
 `states.py`; result files: see `outputs.py`; answers: see `answers.py`.
+Log URLs: see `logs.py`; `drs://` results: `drs.py`; each download's checks and errors:
+`downloads.py`. A download that breaks off leaves no file: the whole fetch is retried.
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ from imputehub.connectors.multipart import MultipartBody
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.answers import check, json_object, message_of
 from imputehub.connectors.wes.auth import TokenCache
-from imputehub.connectors.wes.outputs import output_files
+from imputehub.connectors.wes.downloads import Download, checked, refused
+from imputehub.connectors.wes.drs import drs_scheme, resolve_drs, result_name
+from imputehub.connectors.wes.logs import with_fetched_logs
+from imputehub.connectors.wes.outputs import output_files, same_origin
 from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
 from imputehub.workflows import IMPUTE_CWL
 
@@ -275,7 +280,10 @@ class WesConnector:
     async def poll(
         self, service: ServiceInfo, ref: ExternalRef, credential: str | None
     ) -> ExternalStatus:
-        return states.to_status(await self._run(service, ref, credential))
+        run = await self._run(service, ref, credential)
+        headers = await self._headers(service, credential)
+        run, notes = await with_fetched_logs(run, self.base_url(service), headers, API_TIMEOUT)
+        return states.to_status(run, notes)
 
     async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
         headers = await self._headers(service, credential)
@@ -302,17 +310,44 @@ class WesConnector:
         files = output_files(run.get("outputs"), self.base_url(service))
         if not files:
             raise PermanentServiceError("the workflow run finished without any output files")
+        base = self.base_url(service)
         headers = await self._headers(service, credential)
         stored: list[ResultFile] = []
         async with _client(TRANSFER_TIMEOUT, follow_redirects=True) as client:
             for file in files:
+                if urlsplit(file.url).scheme == "drs":
+                    source = await resolve_drs(
+                        client,
+                        file.url,
+                        scheme=drs_scheme(service.api_config),
+                        wes_base=base,
+                        credential_headers=headers,
+                    )
+                    file = replace(file, name=result_name(file, source))
+                else:
+                    source = Download(url=file.url, send_credential=same_origin(file.url, base))
                 # The credential goes only to the WES server itself, never to storage links.
-                sent = headers if _same_origin(file.url, self.base_url(service)) else {}
-                async with client.stream("GET", file.url, headers=sent) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        self._check(service, credential, response)
-                    stored.append(await sink.store(file.name, response.aiter_bytes(CHUNK_SIZE)))
+                sent = {**(headers if source.send_credential else {}), **source.headers}
+                try:
+                    async with client.stream("GET", source.url, headers=sent) as response:
+                        if response.status_code >= 400:
+                            await response.aread()
+                            if source.send_credential and response.status_code in (401, 403):
+                                self._check(service, credential, response)
+                            refused(response, file.name)
+                        chunks = checked(response.aiter_bytes(CHUNK_SIZE), file.name, source)
+                        stored.append(await sink.store(file.name, chunks))
+                except httpx.TransportError as exc:
+                    # Nothing of the broken file is kept (storage writes are atomic); the
+                    # worker retries the whole fetch, which replaces what was stored.
+                    raise TransientServiceError(
+                        f"the download of result {file.name} broke off "
+                        f"({type(exc).__name__}); it will be fetched again"
+                    ) from exc
+                except httpx.InvalidURL as exc:
+                    raise PermanentServiceError(
+                        f"the service gives result {file.name} an invalid URL"
+                    ) from exc
         return stored
 
     async def _run(
@@ -320,8 +355,15 @@ class WesConnector:
     ) -> dict[str, Any]:
         headers = await self._headers(service, credential)
         url = f"{self.base_url(service)}/runs/{quote(ref.external_id)}"
-        async with _client(API_TIMEOUT, headers=headers) as client:
-            response = await client.get(url)
+        timeouts = API_TIMEOUT
+        async with _client(timeouts, headers=headers) as client:
+            try:
+                response = await client.get(url)
+            except httpx.TimeoutException as exc:
+                raise TransientServiceError(
+                    f"the WES service did not answer within {timeouts.read:g} s "
+                    "when asked about the run; it will be asked again"
+                ) from exc
         self._check(service, credential, response, run=ref.external_id)
         return json_object(response)
 

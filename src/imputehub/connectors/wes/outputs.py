@@ -4,8 +4,9 @@
   Directory objects by their `listing`, arrays of either, or plain URL strings
   (a string map, as the GA4GH Starter Kit gives);
 - a list of `{file_name, file_url}` (sapporo).
-Names keep sub-folders; when every file sits in one top-level folder (the workflow's single
-output directory) that folder is dropped, so results read `chr20.dose.vcf.gz`, not
+Locations may be http(s) URLs or `drs://host/id` URIs (resolved by `drs.py`). Names keep
+sub-folders; when every file sits in one top-level folder (the workflow's single output
+directory) that folder is dropped, so results read `chr20.dose.vcf.gz`, not
 `results/chr20.dose.vcf.gz`.
 """
 
@@ -19,6 +20,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from imputehub.domain.errors import PermanentServiceError
 
+DRS_PATH = "/ga4gh/drs/v1/objects/"
+
 
 @dataclass(frozen=True)
 class OutputFile:
@@ -26,7 +29,7 @@ class OutputFile:
     url: str
 
 
-def _name_from(url: str) -> str:
+def name_from(url: str) -> str:
     return unquote(basename(urlsplit(url).path)) or "output"
 
 
@@ -37,7 +40,7 @@ def _walk(value: Any, prefix: str, found: list[tuple[str, str]]) -> None:
         return
     if isinstance(value, str):
         if "://" in value or value.startswith("/"):
-            found.append((prefix or _name_from(value), value))
+            found.append((prefix or name_from(value), value))
         return
     if not isinstance(value, Mapping):
         return
@@ -45,10 +48,10 @@ def _walk(value: Any, prefix: str, found: list[tuple[str, str]]) -> None:
     if kind == "File":
         location = str(value.get("location") or value.get("path") or "")
         if location:
-            name = str(value.get("basename") or _name_from(location))
+            name = str(value.get("basename") or name_from(location))
             found.append((f"{prefix}/{name}" if prefix else name, location))
     elif kind == "Directory":
-        name = str(value.get("basename") or _name_from(str(value.get("location") or "")))
+        name = str(value.get("basename") or name_from(str(value.get("location") or "")))
         _walk(value.get("listing") or [], f"{prefix}/{name}" if prefix else name, found)
     else:
         for key, item in value.items():
@@ -71,7 +74,7 @@ def output_files(outputs: Any, base_url: str) -> list[OutputFile]:
     ):
         for item in outputs:
             url = str(item["file_url"])
-            found.append((str(item.get("file_name") or _name_from(url)), url))
+            found.append((str(item.get("file_name") or name_from(url)), url))
     else:
         _walk(outputs, "", found)
     files: list[OutputFile] = []
@@ -80,17 +83,17 @@ def output_files(outputs: Any, base_url: str) -> list[OutputFile]:
             urljoin(base_url.rstrip("/") + "/", location) if location.startswith("/") else location
         )
         scheme = urlsplit(url).scheme
-        if scheme == "drs":
-            raise PermanentServiceError(
-                f"the service gives result {name} as a DRS object ({url}); "
-                "the hub does not resolve DRS yet"
-            )
-        if scheme not in ("http", "https"):
+        if scheme not in ("http", "https", "drs"):
             raise PermanentServiceError(
                 f"the service gives result {name} as {url}, which the hub cannot download "
-                "(only http and https result URLs are supported)"
+                "(only http, https and drs:// result locations are supported)"
             )
         if ".." in name.split("/") or name.startswith("/"):
             raise PermanentServiceError(f"the service named a result file {name!r}")
         files.append(OutputFile(name=name, url=url))
     return files
+
+
+def same_origin(url: str, base: str) -> bool:
+    left, right = urlsplit(url), urlsplit(base)
+    return (left.scheme, left.netloc) == (right.scheme, right.netloc)

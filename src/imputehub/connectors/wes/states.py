@@ -15,6 +15,10 @@
 UNKNOWN stays "queued" so a server that has not decided yet is simply asked again; a
 CANCELING run is still running until the server says CANCELED. A run that completed with
 errors (DNAstack) has no trustworthy results, so it counts as failed.
+
+`stdout`/`stderr` in a RunLog are text (sapporo) or URLs (the spec, toil); the connector
+fetches the tail of a URL and puts its text in their place before `to_status` reads them,
+so a URL left here is one that could not be fetched and is never read as log text.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ _STEP = re.compile(r"^[A-Za-z][\w ]*: \d{1,3}%\s*$", re.MULTILINE)
 _ERROR = re.compile(r"^error: (.+)$", re.MULTILINE)
 MAX_LOG_LINES = 50
 MAX_MESSAGE = 1000
+MAX_ERRORS = 5  # of a run's `errors`, the first this many
 
 
 def state_of(value: object) -> ExternalState:
@@ -63,23 +68,32 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://", "/")) and "\n" not in text.strip()
+def is_log_url(text: str) -> bool:
+    """Whether a RunLog's stdout/stderr is a link to the log (absolute, or from the root)."""
+    stripped = text.strip()
+    return stripped.startswith(("http://", "https://", "/")) and "\n" not in stripped
 
 
 def failure_message(run: Mapping[str, Any], state_name: str) -> str:
-    """The run's own reason for failing, in as few words as the server gives."""
+    """The run's own reason for failing, in as few words as the server gives.
+
+    A run's `errors` (DNAstack's ExtendedRun) come first: they are the service's own words.
+    """
+    errors = run.get("errors")
+    reasons = [str(e).strip() for e in errors or [] if isinstance(e, str) and e.strip()]
+    if isinstance(errors, list) and reasons:
+        return "; ".join(reasons[:MAX_ERRORS])[:MAX_MESSAGE]
     log = run.get("run_log") if isinstance(run.get("run_log"), Mapping) else {}
     assert isinstance(log, Mapping)
     stderr = _text(log.get("stderr"))
     stdout = _text(log.get("stdout"))
     for text in (stderr, stdout):
-        if _is_url(text):
+        if is_log_url(text):
             continue
         found = _ERROR.findall(text)
         if found:
             return str(found[-1]).strip()[:MAX_MESSAGE]
-    if stderr and not _is_url(stderr):
+    if stderr and not is_log_url(stderr):
         tail = stderr.strip().splitlines()[-3:]
         return f"the workflow run ended in {state_name}: {' '.join(tail)}"[:MAX_MESSAGE]
     exit_code = log.get("exit_code")
@@ -96,9 +110,9 @@ def to_status(run: Mapping[str, Any], extra_logs: tuple[str, ...] = ()) -> Exter
     lines: list[str] = [f"WES state: {state_name}"]
     for key in ("stdout", "stderr"):
         text = _text(log.get(key))
-        if _is_url(text):
-            lines.append(f"{key}: {text.strip()}")
-        elif found := _STEP.findall(text):
+        if is_log_url(text):
+            continue  # not fetched: the connector notes why in `extra_logs`
+        if found := _STEP.findall(text):
             # Only the latest step: its percent is the step's own, not the run's.
             lines.append(str(found[-1]).strip())
     lines.extend(extra_logs)

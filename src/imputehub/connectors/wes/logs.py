@@ -1,0 +1,83 @@
+"""Log URLs: when a RunLog gives `stdout`/`stderr` as links (the spec, toil), the hub reads
+only their last MAX_LOG_BYTES on each poll (`Range: bytes=-N`, or the stream's tail kept),
+sending the credential only to the WES server's own origin. A log that cannot be fetched is
+noted in the job's logs and never fails a poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from imputehub.connectors.wes import states
+from imputehub.connectors.wes.outputs import same_origin
+
+MAX_LOG_BYTES = 64 * 1024  # the tail of a log URL the hub reads on each poll
+LOG_CHUNK_SIZE = 16 * 1024
+
+
+def _shown(url: str) -> str:
+    """A URL fit for logs: no query or fragment, where signed links keep their secrets."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+async def _log_tail(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> str:
+    """The last MAX_LOG_BYTES of a log, never more in memory; raise httpx.HTTPError if not."""
+    asked = {**headers, "Range": f"bytes=-{MAX_LOG_BYTES}"}
+    async with client.stream("GET", url, headers=asked) as response:
+        if response.status_code == 416:
+            return ""  # an empty log has no last bytes
+        response.raise_for_status()
+        # 206 from the log's middle, or a server that ignored Range (200) and was cut below.
+        cut = response.status_code == 206 and not response.headers.get(
+            "Content-Range", ""
+        ).startswith("bytes 0-")
+        tail = bytearray()
+        async for chunk in response.aiter_bytes(LOG_CHUNK_SIZE):
+            tail += chunk
+            if len(tail) > MAX_LOG_BYTES:
+                del tail[: len(tail) - MAX_LOG_BYTES]
+                cut = True
+    text = tail.decode("utf-8", errors="replace")
+    if cut and "\n" in text:
+        text = text.split("\n", 1)[1]  # the first line is only the end of one
+    return text
+
+
+async def with_fetched_logs(
+    run: dict[str, Any], base: str, headers: dict[str, str], limits: httpx.Timeout
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The run with log URLs replaced by their tails' text, and notes on those that failed."""
+    log = run.get("run_log")
+    if not isinstance(log, Mapping):
+        return run, ()
+    links = {
+        key: urljoin(base.rstrip("/") + "/", str(log[key]).strip())
+        for key in ("stdout", "stderr")
+        if isinstance(log.get(key), str) and states.is_log_url(log[key])
+    }
+    if not links:
+        return run, ()
+    texts = dict(log)
+    notes: list[str] = []
+    async with httpx.AsyncClient(timeout=limits, follow_redirects=True) as client:
+        for key, url in links.items():
+            sent = headers if same_origin(url, base) else {}
+            try:
+                texts[key] = await _log_tail(client, url, sent)
+            except httpx.HTTPStatusError as exc:
+                texts[key] = ""
+                notes.append(
+                    f"{key}: the log at {_shown(url)} could not be fetched "
+                    f"(HTTP {exc.response.status_code})"
+                )
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                texts[key] = ""
+                notes.append(
+                    f"{key}: the log at {_shown(url)} could not be fetched ({type(exc).__name__})"
+                )
+    return {**run, "run_log": texts}, tuple(notes)
