@@ -80,6 +80,24 @@ class Settings(BaseSettings):
     health_check_interval_seconds: float = Field(default=300.0, gt=0)
     health_check_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Notifications. E-mail goes out only when SMTP_HOST is set. SMTP_SECURITY: "starttls"
+    # (upgrade a plain connection, port 587), "tls" (implicit TLS, port 465) or "none".
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "imputehub@localhost"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Webhooks to private, loopback or link-local addresses (and plain http) are refused
+    # unless this is set: a user must not make the hub call into its own network.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Deliveries (e-mail, webhooks) are retried with backoff up to this many attempts.
+    notify_max_attempts: int = Field(default=8, gt=0)
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0)
+    notify_retry_max_seconds: float = Field(default=3600.0, gt=0)
+
     # The built-in local engine (service type "local"). Its run directories and reference
     # panels live under engine_dir (default: <data_dir>/engine); every worker that runs local
     # jobs must see it (the same machine, or a shared filesystem).

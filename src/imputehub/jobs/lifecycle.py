@@ -1,7 +1,8 @@
 """Moving a job between states: the one code path that changes `Job.status`.
 
 Each change is checked by the domain rules, stamps the job's times, schedules the
-worker's next step and writes a status-update row, all in the caller's transaction.
+worker's next step and writes a status-update row and, for the states users hear of, an
+event (notify/outbox.py), all in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.db.models import Job, JobStatusUpdate
 from imputehub.domain import jobs as rules
 from imputehub.domain.jobs import JobStatus
+from imputehub.notify import outbox
 
 MAX_ERROR_LOG = 100
 
@@ -60,6 +62,8 @@ def set_status(
             created_at=now,
         )
     )
+    if target != current:
+        outbox.job_changed(session, job, target, now=now, message=message)
 
 
 def record_error(

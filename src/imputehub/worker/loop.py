@@ -20,6 +20,7 @@ from sqlalchemy import delete, update
 
 from imputehub.db.models import WorkerHeartbeat
 from imputehub.files import retention, upload_expiry
+from imputehub.notify import relay
 from imputehub.registry import health
 from imputehub.runtime import Runtime
 from imputehub.worker import leases, steps
@@ -219,6 +220,11 @@ class Worker:
                 "could not clean up expired uploads",
                 "upload_cleanup_failed",
                 lambda: upload_expiry.clean_up_uploads(self.runtime, now=self.runtime.clock.now()),
+            ),
+            (
+                "could not fan out notifications",
+                "notify_relay_failed",
+                lambda: relay.fan_out(self.runtime),
             ),
             (
                 "could not remove expired files",

@@ -36,6 +36,7 @@ from imputehub.domain.errors import (
 )
 from imputehub.domain.jobs import JobStatus, Step
 from imputehub.files.links import LinkSigner
+from imputehub.notify import outbox
 from imputehub.registry.credentials import USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
 from imputehub.runtime import Runtime
@@ -376,6 +377,7 @@ async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:
     async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
         count = f"{len(files)} result file{'' if len(files) == 1 else 's'}"
         await outcomes.note(session, job, JobStatus.COMPLETED, now=now, message=f"{count} stored")
+        outbox.results_ready(session, job, now=now, files=len(files))
 
     await outcomes.write(runtime, ctx.claim, outcome)
     await sink.forget_marks()
