@@ -19,10 +19,17 @@ Served over real HTTP on loopback (Starlette + uvicorn in a thread), following
   describing it. `script(key, ...)` ends the run tagged with that hub job in
   COMPLETE_WITH_ERRORS instead.
 
+Faults, queued per path prefix by `fault(prefix, kind, times)` and served before any route
+(so a faulted request changes nothing at the Workbench): "slow" (no answer for
+`slow_seconds`; a client that waits that long gets the real one), "500" (the Workbench's
+error body), "malformed" (a 200 whose JSON breaks off), "drop" (the real answer's headers
+and half its body, then the connection closes).
+
 Tests read what it recorded: `submissions` (status, content type and body of every POST
 /runs), `token_requests`, `fetches` (each input download: URL and HTTP status),
 `downloads` (each output file served), `calls` (method and path of every request),
-`bearers` (the token each API call bore).
+`bearers` (the token each API call bore), `faulted` (method, path and kind of each fault
+served).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +54,11 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 WES = "/{namespace}/ga4gh/wes/v1"
 # ExtendedRunRequest's fields (DNAstack's client) and the engine choice.
@@ -78,6 +87,14 @@ TERMINAL = frozenset(
     {"COMPLETE", "COMPLETE_WITH_ERRORS", "PREPROCESSING_ERROR", "EXECUTOR_ERROR", "CANCELED"}
 )
 TAG = "imputehub_job_id"
+FAULT_KINDS = frozenset({"slow", "500", "malformed", "drop"})
+
+
+@dataclass
+class Fault:
+    prefix: str
+    kind: str
+    times: int
 
 
 @dataclass
@@ -146,6 +163,9 @@ class DnastackEmulator:
         self.downloads: list[str] = []
         self.calls: list[tuple[str, str]] = []
         self.bearers: list[tuple[str, str, str]] = []  # method, path, token of each API call
+        self.faults: list[Fault] = []
+        self.faulted: list[tuple[str, str, str]] = []  # method, path, kind of each fault served
+        self.slow_seconds = 2.0
         self.base_url = ""
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
@@ -168,6 +188,21 @@ class DnastackEmulator:
     def expire_tokens(self) -> None:
         """Every token issued so far expires now (as if their lifetime had run out)."""
         self.tokens = {token: (client, 0.0) for token, (client, _) in self.tokens.items()}
+
+    def fault(self, prefix: str, kind: str, times: int = 1) -> None:
+        """The next `times` requests whose path starts with `prefix` meet fault `kind`."""
+        assert kind in FAULT_KINDS, kind
+        with self._lock:
+            self.faults.append(Fault(prefix=prefix, kind=kind, times=times))
+
+    def take_fault(self, method: str, path: str) -> str | None:
+        with self._lock:
+            for fault in self.faults:
+                if path.startswith(fault.prefix) and fault.times > 0:
+                    fault.times -= 1
+                    self.faulted.append((method, path, fault.kind))
+                    return fault.kind
+        return None
 
     def script(self, key: str, message: str) -> None:
         """The run of hub job `key` ends in COMPLETE_WITH_ERRORS, giving `message`."""
@@ -221,6 +256,7 @@ class DnastackEmulator:
 
     def app(self) -> Starlette:
         return Starlette(
+            middleware=[Middleware(_Faults, emulator=self)],
             routes=[
                 Route("/oauth/token", self._token, methods=["POST"]),
                 Route(f"/ewes{WES}/service-info", self._service_info),
@@ -230,7 +266,7 @@ class DnastackEmulator:
                 Route(f"/ewes{WES}/runs/{{run_id}}/status", self._status),
                 Route(f"/ewes{WES}/runs/{{run_id}}/cancel", self._cancel, methods=["POST"]),
                 Route("/outputs/{run_id}/{name}", self._output),
-            ]
+            ],
         )
 
     # ---- OAuth2 ------------------------------------------------------------------------
@@ -485,6 +521,78 @@ class DnastackEmulator:
         else:
             run.state = "COMPLETE"
         run.end_time = _now()
+
+
+class _Faults:
+    """Serves the emulator's queued faults in front of its routes."""
+
+    def __init__(self, app: ASGIApp, emulator: DnastackEmulator) -> None:
+        self.app = app
+        self.emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = None
+        if scope["type"] == "http":
+            kind = self.emulator.take_fault(scope["method"], scope["path"])
+        if kind == "500":
+            await _error("internal error", 500)(scope, receive, send)
+        elif kind == "malformed":
+            broken = Response(b'{"run_id": "x", "state": ', media_type="application/json")
+            await broken(scope, receive, send)
+        elif kind == "slow":
+            await self._slow(scope, receive, send)
+        elif kind == "drop":
+            await self.app(scope, receive, _half_then_hang_up(send))
+        else:
+            await self.app(scope, receive, send)
+
+    async def _slow(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Read the request, then wait: a client that gives up first gets no answer at all
+        # (and the run is not stepped on); one that waits gets the real answer.
+        request: list[Message] = []
+        while not request or request[-1].get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            request.append(message)
+        try:
+            gone = await asyncio.wait_for(receive(), timeout=self.emulator.slow_seconds)
+        except TimeoutError:
+            gone = None
+        if gone is not None:
+            return
+
+        async def replay() -> Message:
+            return request.pop(0) if request else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _half_then_hang_up(send: Send) -> Send:
+    """A `send` that passes the headers and half the promised body, then nothing more.
+
+    The app then returns with its response incomplete, so the server closes the connection
+    (uvicorn logs "ASGI callable returned without completing response": expected here).
+    """
+    room = 0
+    cut = False
+
+    async def cutting(message: MutableMapping[str, Any]) -> None:
+        nonlocal room, cut
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers") or [])
+            room = int(headers.get(b"content-length", b"0")) // 2
+            await send(message)
+            return
+        if message["type"] != "http.response.body" or cut:
+            return
+        body = bytes(message.get("body", b""))
+        if len(body) >= room:
+            body, cut = body[:room], True
+        room -= len(body)
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    return cutting
 
 
 @contextlib.contextmanager
