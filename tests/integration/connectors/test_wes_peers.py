@@ -8,8 +8,6 @@ names it by `workflow_url` and maps only `inputs` into its parameters.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,13 @@ from imputehub.clock import FakeClock
 from imputehub.connectors.base import ServiceInfo
 from imputehub.connectors.wes import WesConnector
 from imputehub.connectors.wes.connector import TAG
-from imputehub.db.models import Job
-from imputehub.domain.jobs import TERMINAL, JobStatus
+from imputehub.domain.jobs import JobStatus
 from imputehub.runtime import Runtime
-from imputehub.worker.loop import Worker
-from tests.integration.worker.support import load_job, request_cancel, status_updates
+from tests.integration.connectors.test_wes import follow
+from tests.integration.worker.support import request_cancel, status_updates
 from tests.support.wes_jobs import wes_hub_job
 from tests.support.wes_service import COPY_CWL, WesService, run_wes_service
 
-FOLLOW_SECONDS = 120.0
 ONLY_INPUTS = {"panel": None, "mode": None, "r2_filter": None}
 
 
@@ -40,22 +36,6 @@ def wes_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WesService
 
 def config(**extra: Any) -> dict[str, Any]:
     return {"workflow_url": COPY_CWL.as_uri(), "params": ONLY_INPUTS, **extra}
-
-
-async def follow(
-    runtime: Runtime, clock: FakeClock, job_id: str, *, until: frozenset[JobStatus] = TERMINAL
-) -> Job:
-    """Run the worker until the job's status is in `until`, waiting for the real server."""
-    worker = Worker(runtime)
-    deadline = time.monotonic() + FOLLOW_SECONDS
-    while time.monotonic() < deadline:
-        await worker.run_once()
-        job = await load_job(runtime, job_id)
-        if JobStatus(job.status) in until:
-            return job
-        clock.advance(runtime.settings.poll_interval_seconds)
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"job still {job.status} after {FOLLOW_SECONDS} s")
 
 
 def run_of(server: WesService, run_id: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from imputehub.connectors.base import (
     ResultSink,
     ServiceInfo,
 )
-from imputehub.connectors.wes.answers import check, json_object
+from imputehub.connectors.wes.answers import json_object
 from imputehub.connectors.wes.connector import (
     MAX_PAGES,
     PAGE_SIZE,
@@ -113,8 +113,8 @@ class DnastackConnector(WesConnector):
         namespace = quote(str(_settings(service)["namespace"]), safe="")
         return f"{service.base_url.rstrip('/')}/{namespace}/ga4gh/wes/v1"
 
-    async def _headers(self, service: ServiceInfo, credential: str | None) -> dict[str, str]:
-        return await self.tokens.headers(_auth_config(service), credential)
+    def auth_config(self, service: ServiceInfo) -> dict[str, Any]:
+        return _auth_config(service)
 
     def _check(
         self,
@@ -123,11 +123,10 @@ class DnastackConnector(WesConnector):
         response: httpx.Response,
         run: str | None = None,
     ) -> None:
-        if response.status_code in (401, 403):
-            self.tokens.forget(_auth_config(service), credential)
-            if response.status_code == 401 and _MAY_RETRY.get():
-                raise _TokenRefused
-        check(response, run=run)
+        if response.status_code == 401 and _MAY_RETRY.get():
+            self.tokens.forget(self.auth_config(service), credential)
+            raise _TokenRefused
+        super()._check(service, credential, response, run)
 
     async def _once_more(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run `call`; if the API refused a (cached) token, run it again with a fresh one.

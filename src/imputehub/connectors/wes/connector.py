@@ -128,8 +128,12 @@ class WesConnector:
         """Where the WES API of this service lives (`.../ga4gh/wes/v1`)."""
         return service.base_url.rstrip("/")
 
+    def auth_config(self, service: ServiceInfo) -> dict[str, Any]:
+        """The settings `auth.py` reads (the service's own, unless a dialect fixes a scheme)."""
+        return service.api_config
+
     async def _headers(self, service: ServiceInfo, credential: str | None) -> dict[str, str]:
-        return await self.tokens.headers(service.api_config, credential)
+        return await self.tokens.headers(self.auth_config(service), credential)
 
     def _check(
         self,
@@ -139,7 +143,7 @@ class WesConnector:
         run: str | None = None,
     ) -> None:
         if response.status_code in (401, 403):
-            self.tokens.forget(service.api_config, credential)
+            self.tokens.forget(self.auth_config(service), credential)
         check(response, run=run)
 
     async def check_health(self, service: ServiceInfo) -> Health:
