@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from imputehub import __version__
 from imputehub.api import problems
+from imputehub.api.admin import metrics_router
 from imputehub.api.router import api_router
+from imputehub.monitoring.middleware import RateLimit, RequestContext
 from imputehub.runtime import Runtime
 
 
@@ -44,4 +46,8 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     app.include_router(api_router)
+    app.include_router(metrics_router)  # /metrics at the root, where Prometheus looks
+    # Added last = outermost: the request id exists before the rate limit may answer 429.
+    app.add_middleware(RateLimit, runtime=runtime)
+    app.add_middleware(RequestContext)
     return app

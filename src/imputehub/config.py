@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=8, gt=0)
     notify_retry_base_seconds: float = Field(default=30.0, gt=0)
     notify_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # Live event streams (SSE) look for new events this often, and send a keep-alive
+    # comment after this long without one (proxies close idle connections).
+    events_poll_seconds: float = Field(default=1.0, gt=0)
+    events_keepalive_seconds: float = Field(default=15.0, gt=0)
 
     # The built-in local engine (service type "local"). Its run directories and reference
     # panels live under engine_dir (default: <data_dir>/engine); every worker that runs local
@@ -113,6 +117,15 @@ class Settings(BaseSettings):
     engine_poll_interval_seconds: float = Field(default=3.0, gt=0)
     # `serve` registers the local service and simulates the demo panel on first start.
     engine_bootstrap: bool = True
+
+    # Monitoring. GET /metrics answers a bearer METRICS_TOKEN (for Prometheus) or an admin's
+    # token; without METRICS_TOKEN only admins may scrape.
+    metrics_token: SecretStr | None = None
+    # Requests per client per window, "N/second|minute|hour"; "0" disables. Login attempts
+    # count per client address across all processes (in the database); other API calls per
+    # bearer token (else address) in each process's memory.
+    rate_limit_login: str = "10/minute"
+    rate_limit_api: str = "600/minute"
 
     log_level: str = "INFO"
     # "text" reads well in a terminal; "json" (one object per line) suits log collectors.
@@ -133,6 +146,14 @@ class Settings(BaseSettings):
                 "IMPUTEHUB_PUBLIC_URL must be an http(s) URL, e.g. https://hub.example.org"
             )
         return value.rstrip("/") if value else value
+
+    @field_validator("rate_limit_login", "rate_limit_api")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        # The same grammar monitoring/ratelimit.parse reads; refused here, at start-up.
+        if not re.fullmatch(r"\s*\d+\s*(/\s*(second|minute|hour)s?\s*)?", value, re.IGNORECASE):
+            raise ValueError("a rate limit is 'N/second', 'N/minute' or 'N/hour' (0 disables)")
+        return value
 
     @field_validator("database_url")
     @classmethod

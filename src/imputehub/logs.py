@@ -6,14 +6,44 @@ Code logs a stable `action` key (`job_submitted`, `login_failed`, ...) plus ids 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+# The request (API) or job (worker) a log line belongs to; set by the request middleware
+# and the worker's step runner, copied onto every record by ContextFilter.
+request_id_var: ContextVar[str | None] = ContextVar("imputehub_request_id", default=None)
+job_id_var: ContextVar[str | None] = ContextVar("imputehub_job_id", default=None)
+
+
+class ContextFilter(logging.Filter):
+    """Adds request_id and job_id from the current context to records that lack them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in (("request_id", request_id_var), ("job_id", job_id_var)):
+            value = var.get()
+            if value is not None and getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
+@contextlib.contextmanager
+def job_context(job_id: str) -> Iterator[None]:
+    """Every log line inside carries `job_id` (the worker wraps each step in this)."""
+    token = job_id_var.set(job_id)
+    try:
+        yield
+    finally:
+        job_id_var.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,6 +69,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Send logs to stderr: JSON lines for machines, or plain text for a terminal."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from imputehub.accounts import api_tokens, tokens, users
+from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.users import UserPublic
+from imputehub.domain.errors import ImputehubError
+from imputehub.monitoring import audit
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -59,15 +62,42 @@ class TokenCreated(TokenPublic):
 
 
 @router.post("/login", response_model=LoginResponse)
-async def login(body: LoginRequest, runtime: RuntimeDep, now: Now) -> LoginResponse:
+async def login(
+    body: LoginRequest, request: Request, runtime: RuntimeDep, now: Now
+) -> LoginResponse:
     settings = runtime.settings
-    user = await users.authenticate(
+    origin = request_origin(request)
+    try:
+        user = await users.authenticate(
+            runtime.db,
+            username=body.username,
+            password=body.password,
+            now=now,
+            max_failures=settings.login_max_failures,
+            lockout_seconds=settings.login_lockout_seconds,
+        )
+    except ImputehubError as exc:
+        # Its own transaction: authenticate's has ended (and the error rolls back ours).
+        await audit.record_alone(
+            runtime.db,
+            action="login",
+            actor=body.username,
+            now=now,
+            target_type="user",
+            target_id=body.username,
+            outcome="failure",
+            origin=origin,
+            details={"reason": exc.code},
+        )
+        raise
+    await audit.record_alone(
         runtime.db,
-        username=body.username,
-        password=body.password,
+        action="login",
+        actor=user,
         now=now,
-        max_failures=settings.login_max_failures,
-        lockout_seconds=settings.login_lockout_seconds,
+        target_type="user",
+        target_id=user.id,
+        origin=origin,
     )
     token = tokens.issue_access_token(
         user_id=user.id,
@@ -104,10 +134,20 @@ async def change_password(
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
 async def create_token(
-    body: TokenCreate, session: SessionDep, user: CurrentUser, now: Now
+    body: TokenCreate, request: Request, session: SessionDep, user: CurrentUser, now: Now
 ) -> TokenCreated:
     created = await api_tokens.create_token(
         session, user, name=body.name, expires_in_days=body.expires_in_days, now=now
+    )
+    await audit.record(
+        session,
+        action="token_created",
+        actor=user,
+        now=now,
+        target_type="api_token",
+        target_id=created.record.id,
+        origin=request_origin(request),
+        details={"name": body.name},
     )
     public = TokenPublic.model_validate(created.record)
     return TokenCreated(**public.model_dump(), token=created.token)
@@ -119,6 +159,17 @@ async def list_tokens(session: SessionDep, user: CurrentUser) -> list[TokenPubli
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_token(token_id: str, session: SessionDep, user: CurrentUser) -> Response:
+async def delete_token(
+    token_id: str, request: Request, session: SessionDep, user: CurrentUser, now: Now
+) -> Response:
     await api_tokens.delete_token(session, user, token_id)
+    await audit.record(
+        session,
+        action="token_revoked",
+        actor=user,
+        now=now,
+        target_type="api_token",
+        target_id=token_id,
+        origin=request_origin(request),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

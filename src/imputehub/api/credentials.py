@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
+from imputehub.monitoring import audit
 from imputehub.registry import user_credentials
 from imputehub.registry.user_credentials import CredentialStatus
 
@@ -67,6 +69,7 @@ class CredentialStatusPublic(BaseModel):
 async def set_credential(
     ref: str,
     body: CredentialSet,
+    request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
@@ -76,6 +79,7 @@ async def set_credential(
     found = await user_credentials.set_credential(
         session, runtime.vault, user, ref, body.credential, scope=scope, now=now
     )
+    await _audit(session, request, user, now, "credential_set", found.service_id, scope)
     return CredentialStatusPublic.of(found)
 
 
@@ -90,6 +94,7 @@ async def get_credential(
 @router.delete("/{ref}/credential", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_credential(
     ref: str,
+    request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
@@ -99,6 +104,7 @@ async def delete_credential(
     await user_credentials.delete_credential(
         session, runtime.vault, user, ref, scope=scope, now=now
     )
+    await _audit(session, request, user, now, "credential_deleted", ref, scope)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -108,3 +114,25 @@ async def verify_credential(
 ) -> CredentialStatusPublic:
     found = await user_credentials.verify(runtime, user, ref, scope=scope)
     return CredentialStatusPublic.of(found)
+
+
+async def _audit(
+    session: SessionDep,
+    request: Request,
+    user: CurrentUser,
+    now: datetime,
+    action: str,
+    service: str,
+    scope: str,
+) -> None:
+    # Which credential changed, never its value (not even the last characters).
+    await audit.record(
+        session,
+        action=action,
+        actor=user,
+        now=now,
+        target_type="service",
+        target_id=service,
+        origin=request_origin(request),
+        details={"scope": scope},
+    )

@@ -18,6 +18,7 @@ from imputehub.api.downloads import download_response
 from imputehub.db.models import User
 from imputehub.domain.errors import AuthenticationRequired, InvalidInput
 from imputehub.files import downloads, forms, records
+from imputehub.monitoring import counters
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -115,6 +116,9 @@ async def upload_file(
         content_length=request.headers.get("content-length"),
         chunks=request_chunks(request),
         now=now,
+    )
+    await counters.increment_alone(
+        runtime.db, "imputehub_upload_bytes_total", {"kind": "direct"}, record.size
     )
     return FilePublic.model_validate(record)
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser, multipart_body, request_chunks
 from imputehub.db.models import Job
@@ -18,6 +19,7 @@ from imputehub.domain.errors import InvalidInput, PayloadTooLarge
 from imputehub.domain.jobs import Build, JobMode, JobStatus, Phasing
 from imputehub.files import forms, uploads
 from imputehub.jobs import actions, create, lifecycle, queries, stats, validation
+from imputehub.monitoring import audit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -432,8 +434,22 @@ async def results(
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
-async def cancel(job_id: str, session: SessionDep, user: CurrentUser, now: Now) -> JobPublic:
-    return job_public(await actions.cancel_job(session, user, job_id, now=now))
+async def cancel(
+    job_id: str, request: Request, session: SessionDep, user: CurrentUser, now: Now
+) -> JobPublic:
+    job = await actions.cancel_job(session, user, job_id, now=now)
+    if job.user_id != user.id:  # an admin acting on someone else's job
+        await audit.record(
+            session,
+            action="job_cancelled_by_admin",
+            actor=user,
+            now=now,
+            target_type="job",
+            target_id=job.id,
+            origin=request_origin(request),
+            details={"owner_id": job.user_id},
+        )
+    return job_public(job)
 
 
 @router.delete(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from imputehub.api import (
+    admin,
     auth,
     credentials,
     files,
@@ -16,7 +17,14 @@ from imputehub.api import (
     uploads,
     users,
 )
+from imputehub.api import events as events_api
+from imputehub.api import notifications as notifications_api
+from imputehub.api import webhooks as webhooks_api
 
 api_router = APIRouter(prefix="/api/v1")
 for module in (health, auth, users, services, credentials, panels, files, uploads, jobs, links):
     api_router.include_router(module.router)
+api_router.include_router(admin.router)
+api_router.include_router(webhooks_api.router)
+api_router.include_router(notifications_api.router)
+api_router.include_router(events_api.router)

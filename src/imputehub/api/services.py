@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from imputehub.api.admin import request_origin
 from imputehub.api.deps import AdminUser, CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.db.models import Service, ServiceHealthCheck
+from imputehub.monitoring import audit
 from imputehub.registry import health, panel_sync, rules, services
 from imputehub.registry.health import HealthCheckResult
 
@@ -144,10 +146,16 @@ async def list_services(
 
 @router.post("", response_model=ServicePublic, status_code=status.HTTP_201_CREATED)
 async def create_service(
-    body: ServiceCreate, session: SessionDep, runtime: RuntimeDep, admin: AdminUser, now: Now
+    body: ServiceCreate,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    admin: AdminUser,
+    now: Now,
 ) -> ServicePublic:
     data = services.ServiceInput(**body.model_dump())
     service = await services.create_service(session, runtime.vault, admin, data, now=now)
+    await _audit(session, request, admin, now, "service_created", service, body.model_fields_set)
     return ServicePublic.of(service)
 
 
@@ -160,6 +168,7 @@ async def get_service(ref: str, session: SessionDep, user: CurrentUser) -> Servi
 async def update_service(
     ref: str,
     body: ServiceUpdate,
+    request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
     admin: AdminUser,
@@ -167,12 +176,24 @@ async def update_service(
 ) -> ServicePublic:
     changes = body.model_dump(exclude_unset=True)
     service = await services.update_service(session, runtime.vault, admin, ref, changes, now=now)
+    await _audit(session, request, admin, now, "service_updated", service, set(changes))
     return ServicePublic.of(service)
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)
-async def deactivate_service(ref: str, session: SessionDep, admin: AdminUser, now: Now) -> Response:
+async def deactivate_service(
+    ref: str, request: Request, session: SessionDep, admin: AdminUser, now: Now
+) -> Response:
     await services.deactivate_service(session, admin, ref, now=now)
+    await audit.record(
+        session,
+        action="service_deactivated",
+        actor=admin,
+        now=now,
+        target_type="service",
+        target_id=ref,
+        origin=request_origin(request),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -206,3 +227,25 @@ async def health_history(
 ) -> list[HealthCheckPublic]:
     rows: list[ServiceHealthCheck] = await services.health_history(session, user, ref, limit=limit)
     return [HealthCheckPublic.model_validate(row) for row in rows]
+
+
+async def _audit(
+    session: SessionDep,
+    request: Request,
+    admin: AdminUser,
+    now: datetime,
+    action: str,
+    service: Service,
+    fields: set[str],
+) -> None:
+    # Field names only: a credential's value never reaches the audit log.
+    await audit.record(
+        session,
+        action=action,
+        actor=admin,
+        now=now,
+        target_type="service",
+        target_id=service.id,
+        origin=request_origin(request),
+        details={"slug": service.slug, "fields": sorted(fields)},
+    )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from imputehub.accounts import users
+from imputehub.api.admin import request_origin
 from imputehub.api.deps import AdminUser, Now, SessionDep
+from imputehub.monitoring import audit
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -50,7 +52,7 @@ async def list_users(session: SessionDep, admin: AdminUser) -> list[UserPublic]:
 
 @router.post("", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
 async def create_user(
-    body: UserCreate, session: SessionDep, admin: AdminUser, now: Now
+    body: UserCreate, request: Request, session: SessionDep, admin: AdminUser, now: Now
 ) -> UserPublic:
     user = await users.create_user(
         session,
@@ -60,13 +62,29 @@ async def create_user(
         role=body.role,
         now=now,
     )
+    await audit.record(
+        session,
+        action="user_created",
+        actor=admin,
+        now=now,
+        target_type="user",
+        target_id=user.id,
+        origin=request_origin(request),
+        details={"username": user.username, "role": user.role},
+    )
     return UserPublic.model_validate(user)
 
 
 @router.patch("/{user_id}", response_model=UserPublic)
 async def update_user(
-    user_id: str, body: UserUpdate, session: SessionDep, admin: AdminUser, now: Now
+    user_id: str,
+    body: UserUpdate,
+    request: Request,
+    session: SessionDep,
+    admin: AdminUser,
+    now: Now,
 ) -> UserPublic:
+    role_before = (await users.get_user(session, user_id)).role
     user = await users.update_user(
         session,
         admin,
@@ -77,5 +95,16 @@ async def update_user(
         is_active=body.is_active,
         password=body.password,
         fields_set=frozenset(body.model_fields_set),
+    )
+    changed = sorted(body.model_fields_set)  # names only: never the new password itself
+    await audit.record(
+        session,
+        action="role_changed" if user.role != role_before else "user_updated",
+        actor=admin,
+        now=now,
+        target_type="user",
+        target_id=user.id,
+        origin=request_origin(request),
+        details={"fields": changed, "role": user.role, "role_before": role_before},
     )
     return UserPublic.model_validate(user)

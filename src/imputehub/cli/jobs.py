@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import typer
 
-from imputehub.cli.client import HubClient, HubUnreachable, connect, segment
+from imputehub.cli import sse
+from imputehub.cli.client import HubClient, HubError, HubUnreachable, connect, segment
 from imputehub.cli.download import Outcome, download_results, list_results
 from imputehub.cli.options import JsonOption, UrlOption
 from imputehub.cli.output import human_size, print_json, print_record, print_table, short_time, warn
@@ -98,13 +101,18 @@ def show(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None
 def watch(
     job_id: JobId,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between two looks.")
+        float,
+        typer.Option(
+            "--interval",
+            min=0.1,
+            help="Seconds between two looks when the hub offers no live stream.",
+        ),
     ] = 5.0,
     url: UrlOption = None,
 ) -> None:
-    """Follow a job until it ends; exit status 0 when it completed, 1 otherwise."""
+    """Follow a job live until it ends; exit status 0 when it completed, 1 otherwise."""
     with connect(url) as client:
-        status = _follow(client, job_id, interval)
+        status = _follow_live(client, job_id, interval)
         if status == "completed":
             typer.echo("job completed")
             return
@@ -147,9 +155,66 @@ def download(
         download_results(client, files, target, on_done=report)
 
 
-def _follow(client: HubClient, job_id: str, interval: float) -> str:
-    """Print each change of status or progress; the terminal status."""
-    last: tuple[str, float] | None = None
+class _Printer:
+    """Prints a line per change of status or progress."""
+
+    def __init__(self) -> None:
+        self.last: tuple[str, float] | None = None
+
+    def show(self, status: str, progress: float) -> None:
+        if (status, progress) != self.last:
+            stamp = datetime.now().strftime("%H:%M:%S")
+            typer.echo(f"{stamp}  {status:<10} {progress:5.1f} %")
+            self.last = (status, progress)
+
+
+def _follow_live(client: HubClient, job_id: str, interval: float) -> str:
+    """Follow the job's event stream, reconnecting where it broke; the terminal status."""
+    printer = _Printer()
+    last_id: str | None = None
+    status: str | None = None
+    while True:
+        path = f"api/v1/jobs/{segment(job_id)}/events"
+        if last_id is not None:
+            # A resume point in the query: the client's stream() sends no extra headers.
+            path += f"?last_event_id={quote(last_id)}"
+        try:
+            with client.stream(path) as response:
+                for message in sse.parse(response.iter_lines()):
+                    last_id = message.id if message.id is not None else last_id
+                    status = _show(printer, message) or status
+        except HubUnreachable as exc:
+            # A hub restart or a dropped connection must not end a watch of a long job.
+            warn(f"{exc.message}; trying again")
+            time.sleep(min(max(interval, 1.0), 5.0))
+            continue
+        except HubError as exc:
+            if exc.status != 404 or status is not None:
+                raise
+            # A hub without live streams (older), or no such job: /progress tells which.
+            return _follow(client, job_id, interval, printer)
+        if status in TERMINAL:
+            return status
+        # The stream ended before the job did (the hub stopped): pick up where it broke.
+        time.sleep(min(interval, 1.0))
+
+
+def _show(printer: _Printer, message: sse.ServerEvent) -> str | None:
+    """Print what a stream message says of the job; its status, if it tells one."""
+    try:
+        data = json.loads(message.data)
+    except ValueError:
+        return None
+    payload = data.get("payload") if isinstance(data, dict) else None
+    if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
+        return None
+    status = str(payload["status"])
+    printer.show(status, float(payload.get("progress") or 0.0))
+    return status
+
+
+def _follow(client: HubClient, job_id: str, interval: float, printer: _Printer) -> str:
+    """Poll the job's progress, printing each change; the terminal status."""
     while True:
         try:
             progress = client.get(f"/jobs/{segment(job_id)}/progress")
@@ -159,11 +224,7 @@ def _follow(client: HubClient, job_id: str, interval: float) -> str:
             time.sleep(max(interval, 5.0))
             continue
         status = str(progress["status"])
-        state = (status, float(progress.get("progress_percentage") or 0.0))
-        if state != last:
-            stamp = datetime.now().strftime("%H:%M:%S")
-            typer.echo(f"{stamp}  {status:<10} {state[1]:5.1f} %")
-            last = state
+        printer.show(status, float(progress.get("progress_percentage") or 0.0))
         if status in TERMINAL:
             return status
         time.sleep(interval)

@@ -82,10 +82,15 @@ def credential_expiring(
                 "scope": scope,
                 "expires_at": expires_at.isoformat(),
             },
-            dedupe_key=f"credential-expiring:{scope}:{user_id}:{service_id}:{expires_at.date()}",
+            dedupe_key=credential_dedupe_key(scope, user_id, service_id, expires_at),
             created_at=now,
         )
     )
+
+
+def credential_dedupe_key(scope: str, user_id: str, service_id: str, expires_at: datetime) -> str:
+    """One expiring-credential event per credential, person and expiry date."""
+    return f"credential-expiring:{scope}:{user_id}:{service_id}:{expires_at.date()}"
 
 
 def _job_payload(job: Job, status: JobStatus, message: str) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from sqlalchemy import delete, update
 
 from imputehub.db.models import WorkerHeartbeat
 from imputehub.files import retention, upload_expiry
-from imputehub.notify import relay
+from imputehub.monitoring import counters
+from imputehub.notify import delivery, relay
+from imputehub.notify.expiring import ExpiringTimer
 from imputehub.registry import health
 from imputehub.runtime import Runtime
 from imputehub.worker import leases, steps
@@ -77,6 +79,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._started_at: datetime | None = None
         self._retention = retention.RetentionTimer(runtime)
+        self._expiring = ExpiringTimer(runtime)
+        self._delivering: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let running steps finish (bounded) and return."""
@@ -139,6 +143,8 @@ class Worker:
                     lease_seconds=self.lease_seconds,
                     limit=limit,
                 )
+                if claims:
+                    await counters.increment(session, "imputehub_job_claims_total", by=len(claims))
         except Exception:
             # The database may be briefly unreachable; the loop tries again next round.
             logger.exception(
@@ -194,6 +200,8 @@ class Worker:
         self._wake.set()
 
     async def _drain(self) -> None:
+        if self._delivering is not None:
+            self._running.add(self._delivering)  # stopped like a step: leases lapse, others redo
         if not self._running:
             return
         _done, pending = await asyncio.wait(set(self._running), timeout=self.shutdown_timeout)
@@ -222,6 +230,11 @@ class Worker:
                 lambda: upload_expiry.clean_up_uploads(self.runtime, now=self.runtime.clock.now()),
             ),
             (
+                "could not announce expiring credentials",
+                "credential_expiry_check_failed",
+                lambda: self._expiring.run_if_due(self.runtime.clock.now()),
+            ),
+            (
                 "could not fan out notifications",
                 "notify_relay_failed",
                 lambda: relay.fan_out(self.runtime),
@@ -237,6 +250,25 @@ class Worker:
                 await chore()
             except Exception:
                 logger.exception(message, extra={"action": action, "worker_id": self.worker_id})
+        self._start_deliveries()
+
+    def _start_deliveries(self) -> None:
+        """Deliver due notifications in the background, one batch at a time.
+
+        Deliveries wait on outside servers (SMTP, webhook receivers): awaited here, one slow
+        receiver would hold up job claims and every other chore for its whole timeout.
+        """
+        if self._delivering is None or self._delivering.done():
+            self._delivering = asyncio.create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        try:
+            await delivery.deliver_due(self.runtime, owner=self.worker_id)
+        except Exception:
+            logger.exception(
+                "could not deliver notifications",
+                extra={"action": "notify_delivery_failed", "worker_id": self.worker_id},
+            )
 
     async def _registry_health_checks(self, runtime: Runtime) -> int:
         return await health.run_due_health_checks(runtime, worker_id=self.worker_id)

@@ -17,6 +17,7 @@ from imputehub.db.models import Job, JobStatusUpdate
 from imputehub.domain import jobs as rules
 from imputehub.domain.jobs import JobStatus
 from imputehub.jobs import lifecycle
+from imputehub.monitoring import counters
 from imputehub.runtime import Runtime
 from imputehub.worker import leases
 from imputehub.worker.leases import Claim, LeaseLost
@@ -93,10 +94,12 @@ async def retry_later(
     async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
         job.attempts += 1
         lifecycle.record_error(job, message, now=now, transient=True, attempt=job.attempts)
+        await counters.increment(session, "imputehub_job_retries_total", {"step": claim.step})
         if job.attempts >= settings.max_transient_attempts:
             final = f"gave up after {job.attempts} attempts; the last error: {message}"
             job.error_message = final
             await note(session, job, JobStatus.FAILED, now=now, message=final)
+            await counters.increment(session, "imputehub_job_failures_total", {"step": claim.step})
             return
         delay = (
             max(retry_after, 0.0)
@@ -127,6 +130,7 @@ async def fail(runtime: Runtime, claim: Claim, message: str) -> None:
     async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
         record_failure(job, message, now=now)
         await note(session, job, JobStatus.FAILED, now=now, message=message)
+        await counters.increment(session, "imputehub_job_failures_total", {"step": claim.step})
 
     # A failure stands even if the job's next step changed meanwhile (e.g. a cancel).
     await write(runtime, claim, outcome, stale=outcome)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,6 +37,8 @@ from imputehub.domain.errors import (
 )
 from imputehub.domain.jobs import JobStatus, Step
 from imputehub.files.links import LinkSigner
+from imputehub.logs import job_context
+from imputehub.monitoring import counters
 from imputehub.notify import outbox
 from imputehub.registry.credentials import USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
@@ -75,7 +78,32 @@ class Context:
 
 
 async def run_step(runtime: Runtime, claim: Claim) -> None:
-    """Perform the step `claim` was made for. Never raises: errors end up on the job."""
+    """Perform the step `claim` was made for. Never raises: errors end up on the job.
+
+    Every log line of the step carries the job id; its duration goes to the histogram.
+    """
+    started = time.monotonic()
+    with job_context(claim.job_id):
+        await _run_step(runtime, claim)
+        await _observe_duration(runtime, claim, time.monotonic() - started)
+
+
+async def _observe_duration(runtime: Runtime, claim: Claim, seconds: float) -> None:
+    try:
+        async with runtime.db.session() as session:
+            await counters.observe(
+                session, "imputehub_step_duration_seconds", seconds, {"step": claim.step}
+            )
+    except Exception:
+        # A lost observation must not disturb the job; the next step records again.
+        logger.warning(
+            "could not record a step's duration",
+            extra={"action": "metric_write_failed", "step": claim.step},
+            exc_info=True,
+        )
+
+
+async def _run_step(runtime: Runtime, claim: Claim) -> None:
     try:
         async with leases.keep_lease(
             runtime.db,

@@ -1,0 +1,161 @@
+"""Live updates as server-sent events: the caller's events, and one job's.
+
+`GET /api/v1/events` streams the caller's job changes, results and credential notices as
+they commit (without `Last-Event-ID`: from now on). `GET /api/v1/jobs/{id}/events` streams
+one job's events from its first (or after `Last-Event-ID`), its progress, and ends once the
+job is final. Each message: `id: <event id>`, `event: <kind>`, `data: <json>`; progress
+messages (`event: job.progress`) carry no id. A comment keeps idle connections open.
+
+Authentication: `Authorization: Bearer <token>`, or — for browsers' EventSource, which
+cannot set headers — `?access_token=<token>` on these two routes only (the query is never
+logged: the access log is off and problem answers show the path alone). The resume point is
+the `Last-Event-ID` header, else `?last_event_id=`; anything but a non-negative integer is
+refused with 400 rather than guessed at (a guess would replay or skip events).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from imputehub.accounts import api_tokens
+from imputehub.api.deps import RuntimeDep
+from imputehub.db.models import User
+from imputehub.domain.errors import AuthenticationRequired, ImputehubError
+from imputehub.jobs import queries
+from imputehub.notify import live
+from imputehub.runtime import Runtime
+
+router = APIRouter(tags=["events"])
+
+_EVENT_ID = re.compile(r"[0-9]{1,18}")  # fits a signed 64-bit id
+RETRY_MILLISECONDS = 3000
+
+HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx would otherwise hold messages back
+}
+
+
+class InvalidEventId(ImputehubError):
+    """`Last-Event-ID` is not an event id (HTTP 400)."""
+
+    code = "invalid_last_event_id"
+
+
+LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID")]
+LastEventIdQuery = Annotated[
+    str | None, Query(description="resume point when the header cannot be sent")
+]
+AccessTokenQuery = Annotated[
+    str | None, Query(description="for EventSource, which cannot send headers")
+]
+
+
+async def _authenticate(
+    runtime: Runtime, request: Request, access_token: str | None
+) -> tuple[User, str]:
+    """The caller and their bearer token (kept to check it again while streaming)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    bearer = value.strip() if scheme.lower() == "bearer" else (access_token or "")
+    if not bearer:
+        raise AuthenticationRequired(
+            "log in first: send 'Authorization: Bearer <token>' (or ?access_token=)"
+        )
+    return await _resolve(runtime, bearer), bearer
+
+
+async def _resolve(runtime: Runtime, bearer: str) -> User:
+    async with runtime.db.session() as session:
+        return await api_tokens.resolve_bearer(
+            session, bearer, secret_key=runtime.secret_key, now=runtime.clock.now()
+        )
+
+
+def _recheck(runtime: Runtime, bearer: str) -> live.StillAllowed:
+    # A token revoked or expired while streaming ends the stream at the next keep-alive.
+    async def still_allowed() -> bool:
+        try:
+            await _resolve(runtime, bearer)
+        except (AuthenticationRequired, SQLAlchemyError):
+            return False
+        return True
+
+    return still_allowed
+
+
+def _resume_point(header: str | None, query: str | None) -> int | None:
+    raw = header if header not in (None, "") else query
+    if raw in (None, ""):
+        return None
+    assert raw is not None
+    if not _EVENT_ID.fullmatch(raw.strip()):
+        raise InvalidEventId("Last-Event-ID must be the id of an event: a non-negative integer")
+    return int(raw.strip())
+
+
+def _sse(messages: AsyncIterator[live.Message]) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+        async for message in messages:
+            yield _encode(message)
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
+
+
+def _encode(message: live.Message) -> bytes:
+    if message is live.KEEP_ALIVE:
+        return b": keep-alive\n\n"
+    lines = []
+    if message.id is not None:
+        lines.append(f"id: {message.id}")
+    lines.append(f"event: {message.event}")
+    # json.dumps escapes newlines, so the data is one line.
+    lines.append("data: " + json.dumps(message.data, separators=(",", ":"), default=str))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def my_events(
+    request: Request,
+    runtime: RuntimeDep,
+    last_event_id: LastEventIdQuery = None,
+    access_token: AccessTokenQuery = None,
+    last_event_id_header: LastEventIdHeader = None,
+) -> StreamingResponse:
+    """Your events as server-sent events (text/event-stream)."""
+    user, bearer = await _authenticate(runtime, request, access_token)
+    after = _resume_point(last_event_id_header, last_event_id)
+    if after is None:
+        after = await live.latest_event_id(runtime, user.id)
+    return _sse(
+        live.user_stream(runtime, user.id, after=after, still_allowed=_recheck(runtime, bearer))
+    )
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
+async def job_events(
+    job_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    last_event_id: LastEventIdQuery = None,
+    access_token: AccessTokenQuery = None,
+    last_event_id_header: LastEventIdHeader = None,
+) -> StreamingResponse:
+    """One job's events and progress as server-sent events; ends when the job has ended."""
+    user, bearer = await _authenticate(runtime, request, access_token)
+    after = _resume_point(last_event_id_header, last_event_id) or 0
+    async with runtime.db.session() as session:
+        job = await queries.get_job(session, user, job_id)  # 404 unless the caller's
+    return _sse(
+        live.job_stream(
+            runtime, job.user_id, job.id, after=after, still_allowed=_recheck(runtime, bearer)
+        )
+    )

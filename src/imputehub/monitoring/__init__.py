@@ -1,0 +1,1 @@
+"""Monitoring: shared counters, Prometheus exposition, the audit log and rate limits."""

@@ -1,0 +1,139 @@
+"""ASGI middleware: request ids on every log line, and rate limits.
+
+Plain ASGI (not BaseHTTPMiddleware) so streaming responses (downloads, server-sent
+events) pass through untouched and the request id's context variable reaches the route.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imputehub.api.problems import PROBLEM_JSON
+from imputehub.logs import request_id_var
+from imputehub.monitoring import ratelimit
+from imputehub.runtime import Runtime
+
+logger = logging.getLogger("imputehub.api")
+
+# An incoming X-Request-ID is kept only when it is short and plain (it is logged and echoed).
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+LOGIN_PATH = "/api/v1/auth/login"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContext:
+    """Give each request an id (a sane incoming X-Request-ID, else a new one), return it
+    in X-Request-ID, and log one line per request with its status and duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.monotonic()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # The path only: query strings may carry signed-link tokens.
+            logger.info(
+                "request",
+                extra={
+                    "action": "http_request",
+                    "method": scope.get("method", ""),
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                },
+            )
+            request_id_var.reset(token)
+
+
+class RateLimit:
+    """429 with Retry-After once a client exceeds its limit (see monitoring/ratelimit.py).
+
+    Login attempts count per client address in the database; other /api/ calls per bearer
+    token (else address) in this process.
+    """
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.login = ratelimit.parse(runtime.settings.rate_limit_login)
+        self.api = ratelimit.MemoryLimiter(ratelimit.parse(runtime.settings.rate_limit_api))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        now = self.runtime.clock.now()
+        decision: ratelimit.Decision | None = None
+        if scope["path"] == LOGIN_PATH and scope.get("method") == "POST" and self.login.enabled:
+            async with self.runtime.db.session() as session:
+                decision = await ratelimit.hit_shared(session, "login", self.login, address, now)
+        elif self.api.limit.enabled:
+            authorization = _header(scope, b"authorization")
+            key = ratelimit.token_key(authorization) if authorization else f"ip:{address}"
+            decision = self.api.hit(key, now)
+        if decision is not None and not decision.allowed:
+            logger.warning(
+                "rate limit exceeded",
+                extra={"action": "rate_limited", "path": scope["path"], "client_ip": address},
+            )
+            await _too_many(scope, send, decision.retry_after)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _too_many(scope: Scope, send: Send, retry_after: int) -> None:
+    body: dict[str, Any] = {
+        "type": "urn:imputehub:problem:rate_limited",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": f"too many requests; try again in {retry_after} seconds",
+        "code": "rate_limited",
+        "instance": scope.get("path", ""),
+    }
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,93 @@
+"""Rate limits: login attempts per client address across API processes, other API calls per
+token; 429 with Retry-After and a problem+json body; "0" turns a limit off."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from imputehub.app import create_app
+from imputehub.clock import FakeClock
+from imputehub.config import Settings
+from imputehub.runtime import Runtime, build_runtime
+from tests.support.api import PASSWORD, Actor, make_actor
+
+LOGIN = "/api/v1/auth/login"
+
+
+@asynccontextmanager
+async def process(
+    settings: Settings, clock: FakeClock
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """One API process of the deployment: its own runtime and app on the shared database."""
+    runtime = build_runtime(settings, clock=clock)
+    try:
+        transport = httpx.ASGITransport(app=create_app(runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
+            yield runtime, client
+    finally:
+        await runtime.close()
+
+
+async def login(client: httpx.AsyncClient, password: str) -> httpx.Response:
+    return await client.post(LOGIN, json={"username": "alice", "password": password})
+
+
+def assert_limited(response: httpx.Response, *, within: int) -> int:
+    assert response.status_code == 429
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "rate_limited"
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= within
+    assert response.headers["X-Request-ID"]
+    return retry_after
+
+
+async def test_logins_past_the_limit_get_429_across_processes(
+    settings: Settings, clock: FakeClock
+) -> None:
+    limited = settings.model_copy(update={"rate_limit_login": "3/minute"})
+    async with process(limited, clock) as (rt, first), process(limited, clock) as (_, second):
+        await make_actor(rt, first, "alice")
+        assert (await login(first, "wrong one")).status_code == 401
+        assert (await login(second, "wrong two")).status_code == 401
+        assert (await login(first, PASSWORD)).status_code == 200
+
+        # The fourth attempt in this minute, on either process, even with the right password.
+        retry_after = assert_limited(await login(second, PASSWORD), within=60)
+        assert_limited(await login(first, PASSWORD), within=60)
+
+        clock.advance(retry_after)
+        assert (await login(second, PASSWORD)).status_code == 200
+
+
+async def test_api_calls_are_limited_per_token(settings: Settings, clock: FakeClock) -> None:
+    limited = settings.model_copy(update={"rate_limit_api": "5/minute"})
+    async with process(limited, clock) as (rt, client):
+        alice: Actor = await make_actor(rt, client, "alice")
+        bob: Actor = await make_actor(rt, client, "bob")
+        for _ in range(5):
+            assert (await client.get("/api/v1/auth/me", headers=alice.headers)).status_code == 200
+        assert_limited(await client.get("/api/v1/auth/me", headers=alice.headers), within=60)
+        assert (await client.get("/api/v1/auth/me", headers=bob.headers)).status_code == 200
+        clock.advance(60)
+        assert (await client.get("/api/v1/auth/me", headers=alice.headers)).status_code == 200
+
+
+async def test_zero_turns_the_limits_off(settings: Settings, clock: FakeClock) -> None:
+    unlimited = settings.model_copy(update={"rate_limit_login": "0", "rate_limit_api": "0"})
+    async with process(unlimited, clock) as (rt, client):
+        alice = await make_actor(rt, client, "alice")
+        for _ in range(25):
+            # An unknown user is never locked out: only a rate limit could stop these.
+            response = await client.post(LOGIN, json={"username": "nobody", "password": "x"})
+            assert response.status_code == 401
+            assert (await client.get("/api/v1/auth/me", headers=alice.headers)).status_code == 200
+
+
+def test_a_malformed_limit_is_refused_at_start_up() -> None:
+    with pytest.raises(ValueError, match="rate limit"):
+        Settings.from_environ({"IMPUTEHUB_RATE_LIMIT_LOGIN": "ten per minute"})
