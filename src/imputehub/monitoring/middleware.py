@@ -25,6 +25,10 @@ logger = logging.getLogger("imputehub.api")
 # An incoming X-Request-ID is kept only when it is short and plain (it is logged and echoed).
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 LOGIN_PATH = "/api/v1/auth/login"
+# Bulk transfer, bounded by sizes and quotas rather than by request counts: a fast link
+# sends far more than one upload part a second, and a service fetching inputs by signed link
+# may use many range requests. Counting them would throttle the hub's main job.
+_BULK = re.compile(r"^/api/v1/(uploads/[^/]+/part/\d+|links/.*)$")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -101,7 +105,7 @@ class RateLimit:
         if scope["path"] == LOGIN_PATH and scope.get("method") == "POST" and self.login.enabled:
             async with self.runtime.db.session() as session:
                 decision = await ratelimit.hit_shared(session, "login", self.login, address, now)
-        elif self.api.limit.enabled:
+        elif self.api.limit.enabled and not _BULK.match(scope["path"]):
             authorization = _header(scope, b"authorization")
             key = ratelimit.token_key(authorization) if authorization else f"ip:{address}"
             decision = self.api.hit(key, now)

@@ -91,3 +91,32 @@ async def test_zero_turns_the_limits_off(settings: Settings, clock: FakeClock) -
 def test_a_malformed_limit_is_refused_at_start_up() -> None:
     with pytest.raises(ValueError, match="rate limit"):
         Settings.from_environ({"IMPUTEHUB_RATE_LIMIT_LOGIN": "ten per minute"})
+
+
+async def test_upload_parts_are_not_counted_against_the_api_limit(
+    settings: Settings, clock: FakeClock
+) -> None:
+    limited = settings.model_copy(update={"rate_limit_api": "3/minute"})
+    async with process(limited, clock) as (rt, client):
+        alice: Actor = await make_actor(rt, client, "alice")
+        part = 1024 * 1024
+        size = 8 * part
+        init = await client.post(
+            "/api/v1/uploads/init",
+            json={"filename": "big.vcf.gz", "size": size, "part_size": part},
+            headers=alice.headers,
+        )
+        assert init.status_code == 201, init.text
+        upload = init.json()["upload_id"]
+        assert init.json()["part_count"] == 8
+
+        sent = [
+            await client.put(
+                f"/api/v1/uploads/{upload}/part/{index}", content=b"x" * part, headers=alice.headers
+            )
+            for index in range(8)
+        ]
+
+        assert [r.status_code for r in sent] == [200] * 8  # 8 parts past a limit of 3 a minute
+        assert (await client.get("/api/v1/auth/me", headers=alice.headers)).status_code == 200
+        assert_limited(await client.get("/api/v1/auth/me", headers=alice.headers), within=60)
