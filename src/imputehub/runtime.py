@@ -5,6 +5,7 @@ Built once from `Settings` by `build_runtime`; passed to the app and the worker.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,13 @@ class Runtime:
     vault: Vault
     # api_type -> connector; later issues register the real ones.
     connectors: Mapping[str, Connector] = field(default_factory=dict)
+    # Set when the API made work due at once (a new job, a cancel, a retry): a worker in
+    # this process (`serve`) starts on it now instead of after its poll interval. Workers in
+    # other processes cannot hear it and find the work at their next poll.
+    work_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake_workers(self) -> None:
+        self.work_ready.set()
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -326,6 +326,7 @@ async def create_job(
     job = await create.create_job_with_uploads(
         runtime, owner_id=user.id, request=body.to_request(), uploads=staged, now=now
     )
+    runtime.wake_workers()  # committed: a worker in this process may start at once
     return job_public(job)
 
 
@@ -435,9 +436,16 @@ async def results(
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
 async def cancel(
-    job_id: str, request: Request, session: SessionDep, user: CurrentUser, now: Now
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    now: Now,
+    after: BackgroundTasks,
 ) -> JobPublic:
     job = await actions.cancel_job(session, user, job_id, now=now)
+    after.add_task(runtime.wake_workers)  # after the commit: the worker tells the service
     if job.user_id != user.id:  # an admin acting on someone else's job
         await audit.record(
             session,
@@ -469,8 +477,14 @@ async def delete_job(job_id: str, runtime: RuntimeDep, user: DetachedUser, now: 
 
 @router.post("/{job_id}/retry", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
 async def retry(
-    job_id: str, session: SessionDep, runtime: RuntimeDep, user: CurrentUser, now: Now
+    job_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    now: Now,
+    after: BackgroundTasks,
 ) -> JobPublic:
+    after.add_task(runtime.wake_workers)  # runs after the commit
     job = await actions.retry_job(
         session,
         user,

@@ -165,8 +165,13 @@ class Worker:
         return claims
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait one poll interval, or less: until stopped or until a step ends."""
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        """Wait one poll interval, or less: until stopped, a step ends or the API has work."""
+        ready = self.runtime.work_ready
+        waiters = {
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(ready.wait()),
+        }
         try:
             await asyncio.wait(
                 waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
@@ -175,6 +180,7 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+            ready.clear()  # heard: the claim that follows takes whatever is due
 
     async def _give_back(self, claims: list[Claim]) -> None:
         if not claims:
