@@ -17,9 +17,9 @@ into a temporary directory, then in one run, `--repeat` times each:
                 nthreads=<threads> gp=true` on the same files, same heap and threads.
 
 The hub only learns that a run ended when it polls it, so most of its overhead is waiting:
-at most one worker poll interval to pick the new job up and one engine poll interval plus
-one worker poll interval to notice the end (the fetch follows at once: the worker wakes when
-a step ends).
+one engine poll interval plus one worker poll interval at most to notice the end. The job is
+picked up at once (the API wakes the worker of its own process, as in `serve`) and the
+fetch follows the last poll at once (the worker wakes when a step ends).
 Both intervals are options, at the hub's defaults unless given. The dosage r² of each
 result against the simulated truth shows that the work done was real. A benchmark that
 prints figures, never a test:
@@ -478,14 +478,14 @@ async def benchmark(args: argparse.Namespace, work: Path) -> None:
         print(f"  {name:<46}{seconds:>8.2f} s")
     waiting = sum(s for name, s in last.phases if name.startswith("waiting"))
     work_s = last.seconds - waiting - last.beagle_step
-    bound = 2 * args.worker_poll_interval + args.poll_interval
+    bound = args.worker_poll_interval + args.poll_interval
     print(
         f"\nwaiting on polls: {waiting:.2f} s; the hub's own work besides Beagle (staging, "
         f"runner, validation, QC, summary, fetch, database): {work_s:.2f} s.\n"
         f"The poll intervals bound the wait, whatever the job's size: at most about "
-        f"{bound:g} s (worker {args.worker_poll_interval:g} s to pick the job up, engine "
-        f"{args.poll_interval:g} s + worker {args.worker_poll_interval:g} s to notice the end; "
-        f"the fetch follows at once).\n"
+        f"{bound:g} s (engine {args.poll_interval:g} s + worker "
+        f"{args.worker_poll_interval:g} s to notice the end; the job is picked up and the "
+        f"fetch follows at once).\n"
         f"The runner's Beagle step took {last.beagle_step:.2f} s (on the QC-filtered targets), "
         f"Beagle alone {alone[-1][0]:.2f} s."
     )
