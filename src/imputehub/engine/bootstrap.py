@@ -103,6 +103,11 @@ async def _bootstrap(
         )
         return None
     async with db.session() as session:
+        # Two first starts at once (several `serve` on one new database): one registers.
+        await local_engine.lock_local_registration(session)
+        if await local_engine.has_local_service(session):
+            _write_marker(marker)
+            return None
         service = await local_engine.create_local_service(
             session,
             name=SERVICE_NAME,

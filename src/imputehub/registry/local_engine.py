@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.connectors.base import HealthStatus
@@ -75,6 +75,19 @@ async def local_service(session: AsyncSession, ref: str) -> Service:
             field="service",
         )
     return service
+
+
+# Any fixed 64-bit number: names the lock first starts take to register the local engine.
+REGISTRATION_LOCK = 0x696D7075746C6F63  # "imputloc"
+
+
+async def lock_local_registration(session: AsyncSession) -> None:
+    """Serialise registrations of the local engine until the transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite has one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(REGISTRATION_LOCK)))
 
 
 async def has_local_service(session: AsyncSession) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -166,3 +167,18 @@ async def test_the_slug_local_taken_by_another_service_gives_a_numbered_one(
 
     assert done is not None
     assert done.service_slug == "local-2"
+
+
+async def test_two_first_starts_at_once_register_one_local_engine(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # Two `serve` processes on one new database, each with an engine directory of its own.
+    first = runtime.settings.model_copy(update={"engine_dir": tmp_path / "engine-a"})
+    second = runtime.settings.model_copy(update={"engine_dir": tmp_path / "engine-b"})
+
+    outcomes = await asyncio.gather(start(runtime, first), start(runtime, second))
+
+    assert sorted(o is None for o in outcomes) == [False, True]
+    (service,) = await local_services(runtime)
+    assert service.slug == "local"
+    assert await panel_count(runtime) == 1
