@@ -143,8 +143,6 @@ class Worker:
                     lease_seconds=self.lease_seconds,
                     limit=limit,
                 )
-                if claims:
-                    await counters.increment(session, "imputehub_job_claims_total", by=len(claims))
         except Exception:
             # The database may be briefly unreachable; the loop tries again next round.
             logger.exception(
@@ -152,6 +150,12 @@ class Worker:
                 extra={"action": "claim_failed", "worker_id": self.worker_id},
             )
             return []
+        if claims:
+            # Counted after the claim committed: inside it, the counter row would make every
+            # worker's claim wait for the others' (SKIP LOCKED exists to avoid exactly that).
+            await counters.increment_alone(
+                self.runtime.db, "imputehub_job_claims_total", by=len(claims)
+            )
         for claim in claims:
             logger.debug(
                 "job claimed",
