@@ -6,6 +6,7 @@ IMPUTEHUB_TEST_DATABASE_URL is set.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from imputehub.config import Settings
 from imputehub.runtime import Runtime, build_runtime
 from tests.support import databases
 from tests.support.api import Actor, make_actor
+from tests.support.hub_server import reserve_socket
 from tests.support.seaweedfs import seaweedfs  # noqa: F401 - session fixture: one S3 server
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -101,3 +103,12 @@ async def alice(runtime: Runtime, client: httpx.AsyncClient) -> Actor:
 @pytest.fixture
 async def bob(runtime: Runtime, client: httpx.AsyncClient) -> Actor:
     return await make_actor(runtime, client, "bob")
+
+
+@pytest.fixture
+def hub_socket() -> Iterator[socket.socket]:
+    """The hub's loopback port, taken before the settings are made so they can name it
+    (IMPUTEHUB_PUBLIC_URL); serve the app on it with tests/support/hub_server.serving."""
+    sock = reserve_socket()
+    yield sock
+    sock.close()

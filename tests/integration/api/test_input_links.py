@@ -8,7 +8,7 @@ or the job ends. Everything else is refused without reading the file.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,16 +25,9 @@ from imputehub.runtime import Runtime, build_runtime
 from imputehub.worker.loop import Worker
 from tests.integration.worker.support import INPUT, drive, new_job, request_cancel
 from tests.support.fake_connector import FakeConnector
-from tests.support.hub_server import reserve_socket, serving, url_of
+from tests.support.hub_server import serving, url_of
 
 LINK_SECONDS = 3600
-
-
-@pytest.fixture
-def hub_socket() -> Iterator[socket.socket]:
-    sock = reserve_socket()
-    yield sock
-    sock.close()
 
 
 @pytest.fixture

@@ -397,15 +397,6 @@ def test_a_failed_run_s_errors_are_its_message() -> None:
 
 
 @pytest.fixture
-def hub_socket() -> Iterator[socket.socket]:
-    """The hub's port, taken before the settings are made so they can name it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
 def settings(settings: Settings, hub_socket: socket.socket) -> Settings:
     port = hub_socket.getsockname()[1]
     return settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})

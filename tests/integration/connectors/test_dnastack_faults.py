@@ -28,7 +28,6 @@ INFO = "study.chr20.info"
 # The hub end-to-end fixtures of test_dnastack.py (the Workbench emulator; the hub served on
 # loopback at its public URL), bound here so pytest finds them by name.
 emulator = hub_e2e.emulator
-hub_socket = hub_e2e.hub_socket
 settings = hub_e2e.settings
 hub_url = hub_e2e.hub_url
 

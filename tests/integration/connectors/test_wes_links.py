@@ -9,7 +9,7 @@ attachments, and the links must die with the job.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -23,15 +23,8 @@ from imputehub.engine.demo import DemoPanel
 from imputehub.runtime import Runtime, build_runtime
 from tests.integration.connectors.test_wes import follow, run_of, wes_job
 from tests.integration.worker.support import result_files, stored_bytes
-from tests.support.hub_server import reserve_socket, serving, url_of
+from tests.support.hub_server import serving, url_of
 from tests.support.sapporo import Sapporo, sapporo_fixture  # noqa: F401 - session fixture
-
-
-@pytest.fixture
-def hub_socket() -> Iterator[socket.socket]:
-    sock = reserve_socket()
-    yield sock
-    sock.close()
 
 
 @pytest.fixture
