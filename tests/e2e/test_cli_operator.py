@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from imputehub.accounts import passwords
 from imputehub.accounts.users import find_by_username
@@ -16,6 +17,7 @@ from imputehub.cli import database, server
 from imputehub.cli.errors import run_async
 from imputehub.cli.main import run
 from imputehub.cli.settings import load_settings
+from imputehub.db.models import AuditEntry
 from imputehub.db.session import Database
 
 
@@ -75,6 +77,27 @@ def test_create_list_set_role_and_set_password(
     assert listed["username"] == "carol"
     assert listed["role"] == "admin"
     assert "password_hash" not in listed
+    # Account changes made outside the API are in the audit log, with who ran them.
+    entries = audit_entries(hub_database)
+    assert [(e.action, e.details["username"]) for e in entries] == [
+        ("user_created", "carol"),
+        ("role_changed", "carol"),
+        ("password_set", "carol"),
+    ]
+    assert all(e.actor.startswith("operator:") for e in entries)
+    assert all("second password" not in str(e.details) for e in entries)
+
+
+def audit_entries(url: str) -> list[AuditEntry]:
+    async def read() -> list[AuditEntry]:
+        db = Database(url)
+        try:
+            async with db.session() as session:
+                return list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
 
 
 MISTAKES = [

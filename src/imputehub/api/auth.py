@@ -120,15 +120,36 @@ async def me(user: CurrentUser) -> UserPublic:
 
 @router.post("/change-password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
-    body: ChangePasswordRequest, session: SessionDep, user: CurrentUser, now: Now
+    body: ChangePasswordRequest,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    now: Now,
 ) -> Response:
-    await users.change_password(
-        session,
-        user,
-        current_password=body.current_password,
-        new_password=body.new_password,
-        now=now,
-    )
+    fields = {"action": "password_changed", "now": now, "target_type": "user"}
+    origin = request_origin(request)
+    try:
+        await users.change_password(
+            session,
+            user,
+            current_password=body.current_password,
+            new_password=body.new_password,
+            now=now,
+        )
+    except ImputehubError as exc:
+        # Its own transaction: the error rolls back the request's.
+        await audit.record_alone(
+            runtime.db,
+            **fields,
+            actor=user,
+            target_id=user.id,
+            outcome="failure",
+            origin=origin,
+            details={"reason": exc.code},
+        )
+        raise
+    await audit.record(session, **fields, actor=user, target_id=user.id, origin=origin)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

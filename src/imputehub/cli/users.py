@@ -6,6 +6,7 @@ shell account is the authority, no login needed.
 
 from __future__ import annotations
 
+import getpass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -17,6 +18,10 @@ from imputehub.cli.prompts import read_password
 from imputehub.cli.settings import load_settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from imputehub.db.models import User
 
 app = typer.Typer(help="Manage user accounts (on the server, against its database).")
@@ -54,14 +59,17 @@ def create(
         from imputehub.clock import SystemClock
 
         async with operator_session(settings.resolved_database_url) as session:
-            return await users.create_user(
+            now = SystemClock().now()
+            user = await users.create_user(
                 session,
                 username=username,
                 password=password,
                 email=email,
                 role=role,
-                now=SystemClock().now(),
+                now=now,
             )
+            await _audit(session, "user_created", user, now, {"role": user.role})
+            return user
 
     user = run_async(create_user())
     typer.echo(f"created user '{user.username}' (role {user.role})")
@@ -101,7 +109,10 @@ def set_role(
         from imputehub.clock import SystemClock
 
         async with operator_session(settings.resolved_database_url) as session:
-            return await users.set_role(session, username, role, now=SystemClock().now())
+            now = SystemClock().now()
+            user = await users.set_role(session, username, role, now=now)
+            await _audit(session, "role_changed", user, now, {"role": user.role})
+            return user
 
     user = run_async(change())
     typer.echo(f"'{user.username}' now has the role {user.role}")
@@ -123,7 +134,10 @@ def set_password(
         from imputehub.clock import SystemClock
 
         async with operator_session(settings.resolved_database_url) as session:
-            return await users.set_password(session, username, password, now=SystemClock().now())
+            now = SystemClock().now()
+            user = await users.set_password(session, username, password, now=now)
+            await _audit(session, "password_set", user, now, {})
+            return user
 
     user = run_async(change())
     typer.echo(f"password of '{user.username}' changed")
@@ -139,3 +153,27 @@ def _public(user: User) -> dict[str, Any]:
         "created_at": user.created_at.isoformat(),
         "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
     }
+
+
+async def _audit(
+    session: AsyncSession, action: str, user: User, now: datetime, details: dict[str, Any]
+) -> None:
+    """Operator commands change accounts outside the API: the audit log says so and who."""
+    from imputehub.monitoring import audit
+
+    await audit.record(
+        session,
+        action=action,
+        actor=f"operator:{_login_name()}"[:64],
+        now=now,
+        target_type="user",
+        target_id=user.id,
+        details={"username": user.username, "via": "command line", **details},
+    )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no name
+        return "unknown"

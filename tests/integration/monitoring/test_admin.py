@@ -255,3 +255,29 @@ async def test_security_relevant_actions_are_audited(
     body = page.json()
     assert body["total"] == len(entries)
     assert [e["id"] for e in body["items"]] == [e["id"] for e in entries[1:3]]
+
+
+async def test_password_changes_are_audited_whether_they_succeed_or_not(
+    client: httpx.AsyncClient, admin: Actor, alice: Actor
+) -> None:
+    change = "/api/v1/auth/change-password"
+    wrong = await client.post(
+        change,
+        json={"current_password": "not it at all", "new_password": "a new long password"},
+        headers=alice.headers,
+    )
+    right = await client.post(
+        change,
+        json={"current_password": PASSWORD, "new_password": "a new long password"},
+        headers=alice.headers,
+    )
+    assert (wrong.status_code, right.status_code) == (403, 204)
+
+    entries = await audit(client, admin, action="password_changed")
+
+    assert [(e["actor"], e["outcome"]) for e in entries] == [
+        ("alice", "success"),
+        ("alice", "failure"),
+    ]
+    assert entries[1]["details"] == {"reason": "wrong_password"}
+    assert "a new long password" not in str(entries)
