@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -27,3 +28,18 @@ class FakeClock:
     def advance(self, seconds: float) -> datetime:
         self.current += timedelta(seconds=seconds)
         return self.current
+
+
+@dataclass
+class Interval:
+    """When a chore done at most once per interval in one process is due again."""
+
+    next_at: datetime | None = None
+
+    def due(self, now: datetime, every: timedelta) -> bool:
+        """Whether it is due at `now`; if so, the next time is set at once, so a run that
+        fails waits for the next interval too."""
+        if self.next_at is not None and now < self.next_at:
+            return False
+        self.next_at = now + every
+        return True

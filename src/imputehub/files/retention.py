@@ -9,12 +9,13 @@ that used a removed file stay, marked with `files_expired_at`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imputehub.clock import Interval
 from imputehub.db.models import Job, JobInput, StoredFile
 from imputehub.db.session import lock_row
 from imputehub.domain.jobs import ACTIVE
@@ -130,13 +131,12 @@ class RetentionTimer:
     """Runs `expire_files` at most once per interval in one worker process."""
 
     runtime: Runtime
-    next_run_at: datetime | None = None
+    interval: Interval = field(default_factory=Interval)
 
     async def run_if_due(self, now: datetime) -> int | None:
         if not cutoffs(self.runtime, now):
             return None
-        if self.next_run_at is not None and now < self.next_run_at:
+        every = timedelta(seconds=self.runtime.settings.retention_interval_seconds)
+        if not self.interval.due(now, every):
             return None
-        # Scheduled before running: a sweep that fails waits for the next interval too.
-        self.next_run_at = now + timedelta(seconds=self.runtime.settings.retention_interval_seconds)
         return await expire_files(self.runtime, now=now)

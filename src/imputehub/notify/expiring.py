@@ -9,13 +9,14 @@ the events' unique `dedupe_key` decides, and the loser's insert is undone in a s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imputehub.clock import Interval
 from imputehub.db.models import Event, Service, User, UserServiceCredential
 from imputehub.notify import outbox
 from imputehub.runtime import Runtime
@@ -141,11 +142,9 @@ class ExpiringTimer:
     """Runs `announce_expiring` at most once per INTERVAL in one worker process."""
 
     runtime: Runtime
-    next_run_at: datetime | None = None
+    interval: Interval = field(default_factory=Interval)
 
     async def run_if_due(self, now: datetime) -> int | None:
-        if self.next_run_at is not None and now < self.next_run_at:
+        if not self.interval.due(now, INTERVAL):
             return None
-        # Scheduled before running: a failing run waits for the next interval too.
-        self.next_run_at = now + INTERVAL
         return await announce_expiring(self.runtime)
