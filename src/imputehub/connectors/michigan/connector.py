@@ -19,8 +19,7 @@ any other 400 -> permanent with the server's message.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,10 +39,11 @@ from imputehub.connectors.base import (
     ServiceInfo,
 )
 from imputehub.connectors.health_probe import probe_json
+from imputehub.connectors.http import transient_client
 from imputehub.connectors.michigan import results, states
 from imputehub.connectors.michigan.answers import check, json_object, message_of
 from imputehub.connectors.multipart import MultipartBody
-from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
+from imputehub.domain.errors import CredentialRejected, PermanentServiceError
 
 DEFAULT_APP = "imputationserver2"
 HEALTH_TIMEOUT = httpx.Timeout(5.0)
@@ -71,24 +71,6 @@ def _headers(credential: str | None) -> dict[str, str]:
     if not credential:
         raise CredentialRejected("no API token is set for this service")
     return {"X-Auth-Token": credential}  # raw: Cloudgene takes no "Bearer" prefix
-
-
-@asynccontextmanager
-async def _client(timeouts: httpx.Timeout, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose network failures come out as TransientServiceError."""
-    try:
-        async with httpx.AsyncClient(timeout=timeouts, **options) as client:
-            yield client
-    except httpx.TimeoutException as exc:
-        limit = timeouts.connect if isinstance(exc, httpx.ConnectTimeout) else timeouts.read
-        waited = f" after {limit:g} s" if limit is not None else ""
-        raise TransientServiceError(
-            f"the service did not answer in time ({type(exc).__name__}{waited})"
-        ) from exc
-    except httpx.TransportError as exc:
-        raise TransientServiceError(
-            f"could not reach the service: {type(exc).__name__} {exc}".strip()
-        ) from exc
 
 
 def _format_r2(value: float) -> str:
@@ -121,7 +103,7 @@ class MichiganConnector:
         )
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
-        async with _client(self.api_timeout) as client:
+        async with transient_client(self.api_timeout) as client:
             response = await client.post(
                 f"{_base(service)}/api/v2/tokens/verify", data={"token": credential}
             )
@@ -140,7 +122,7 @@ class MichiganConnector:
     async def list_panels(self, service: ServiceInfo, credential: str | None) -> list[PanelInfo]:
         headers = _headers(credential)
         app = _app(service)
-        async with _client(self.api_timeout, headers=headers) as client:
+        async with transient_client(self.api_timeout, headers=headers) as client:
             response = await client.get(f"{_base(service)}/api/v2/server")
             check(response)
             apps = json_object(response).get("apps") or []
@@ -160,7 +142,7 @@ class MichiganConnector:
         self, service: ServiceInfo, idempotency_key: str, credential: str | None
     ) -> ExternalRef | None:
         headers = _headers(credential)
-        async with _client(self.api_timeout, headers=headers) as client:
+        async with transient_client(self.api_timeout, headers=headers) as client:
             page: int | None = 1
             for _ in range(MAX_PAGES):
                 if page is None:
@@ -208,7 +190,7 @@ class MichiganConnector:
             "Content-Length": str(body.length()),
         }
         url = f"{_base(service)}/api/v2/jobs/submit/{quote(_app(service))}"
-        async with _client(self.transfer_timeout) as client:
+        async with transient_client(self.transfer_timeout) as client:
             response = await client.post(url, content=body.stream(), headers=headers)
         check(response)
         answer = json_object(response)
@@ -226,7 +208,7 @@ class MichiganConnector:
     async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/cancel"
-        async with _client(self.api_timeout, headers=headers) as client:
+        async with transient_client(self.api_timeout, headers=headers) as client:
             response = await client.get(url)
         if response.status_code == 404:
             return  # nothing left to cancel
@@ -244,7 +226,7 @@ class MichiganConnector:
             raise PermanentServiceError(states.RETIRED_MESSAGE)
         stored: list[ResultFile] = []
         # Downloads are anonymous (the hash is the secret) and may redirect to object storage.
-        async with _client(self.transfer_timeout, follow_redirects=True) as client:
+        async with transient_client(self.transfer_timeout, follow_redirects=True) as client:
             with tempfile.TemporaryDirectory(prefix="imputehub-michigan-") as tmp:
                 for index, file in enumerate(results.output_files(job)):
                     earlier = await sink.fetched(file.source)
@@ -267,7 +249,7 @@ class MichiganConnector:
     ) -> dict[str, Any]:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/status"
-        async with _client(self.api_timeout, headers=headers) as client:
+        async with transient_client(self.api_timeout, headers=headers) as client:
             response = await client.get(url)
         check(response, job=ref.external_id)
         return json_object(response)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from imputehub.connectors.base import (
     ServiceInfo,
 )
 from imputehub.connectors.health_probe import probe_json
+from imputehub.connectors.http import transient_client
 from imputehub.connectors.multipart import MultipartBody
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.answers import check, json_object, message_of
@@ -83,21 +84,10 @@ DEFAULT_PARAMS: dict[str, str | None] = {
 }
 
 
-def _same_origin(url: str, base: str) -> bool:
-    left, right = urlsplit(url), urlsplit(base)
-    return (left.scheme, left.netloc) == (right.scheme, right.netloc)
-
-
-@asynccontextmanager
-async def _client(timeouts: httpx.Timeout, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose network failures come out as TransientServiceError."""
-    try:
-        async with httpx.AsyncClient(timeout=timeouts, **options) as client:
-            yield client
-    except httpx.TransportError as exc:
-        raise TransientServiceError(
-            f"could not reach the WES service: {type(exc).__name__} {exc}".strip()
-        ) from exc
+def _client(
+    timeouts: httpx.Timeout, **options: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return transient_client(timeouts, service="the WES service", **options)
 
 
 async def _read(path: Path) -> AsyncIterator[bytes]:
