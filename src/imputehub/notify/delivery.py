@@ -27,6 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.db.models import Delivery, Event, Webhook
+from imputehub.domain import jobs
 from imputehub.domain.notifications import Channel, EventKind
 from imputehub.notify import email, webhooks
 from imputehub.runtime import Runtime
@@ -41,8 +42,12 @@ PERMANENT_SMTP_CODES = frozenset({550, 551, 553})
 
 
 def retry_delay(attempts: int, *, base: float, maximum: float) -> float:
-    """Seconds to wait after the `attempts`-th failed attempt: doubling, capped."""
-    return float(min(maximum, base * 2 ** max(attempts - 1, 0)))
+    """Seconds to wait after the `attempts`-th failed attempt: doubling, capped.
+
+    The jobs' backoff without its jitter (rand = 1: the whole exponential): deliveries are
+    few per worker, and a fixed schedule is what receivers can read in their logs.
+    """
+    return jobs.retry_delay(attempts, base=base, cap=maximum, rand=lambda: 1.0)
 
 
 @dataclass(frozen=True, kw_only=True)

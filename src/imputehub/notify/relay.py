@@ -29,9 +29,13 @@ async def fan_out(runtime: Runtime, *, limit: int = BATCH) -> int:
     now = runtime.clock.now()
     email = bool(runtime.settings.smtp_host)
     async with runtime.db.session() as session:
-        query = select(Event).where(Event.fanned_out_at.is_(None)).order_by(Event.id).limit(limit)
-        if not runtime.settings.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
+        query = (
+            select(Event)
+            .where(Event.fanned_out_at.is_(None))
+            .order_by(Event.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # SQLite renders no clause: one writer anyway
+        )
         events = list(await session.scalars(query))
         if not events:
             return 0
