@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,6 @@ import httpx
 # machine running the suite in parallel; a healthy hub answers in a second or two.
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def hub_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:

@@ -22,7 +22,8 @@ from sqlalchemy import create_engine
 from imputehub.cli import database
 from imputehub.db import migrate
 from imputehub.db.models import Base
-from tests.e2e.processes import Cli, HubProcess, free_port, hub_env
+from tests.e2e.processes import Cli, HubProcess, hub_env
+from tests.support.peers import free_port
 
 PASSWORD = "upload test password"
 PART = 64 * 1024

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from imputehub.engine.accuracy import dosage_r2
-from tests.e2e.processes import Cli, HubProcess, free_port, hub_env
+from tests.e2e.processes import Cli, HubProcess, hub_env
+from tests.support.peers import free_port
 
 PASSWORD = "walk-through admin password"
 EXPECTED = {

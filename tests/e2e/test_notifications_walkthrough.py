@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 
 from imputehub.notify.webhooks import verify_signature
-from tests.e2e.processes import Cli, HubProcess, free_port, hub_env
+from tests.e2e.processes import Cli, HubProcess, hub_env
+from tests.support.peers import free_port
 from tests.support.smtp_server import smtp_server
 from tests.support.webhook_receiver import receiving
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.processes import HubProcess, cli, free_port, hub_env
+from tests.e2e.processes import HubProcess, cli, hub_env
+from tests.support.peers import free_port
 
 
 def test_api_refuses_a_database_that_was_not_migrated(

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.processes import Cli, HubProcess, free_port, hub_env
+from tests.e2e.processes import Cli, HubProcess, hub_env
 from tests.support.michigan_emulator import running_emulator
+from tests.support.peers import free_port
 from tests.support.vcf import make_vcf
 
 PASSWORD_LINE = re.compile(r"password: (\S+)")

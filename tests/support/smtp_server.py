@@ -11,7 +11,6 @@ import datetime
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -27,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.peers import free_port
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,6 @@ class SmtpServer:
                 return self.messages()
             await asyncio.sleep(0.01)
         raise AssertionError(f"{len(self.messages())} e-mails arrived, expected {count}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
