@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
 from imputehub.db.models import Event, Job
@@ -30,7 +31,7 @@ EVENT_WRITERS_LOCK = 0x696D707574656876  # "imputehv"
 
 
 def job_changed(
-    session: Session | Any, job: Job, status: JobStatus, *, now: datetime, message: str
+    session: AsyncSession, job: Job, status: JobStatus, *, now: datetime, message: str
 ) -> None:
     """Record that `job` entered `status` (if users hear of that status)."""
     kind = job_event_kind(status)
@@ -47,7 +48,7 @@ def job_changed(
     )
 
 
-def results_ready(session: Session | Any, job: Job, *, now: datetime, files: int) -> None:
+def results_ready(session: AsyncSession, job: Job, *, now: datetime, files: int) -> None:
     """Record that a completed job's results are stored and ready to download."""
     payload = _job_payload(job, JobStatus.COMPLETED, "") | {"files": files}
     session.add(
@@ -62,7 +63,7 @@ def results_ready(session: Session | Any, job: Job, *, now: datetime, files: int
 
 
 def credential_expiring(
-    session: Session | Any,
+    session: AsyncSession,
     *,
     user_id: str,
     service_id: str,
