@@ -74,51 +74,29 @@ async def submitted(runtime: Runtime, clock: FakeClock, job: Job, wes: TinyState
     raise AssertionError("the job never reached the WES server")
 
 
-async def test_a_status_slower_than_the_timeout_is_asked_again_until_the_server_recovers(
-    runtime: Runtime, clock: FakeClock, wes: TinyState
+@pytest.mark.parametrize(
+    ("fault", "times", "said_why"),
+    [
+        ("slow", 2, "did not answer within 0.5 s"),  # slower than the (shortened) timeout
+        ("500", 4, "the WES service answered HTTP 500"),
+        ("malformed", 2, "the WES service sent a malformed answer"),
+    ],
+    ids=["slower-than-the-timeout", "500-burst", "malformed-json"],
+)
+async def test_a_status_fault_delays_the_job_until_the_server_recovers(
+    runtime: Runtime, clock: FakeClock, wes: TinyState, fault: str, times: int, said_why: str
 ) -> None:
     job = await wes_hub_job(runtime, wes.wes_url)
     path = await submitted(runtime, clock, job, wes)
-    wes.fault(path, "slow", times=2)
+    wes.fault(path, fault, times=times)
 
     done = await follow(runtime, clock, job)
 
     assert done.status == "completed", done.error_log
     said = await messages(runtime, job.id)
-    assert any("did not answer within 0.5 s" in m for m in said), said
+    assert any(said_why in m for m in said), said
     assert len(wes.requests("POST", f"{WES}/runs")) == 1
     await assert_results_complete(runtime, job.id)
-
-
-async def test_a_burst_of_500s_on_status_delays_the_job_but_does_not_fail_it(
-    runtime: Runtime, clock: FakeClock, wes: TinyState
-) -> None:
-    job = await wes_hub_job(runtime, wes.wes_url)
-    path = await submitted(runtime, clock, job, wes)
-    wes.fault(path, "500", times=4)
-
-    done = await follow(runtime, clock, job)
-
-    assert done.status == "completed", done.error_log
-    said = await messages(runtime, job.id)
-    assert any("the WES service answered HTTP 500" in m for m in said), said
-    assert len(wes.requests("POST", f"{WES}/runs")) == 1
-    await assert_results_complete(runtime, job.id)
-
-
-async def test_malformed_json_on_status_is_a_temporary_problem(
-    runtime: Runtime, clock: FakeClock, wes: TinyState
-) -> None:
-    job = await wes_hub_job(runtime, wes.wes_url)
-    path = await submitted(runtime, clock, job, wes)
-    wes.fault(path, "malformed", times=2)
-
-    done = await follow(runtime, clock, job)
-
-    assert done.status == "completed", done.error_log
-    said = await messages(runtime, job.id)
-    assert any("the WES service sent a malformed answer" in m for m in said), said
-    assert len(wes.requests("POST", f"{WES}/runs")) == 1
 
 
 async def test_a_burst_of_500s_on_a_result_download_is_retried(
