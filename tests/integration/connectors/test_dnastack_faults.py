@@ -79,52 +79,35 @@ async def assert_completed_once(
     assert run.files[DOSE].read_bytes() == content
 
 
-async def test_a_burst_of_500s_on_the_run_status_delays_the_job_but_does_not_fail_it(
-    runtime: Runtime, clock: FakeClock, emulator: DnastackEmulator, hub_url: str
+@pytest.mark.parametrize(
+    ("fault", "times", "said_why"),
+    [
+        ("500", 4, "the WES service answered HTTP 500"),
+        ("slow", 2, "did not answer within 0.5 s"),  # slower than the (shortened) timeout
+        ("malformed", 2, "the WES service sent a malformed answer"),
+    ],
+    ids=["500-burst", "slower-than-the-timeout", "malformed-json"],
+)
+async def test_a_run_status_fault_delays_the_job_until_the_workbench_recovers(
+    runtime: Runtime,
+    clock: FakeClock,
+    emulator: DnastackEmulator,
+    hub_url: str,
+    fault: str,
+    times: int,
+    said_why: str,
 ) -> None:
     content = input_vcf()
     job = await dnastack_job(runtime, emulator, content)
     run_id = await submitted(runtime, clock, job, emulator)
-    emulator.fault(run_path(run_id), "500", times=4)
+    emulator.fault(run_path(run_id), fault, times=times)
 
     done = await follow(runtime, clock, job)
 
     await assert_completed_once(runtime, done, emulator, content)
     said = await messages(runtime, job.id)
-    assert any("the WES service answered HTTP 500" in m for m in said), said
-    assert [kind for _, _, kind in emulator.faulted] == ["500"] * 4
-
-
-async def test_a_status_slower_than_the_timeout_is_asked_again_until_it_answers(
-    runtime: Runtime, clock: FakeClock, emulator: DnastackEmulator, hub_url: str
-) -> None:
-    content = input_vcf()
-    job = await dnastack_job(runtime, emulator, content)
-    run_id = await submitted(runtime, clock, job, emulator)
-    emulator.fault(run_path(run_id), "slow", times=2)
-
-    done = await follow(runtime, clock, job)
-
-    await assert_completed_once(runtime, done, emulator, content)
-    said = await messages(runtime, job.id)
-    assert any("did not answer within 0.5 s" in m for m in said), said
-    assert [kind for _, _, kind in emulator.faulted] == ["slow"] * 2
-
-
-async def test_malformed_json_on_the_run_status_is_a_temporary_problem(
-    runtime: Runtime, clock: FakeClock, emulator: DnastackEmulator, hub_url: str
-) -> None:
-    content = input_vcf()
-    job = await dnastack_job(runtime, emulator, content)
-    run_id = await submitted(runtime, clock, job, emulator)
-    emulator.fault(run_path(run_id), "malformed", times=2)
-
-    done = await follow(runtime, clock, job)
-
-    await assert_completed_once(runtime, done, emulator, content)
-    said = await messages(runtime, job.id)
-    assert any("the WES service sent a malformed answer" in m for m in said), said
-    assert [kind for _, _, kind in emulator.faulted] == ["malformed"] * 2
+    assert any(said_why in m for m in said), said
+    assert [kind for _, _, kind in emulator.faulted] == [fault] * times
 
 
 async def test_a_result_download_cut_off_halfway_keeps_no_part_and_is_fetched_again_whole(
