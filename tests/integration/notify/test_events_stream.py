@@ -285,6 +285,13 @@ async def test_streams_need_a_token_and_the_callers_own_job(
         assert elsewhere.status_code == 401  # only the two stream routes take it
 
 
+def cli_as(actor: Actor, hub: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line of `actor`, talking to the hub at `hub`."""
+    monkeypatch.setenv("IMPUTEHUB_CLIENT_CONFIG_DIR", str(tmp_path / "client"))
+    monkeypatch.setenv("IMPUTEHUB_URL", hub)
+    monkeypatch.setenv("IMPUTEHUB_TOKEN", actor.headers["Authorization"].removeprefix("Bearer "))
+
+
 async def test_jobs_watch_prints_the_stages_of_a_job_driven_by_a_worker(
     runtime: Runtime,
     hub_url: str,
@@ -296,9 +303,7 @@ async def test_jobs_watch_prints_the_stages_of_a_job_driven_by_a_worker(
 ) -> None:
     from imputehub.cli.main import run
 
-    monkeypatch.setenv("IMPUTEHUB_CLIENT_CONFIG_DIR", str(tmp_path / "client"))
-    monkeypatch.setenv("IMPUTEHUB_URL", hub_url)
-    monkeypatch.setenv("IMPUTEHUB_TOKEN", alice.headers["Authorization"].removeprefix("Bearer "))
+    cli_as(alice, hub_url, tmp_path, monkeypatch)
     job = await new_job(runtime, alice.id)
 
     # In a thread: the CLI is synchronous and the server runs in this event loop.
@@ -332,9 +337,7 @@ async def test_jobs_watch_exits_1_with_the_reason_when_the_job_fails(
 ) -> None:
     from imputehub.cli.main import run
 
-    monkeypatch.setenv("IMPUTEHUB_CLIENT_CONFIG_DIR", str(tmp_path / "client"))
-    monkeypatch.setenv("IMPUTEHUB_URL", hub_url)
-    monkeypatch.setenv("IMPUTEHUB_TOKEN", alice.headers["Authorization"].removeprefix("Bearer "))
+    cli_as(alice, hub_url, tmp_path, monkeypatch)
     job = await new_job(runtime, alice.id)
     fake = runtime.connectors["michigan"]
     assert isinstance(fake, FakeConnector)
@@ -405,9 +408,7 @@ async def test_jobs_watch_resumes_after_a_dropped_connection_without_repeating(
 
     proxy = CuttableProxy(hub_url)
     via = await proxy.start()
-    monkeypatch.setenv("IMPUTEHUB_CLIENT_CONFIG_DIR", str(tmp_path / "client"))
-    monkeypatch.setenv("IMPUTEHUB_URL", via)
-    monkeypatch.setenv("IMPUTEHUB_TOKEN", alice.headers["Authorization"].removeprefix("Bearer "))
+    cli_as(alice, via, tmp_path, monkeypatch)
     job = await new_job(runtime, alice.id)
     worker = Worker(runtime)
     await drive(runtime, worker, clock, job.id, until=frozenset({JobStatus.QUEUED}))
