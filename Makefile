@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
 # Debian packages the hub needs at run time, and the extra ones its tests need.
-APT_RUN := beagle bcftools tabix
+APT_RUN := beagle bcftools tabix jq curl
 APT_TEST := htslib-test bcftools tabix
 # jq: the sapporo WES test peer's run script reads its run requests with it.
 APT_TEST += jq

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
 MIN_SECRET_KEY_LENGTH = 32
+SQLITE_FILE = "sqlite+aiosqlite:///"
 
 
 class Settings(BaseSettings):
@@ -137,6 +138,14 @@ class Settings(BaseSettings):
     # A bearer token for the command-line client (e.g. in CI); wins over the stored login.
     token: SecretStr | None = None
 
+    @field_validator("data_dir", "engine_dir", "client_config_dir", "beagle_jar")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Made absolute once, here: the engine runs Beagle in a run's own working directory,
+        # and a worker, a runner and the API may each start elsewhere, so no path the hub
+        # derives from settings may depend on the directory a process happened to start in.
+        return absolute_path(value) if value is not None else None
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
@@ -178,7 +187,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'imputehub.db').resolve()}"
+        return f"sqlite+aiosqlite:///{self.data_dir / 'imputehub.db'}"
 
     @property
     def resolved_engine_dir(self) -> Path:
@@ -189,10 +198,27 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
 
+def absolute_path(path: Path) -> Path:
+    """`path` with `~` expanded, made absolute against the current directory, normalised.
+
+    Not `resolve()`: a data dir reached through a symlink stays named as the user named it.
+    """
+    return Path(os.path.abspath(path.expanduser()))
+
+
 def normalise_database_url(url: str) -> str:
-    """Use the async drivers whatever form the user wrote the URL in."""
+    """Use the async drivers whatever form the user wrote the URL in.
+
+    A relative SQLite file (`sqlite:///var/hub.db`) is made absolute against the current
+    directory, like every other path in the settings.
+    """
     if url.startswith("sqlite:"):
-        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+        url = "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    if url.startswith(SQLITE_FILE):
+        path, _, query = url[len(SQLITE_FILE) :].partition("?")
+        if path and not path.startswith("/") and path != ":memory:":
+            url = SQLITE_FILE + str(absolute_path(Path(path))) + (f"?{query}" if query else "")
+        return url
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url

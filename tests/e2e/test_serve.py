@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import stat
 from pathlib import Path
 
@@ -195,3 +196,28 @@ def admin_day_one(user: Cli, base: str, password: str, config_dir: Path, michiga
     assert cancel.stderr.startswith("error: ")
     assert cancel.stderr.count("\n") == 1
     return token
+
+
+def test_a_taken_port_stops_the_start_before_an_admin_password_is_shown(
+    tmp_path: Path, empty_database_url: str
+) -> None:
+    env = hub_env(tmp_path, empty_database_url, IMPUTEHUB_DATA_DIR=str(tmp_path / "data"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = Cli(env, tmp_path).fails("serve", "--port", str(port))
+    # One line that names the way out; no password that would then be lost.
+    assert refused.stderr.splitlines()[-1] == (
+        f"error: port {port} on 127.0.0.1 is already in use (is another imputehub running?); "
+        f"start on another with IMPUTEHUB_PORT={port + 1} make run (or --port {port + 1})"
+    )
+    assert "password" not in refused.stdout.lower()
+
+    # The first start that can listen is the one that creates the admin and shows it.
+    port = free_port()
+    with HubProcess("serve", "--port", str(port), env=env, cwd=tmp_path, name="hub") as hub:
+        hub.wait_until_healthy(f"http://127.0.0.1:{port}")
+        assert len(PASSWORD_LINE.findall(hub.stdout)) == 1, hub.describe()
+        assert "imputehub users set-password admin" in hub.stdout
+        assert hub.stop() == 0, hub.describe()

@@ -36,10 +36,42 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:
         ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
         ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
         ("sqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db"),
+        ("sqlite+aiosqlite:///:memory:", "sqlite+aiosqlite:///:memory:"),
     ],
 )
 def test_database_urls_use_async_drivers(given: str, used: str) -> None:
     assert Settings.from_environ({"IMPUTEHUB_DATABASE_URL": given}).database_url == used
+
+
+def test_relative_paths_are_made_absolute_once_where_the_settings_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make run` starts the hub with the default `./var`; the engine runs Beagle in a run's
+    # own directory, so every path must already be absolute when a process changes dirs.
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_environ(
+        {
+            "IMPUTEHUB_ENGINE_DIR": "engine/../beagle-runs",
+            "IMPUTEHUB_DATABASE_URL": "sqlite:///db/hub.db?timeout=5",
+            "IMPUTEHUB_CLIENT_CONFIG_DIR": "client",
+            "IMPUTEHUB_BEAGLE_JAR": "jars/beagle.jar",
+        }
+    )
+    monkeypatch.chdir("/")
+    assert settings.data_dir == tmp_path / "var"
+    assert settings.resolved_engine_dir == tmp_path / "beagle-runs"
+    assert settings.client_config_dir == tmp_path / "client"
+    assert settings.beagle_jar == tmp_path / "jars" / "beagle.jar"
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path}/db/hub.db?timeout=5"
+    default = Settings.from_environ({}, data_dir=Path("here"))
+    assert default.resolved_engine_dir == Path("/here/engine")
+    assert default.resolved_database_url == "sqlite+aiosqlite:////here/imputehub.db"
+
+
+def test_a_home_relative_data_dir_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/researcher")
+    settings = Settings.from_environ({"IMPUTEHUB_DATA_DIR": "~/imputehub"})
+    assert settings.data_dir == Path("/home/researcher/imputehub")
 
 
 def test_invalid_values_are_refused() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
 
-from imputehub.engine.accuracy import dosage_r2
+from imputehub.cli.main import run
+from imputehub.engine.accuracy import dosage_r2, score
 
 HEADER = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{}\n"
 
@@ -113,3 +115,44 @@ def test_no_qualifying_site_or_no_shared_sample_is_an_error(tmp_path: Path) -> N
     others = vcf(tmp_path / "others.vcf.gz", ["x"], ["20 100 A G GT:DS 0|0:0"])
     with pytest.raises(ValueError, match="share no sample"):
         dosage_r2(others, truth)
+
+
+def test_engine_score_prints_r2_sites_and_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = vcf(tmp_path / "truth.vcf.gz", ["a", "b", "c", "d"], TRUTH)
+    imputed = vcf(
+        tmp_path / "imputed.vcf.gz",
+        ["a", "b", "c", "x"],
+        [
+            "20 100 A G GT:DS 0|0:0.1 0|1:1 1|1:1.9 0|0:0",
+            "20 200 C T GT:DS 0|1:1 0|0:0 0|0:0 0|0:0",
+        ],
+    )
+    expected = score(imputed, truth)
+    assert (expected.sites, expected.samples) == (2, 3)
+    assert run(["engine", "score", str(imputed), str(truth)]) == 0
+    assert capsys.readouterr().out == (
+        f"dosage r² {expected.r2:.3f} over 2 sites, 3 samples (true MAF ≥ 0.05)\n"
+    )
+    assert run(["engine", "score", str(imputed), str(truth), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "r2": pytest.approx(expected.r2),
+        "sites": 2,
+        "samples": 3,
+        "min_maf": 0.05,
+    }
+
+
+def test_engine_score_of_files_it_cannot_read_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = vcf(tmp_path / "truth.vcf.gz", ["a", "b", "c", "d"], TRUTH)
+    plain = tmp_path / "plain.vcf.gz"
+    plain.write_text("not gzip at all\n")
+    assert run(["engine", "score", str(plain), str(truth)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot score {plain} against {truth}: ")
+    assert err.count("\n") == 1
+    assert run(["engine", "score", str(tmp_path / "none.vcf.gz"), str(truth)]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'none.vcf.gz'}: no such file\n"

@@ -1,4 +1,5 @@
-"""`imputehub engine run`: the local engine's pipeline on files, with no hub around it.
+"""`imputehub engine run|score`: the local engine's pipeline on files, with no hub around it,
+and how well imputed dosages agree with the truth.
 
 This is what the shipped CWL workflow (`imputehub/workflows/impute.cwl`) runs, so a WES
 server with this package installed can impute the way the hub's own engine does. Result
@@ -7,6 +8,7 @@ files are written straight into `--out`; errors are one `error: ...` line and ex
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -70,3 +72,36 @@ def run(
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(result.results_dir / name), str(target))
             typer.echo(f"wrote {target}")
+
+
+@app.command("score")
+def score(
+    imputed: Annotated[
+        Path, typer.Argument(help="Imputed VCF with DS dosages, e.g. chr20.dose.vcf.gz.")
+    ],
+    truth: Annotated[Path, typer.Argument(help="VCF of the true genotypes (GT).")],
+    min_maf: Annotated[
+        float,
+        typer.Option("--min-maf", min=0.0, max=0.5, help="Score sites with a true MAF ≥ this."),
+    ] = 0.05,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Pooled dosage r² of IMPUTED against TRUTH (sites and samples the two share)."""
+    from imputehub.engine import accuracy
+
+    for path in (imputed, truth):
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    try:
+        result = accuracy.score(imputed, truth, min_maf=min_maf)
+    except (ValueError, OSError, EOFError) as exc:  # gzip errors are OSError / EOFError
+        raise CliError(f"cannot score {imputed} against {truth}: {exc}") from exc
+    if json:
+        from imputehub.cli.output import print_json
+
+        print_json(dataclasses.asdict(result))
+        return
+    typer.echo(
+        f"dosage r² {result.r2:.3f} over {result.sites} sites, {result.samples} samples "
+        f"(true MAF ≥ {result.min_maf:g})"
+    )

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from imputehub.cli.errors import CliError, run_async
+from imputehub.cli.listen import listen
 from imputehub.cli.options import DataDirOption
 from imputehub.cli.settings import load_settings
 from imputehub.logs import configure_logging
 
 if TYPE_CHECKING:
     from imputehub.config import Settings
+    from imputehub.runtime import Runtime
 
 log = logging.getLogger("imputehub.cli")
 
@@ -42,7 +45,10 @@ def serve(host: HostOption = None, port: PortOption = None, data_dir: DataDirOpt
     _configure_logging(settings)
     # Owner-only: the data dir holds the secret key, the database and users' files.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-
+    # Everything that can stop the start comes before the first admin is made: a generated
+    # password is shown once, and must not scroll past a hub that then fails to start.
+    runtime = _runtime(settings)
+    listening = listen(settings.host, settings.port)
     from imputehub.cli import database
 
     database.upgrade(settings.resolved_database_url)
@@ -53,15 +59,17 @@ def serve(host: HostOption = None, port: PortOption = None, data_dir: DataDirOpt
     # The local engine and its demo panel, once (a few seconds on the very first start).
     with database.database_errors(settings.resolved_database_url):
         run_async(bootstrap_local_engine(settings, now=SystemClock().now()))
-    _run_http(settings, run_worker=True)
+    _run_http(runtime, listening, run_worker=True)
 
 
 def api(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
     """Run the HTTP API only (run several behind a load balancer; needs a migrated database)."""
     settings = load_settings(host=host, port=port, data_dir=data_dir)
     _configure_logging(settings)
+    runtime = _runtime(settings)
+    listening = listen(settings.host, settings.port)
     _require_current_schema(settings)
-    _run_http(settings, run_worker=False)
+    _run_http(runtime, listening, run_worker=False)
 
 
 def worker(
@@ -153,22 +161,28 @@ async def bootstrap_first_admin(settings: Settings) -> None:
         f"    username: {result.user.username}\n"
         f"    password: {result.generated_password}\n"
         f"  This password is shown only this once: store it, or change it after logging in.\n"
+        f"  Lost it? On this machine: imputehub users set-password {result.user.username}\n"
         f"{rule}\n"
     )
     sys.stdout.flush()
 
 
-def _run_http(settings: Settings, *, run_worker: bool) -> None:
+def _runtime(settings: Settings) -> Runtime:
+    from imputehub.runtime import build_runtime
+
+    try:
+        return build_runtime(settings)
+    except ValueError as exc:  # e.g. a too short IMPUTEHUB_SECRET_KEY
+        raise CliError(str(exc)) from exc
+
+
+def _run_http(runtime: Runtime, listening: socket.socket, *, run_worker: bool) -> None:
     import uvicorn
 
     from imputehub.app import create_app
     from imputehub.cli.http_server import AnnouncingServer
-    from imputehub.runtime import build_runtime
 
-    try:
-        runtime = build_runtime(settings)
-    except ValueError as exc:  # e.g. a too short IMPUTEHUB_SECRET_KEY
-        raise CliError(str(exc)) from exc
+    settings = runtime.settings
     config = uvicorn.Config(
         create_app(runtime, run_worker=run_worker),
         host=settings.host,
@@ -182,7 +196,7 @@ def _run_http(settings: Settings, *, run_worker: bool) -> None:
     server = AnnouncingServer(config, url=url)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(server.serve())
+            asyncio.run(server.serve(sockets=[listening]))
         except SystemExit as exc:  # uvicorn's way to say it could not start
             if server.started:
                 raise
@@ -203,13 +217,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 async def _run_worker(settings: Settings) -> None:
-    from imputehub.runtime import build_runtime
     from imputehub.worker.loop import Worker
 
-    try:
-        runtime = build_runtime(settings)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    runtime = _runtime(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

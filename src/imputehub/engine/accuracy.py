@@ -24,6 +24,7 @@ class _Sums:
     """Running sums for a Pearson correlation over (dosage, true count) pairs."""
 
     n: int = 0
+    sites: int = 0
     x: float = 0.0
     y: float = 0.0
     xx: float = 0.0
@@ -115,8 +116,19 @@ def _score_site(
     frequency = sum(count for _, count in values) / (2 * len(values))
     if min(frequency, 1 - frequency) < min_maf:
         return
+    sums.sites += 1
     for dosage, count in values:
         sums.add(dosage, count)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Score:
+    """How well imputed dosages agree with the truth, and over what."""
+
+    r2: float
+    sites: int  # sites in both files with a true MAF of at least min_maf
+    samples: int  # samples in both files
+    min_maf: float
 
 
 def dosage_r2(imputed_vcf: Path, truth_vcf: Path, *, min_maf: float = 0.05) -> float:
@@ -124,6 +136,11 @@ def dosage_r2(imputed_vcf: Path, truth_vcf: Path, *, min_maf: float = 0.05) -> f
     sites in both files whose true MAF is at least `min_maf`, and the samples in both.
 
     Raises ValueError when the files share no samples, or no site qualifies."""
+    return score(imputed_vcf, truth_vcf, min_maf=min_maf).r2
+
+
+def score(imputed_vcf: Path, truth_vcf: Path, *, min_maf: float = 0.05) -> Score:
+    """`dosage_r2`, with the number of sites and samples it was computed over."""
     imputed_lines, imputed_names = _samples(imputed_vcf)
     truth_lines, truth_names = _samples(truth_vcf)
     truth_index = {name: index for index, name in enumerate(truth_names)}
@@ -150,4 +167,4 @@ def dosage_r2(imputed_vcf: Path, truth_vcf: Path, *, min_maf: float = 0.05) -> f
             truth_next = next(truth_sites, None)
     if sums.n == 0:
         raise ValueError(f"no site in both files has a true MAF of at least {min_maf}")
-    return sums.r2()
+    return Score(r2=sums.r2(), sites=sums.sites, samples=len(pairs), min_maf=min_maf)

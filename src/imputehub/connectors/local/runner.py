@@ -155,7 +155,7 @@ class Runner:
             raise PipelineError(check.message)
         run_pipeline(
             [self.run.path / name for name in spec.inputs],
-            Path(spec.panel_vcf),
+            spec.panel_file(self.run.path),
             self.run.work,
             mode=cast(Mode, spec.mode),
             heap_mb=spec.heap_mb,

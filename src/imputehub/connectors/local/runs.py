@@ -44,6 +44,21 @@ class RunSpec:
         data["inputs"] = list(self.inputs)
         return json.dumps(data, indent=2)
 
+    def panel_file(self, run_dir: Path) -> Path:
+        """The panel to impute from, whatever directory the runner was started in.
+
+        Earlier versions could record the panel relative to the hub's start directory
+        (`var/engine/panels/<id>/panel.vcf.gz`); such a run, staged and then adopted after
+        an upgrade, finds its panel in the engine directory it lives in
+        (`<engine_dir>/runs/<job>` → `<engine_dir>/panels/<id>/panel.vcf.gz`).
+        """
+        path = Path(self.panel_vcf)
+        if path.is_absolute():
+            return path
+        if len(path.parts) >= 3 and path.parts[-3] == "panels":
+            return run_dir.parent.parent.joinpath(*path.parts[-3:])
+        return run_dir.parent.parent / path
+
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
         data = json.loads(text)
