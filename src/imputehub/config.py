@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # A run whose heartbeat is older than this is orphaned (its process died) and restarted.
     engine_stale_seconds: float = Field(default=60.0, gt=0)
     engine_max_restarts: int = Field(default=3, ge=0)
+    # A failed local run's directory (runner.log, work files, staged inputs) is kept this
+    # long for an operator to look into, then removed.
+    engine_keep_failed_hours: float = Field(default=7 * 24, ge=0)
     # Seconds between two polls of a local run (remote services use poll_interval_seconds).
     engine_poll_interval_seconds: float = Field(default=3.0, gt=0)
     # `serve` registers the local service and simulates the demo panel on first start.

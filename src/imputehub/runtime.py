@@ -68,6 +68,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         stale_seconds=settings.engine_stale_seconds,
         max_restarts=settings.engine_max_restarts,
         poll_interval=settings.engine_poll_interval_seconds,
+        keep_finished_seconds=settings.engine_keep_failed_hours * 3600,
     )
 
 

@@ -173,3 +173,41 @@ async def test_a_live_run_with_a_fresh_heartbeat_is_left_alone(
     assert status.progress == 42.0
     assert status.poll_after == connector.config.poll_interval
     assert run.state().restarts == 0
+
+
+async def test_ended_runs_are_kept_for_the_operator_then_swept_by_health_checks(
+    engine_dir: Path,
+) -> None:
+    connector = LocalConnector(
+        EngineConfig(
+            engine_dir=engine_dir,
+            beagle_jar=Path("/usr/share/beagle/beagle.jar"),
+            python="true",
+            keep_finished_seconds=3600,
+        )
+    )
+    runs = engine_dir / "runs"
+    day_ago = time.time() - 24 * 3600
+
+    def run(name: str, state: str, *, age: float | None = None) -> Path:
+        directory = RunDir(runs / name)
+        (directory.path / "work").mkdir(parents=True)
+        directory.write_state(RunState(state=state, heartbeat_at=time.time()))
+        if age is not None:
+            os.utime(directory.state_file, (age, age))
+        return directory.path
+
+    old_failure = run("failed-yesterday", "failed", age=day_ago)
+    new_failure = run("failed-now", "failed")
+    long_job = run("running-for-a-day", "running", age=day_ago)
+    crash_staging = runs / ".staging-job-9-0000"
+    crash_staging.mkdir()
+    os.utime(crash_staging, (day_ago, day_ago))
+
+    await connector.check_health(SERVICE)
+
+    assert not old_failure.exists()
+    assert not crash_staging.exists()
+    # A recent failure stays to be read; a run still going is never touched, however old.
+    assert new_failure.is_dir()
+    assert long_job.is_dir()

@@ -49,8 +49,6 @@ from imputehub.engine.panel_store import PanelStore
 from imputehub.engine.tools import check_tools
 
 CHUNK_SIZE = 1024 * 1024
-# Finished runs nobody fetched (e.g. failed jobs) are swept after this long.
-KEEP_FINISHED_SECONDS = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +62,10 @@ class EngineConfig:
     max_restarts: int = 3
     poll_interval: float = 3.0
     cancel_wait_seconds: float = 15.0
+    # Runs that ended without their results being fetched (failed ones, mostly) keep their
+    # directory — runner.log, the pipeline's work files — this long for an operator to read,
+    # then the health checks sweep them (with staging left by a crash).
+    keep_finished_seconds: float = 7 * 24 * 3600.0
     python: str = sys.executable
 
     @property
@@ -300,7 +302,7 @@ class LocalConnector:
         """Remove finished runs nobody fetched, and staging left by a crash, once old."""
         if not self.config.runs.is_dir():
             return
-        cutoff = time.time() - KEEP_FINISHED_SECONDS
+        cutoff = time.time() - self.config.keep_finished_seconds
         for child in self.config.runs.iterdir():
             with contextlib.suppress(OSError):
                 if child.name.startswith(".staging-"):
