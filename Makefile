@@ -9,6 +9,8 @@ APT_RUN := beagle bcftools tabix jq curl
 APT_TEST := htslib-test bcftools tabix
 # jq: the sapporo WES test peer's run script reads its run requests with it.
 APT_TEST += jq
+# chromium: the browser tests (Playwright for Python drives Debian's chromium; no download).
+APT_TEST += chromium
 
 # pytest in parallel, one process per core (pytest-xdist); a test file stays in one process,
 # so its module-scoped fixtures (simulated panels, servers) are made once.

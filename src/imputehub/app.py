@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from imputehub import __version__
-from imputehub.api import problems
+from imputehub.api import docs, problems
 from imputehub.api.admin import metrics_router
 from imputehub.api.router import api_router
 from imputehub.monitoring.middleware import RateLimit, RequestContext
@@ -40,13 +40,17 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         version=__version__,
         description="One hub in front of many genotype imputation services.",
         lifespan=lifespan,
-        docs_url="/docs",
+        # FastAPI's own /docs and /redoc load their assets from CDNs: api/docs.py serves
+        # /docs from the hub itself (and no /redoc).
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.runtime = runtime
     problems.install(app)
     app.include_router(api_router)
     app.include_router(metrics_router)  # /metrics at the root, where Prometheus looks
+    docs.install(app)  # /docs, working without internet access
     # Added last = outermost: the request id exists before the rate limit may answer 429.
     app.add_middleware(RateLimit, runtime=runtime)
     app.add_middleware(RequestContext)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -62,17 +62,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Text lines say what happened in the message itself (the access line is
+# `GET /api/v1/jobs 200 12.3ms request_id=...`); JSON lines carry the same as fields.
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def log_handler(fmt: str = "json", stream: TextIO | None = None) -> logging.Handler:
+    """A handler writing to `stream` (stderr): JSON lines for machines, or plain text."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(ContextFilter())
+    return handler
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Send logs to stderr: JSON lines for machines, or plain text for a terminal."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(ContextFilter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [log_handler(fmt)]
     root.setLevel(level.upper())
-    # uvicorn's access log duplicates ours and would log query strings.
+    # uvicorn's access log duplicates ours (monitoring/middleware.py, one line per request)
+    # and would log query strings, which may hold `access_token=`.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
+    # httpx logs every outgoing request's full URL at INFO: a webhook's secret path, a
+    # signed link, a service's download URL with its token. Our own lines name what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

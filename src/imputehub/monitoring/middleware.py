@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids on every log line, and rate limits.
+"""ASGI middleware: request ids and one access line per request, and rate limits.
 
 Plain ASGI (not BaseHTTPMiddleware) so streaming responses (downloads, server-sent
 events) pass through untouched and the request id's context variable reaches the route.
@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,7 +41,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 class RequestContext:
     """Give each request an id (a sane incoming X-Request-ID, else a new one), return it
-    in X-Request-ID, and log one line per request with its status and duration."""
+    in X-Request-ID, and log one access line per request: method, path, status, duration
+    and request id (`GET /api/v1/jobs 200 12.3ms request_id=...`, action `http_request`).
+
+    The line is written when the response has ended, not when it starts: for a download or
+    an event stream the duration then covers the whole transfer (a slow download is a slow
+    request), so an event stream's line appears when its client leaves. A request that fails
+    before it answers is still logged, with 500 (the answer the error handler gives); the
+    status is the one sent at the start of the response.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -67,18 +76,42 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            # The path only: query strings may carry signed-link tokens.
-            logger.info(
-                "request",
-                extra={
-                    "action": "http_request",
-                    "method": scope.get("method", ""),
-                    "path": scope.get("path", ""),
-                    "status": status,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                },
-            )
+            _log_access(scope, status, time.monotonic() - started, request_id)
             request_id_var.reset(token)
+
+
+def _log_access(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    method = str(scope.get("method", ""))
+    path = _log_path(str(scope.get("path", "")))
+    duration_ms = round(seconds * 1000, 1)
+    logger.info(
+        "%s %s %d %.1fms request_id=%s",
+        method,
+        path,
+        status,
+        duration_ms,
+        request_id,
+        extra={
+            "action": "http_request",
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "request_id": request_id,
+        },
+    )
+
+
+# Characters a path keeps as they are in a log line; anything else (spaces, newlines, other
+# control characters, non-ASCII) is percent-encoded, so one request stays one line and
+# one space-separated field.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def _log_path(path: str) -> str:
+    """The request's path as logged: never its query string (`scope["path"]` has none, and
+    a query may hold `access_token=`), and percent-encoded so it cannot forge a line."""
+    return quote(path, safe=_PATH_SAFE)
 
 
 class RateLimit:

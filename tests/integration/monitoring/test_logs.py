@@ -168,6 +168,12 @@ async def test_no_secret_reaches_the_logs(
         job = await new_job(runtime, alice.id)
         assert (await drive(runtime, Worker(runtime), clock, job.id)).status == "completed"
         assert fake.calls("submit")  # the connector was really handed the credential
+        # EventSource's way in: the token in the query string (the job has ended, so the
+        # stream ends). Sent through the transport: the client would log the URL itself.
+        url = f"http://hub.test/api/v1/jobs/{job.id}/events?access_token={access}"
+        events = await transport.handle_async_request(httpx.Request("GET", url))
+        assert events.status_code == 200
+        assert b"event: job.completed" in await events.aread()
 
     logs = captured.text()
     assert "http_request" in logs
