@@ -8,7 +8,7 @@ messages (`event: job.progress`) carry no id. A comment keeps idle connections o
 
 Authentication: `Authorization: Bearer <token>`, or — for browsers' EventSource, which
 cannot set headers — `?access_token=<token>` on these two routes only (the query is never
-logged: the access log is off and problem answers show the path alone). The resume point is
+logged: access lines and problem answers show the path alone). The resume point is
 the `Last-Event-ID` header, else `?last_event_id=`; anything but a non-negative integer is
 refused with 400 rather than guessed at (a guess would replay or skip events).
 """
