@@ -91,7 +91,7 @@ class FakeHub:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

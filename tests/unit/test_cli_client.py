@@ -64,7 +64,10 @@ def test_unauthenticated_answers_suggest_logging_in(
 
     assert run(["jobs", "list", "--url", hub.url]) == 1
 
-    assert capsys.readouterr().err == "error: log in first (log in with `imputehub login`)\n"
+    assert capsys.readouterr().err == (
+        f"error: not logged in to {hub.url}: run `imputehub login --url {hub.url}` "
+        "(or set IMPUTEHUB_TOKEN)\n"
+    )
 
 
 def test_an_answer_that_is_not_a_problem_names_the_status(

@@ -114,9 +114,17 @@ def test_the_token_is_not_sent_to_another_host(tmp_path: Path, hub: FakeHub) -> 
         assert "authorization" not in storage.received[-1].headers
 
 
-def test_a_job_without_results_says_so(hub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_job_without_results_fails_and_says_why(
+    hub: FakeHub, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub.reply("GET", "/api/v1/jobs/j1/results", json=[])
+    hub.reply(
+        "GET",
+        "/api/v1/jobs/j1",
+        json={"id": "j1", "status": "running", "progress_percentage": 42.0},
+    )
 
-    assert run(["jobs", "download", "j1"]) == 0
+    assert run(["jobs", "download", "j1"]) == 1
 
-    assert capsys.readouterr().out == "the job has no result files (yet)\n"
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "error: job j1 has no results: it is still running (42 %)\n")

@@ -2,201 +2,42 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser, multipart_body, request_chunks
-from imputehub.db.models import Job
+from imputehub.api.job_schemas import (
+    CheckedInputPublic,
+    JobCheck,
+    JobCheckPublic,
+    JobCreate,
+    JobLogs,
+    JobPage,
+    JobProgress,
+    JobPublic,
+    JobStatsPublic,
+    ResultFilePublic,
+    StatusUpdatePublic,
+    job_public,
+    job_summary,
+)
 from imputehub.domain.errors import InvalidInput, PayloadTooLarge
-from imputehub.domain.jobs import Build, JobMode, JobStatus, Phasing
+from imputehub.domain.jobs import JobMode, JobStatus
 from imputehub.files import forms, uploads
-from imputehub.jobs import actions, create, lifecycle, queries, stats, validation
+from imputehub.jobs import actions, create, queries, stats, validation
 from imputehub.monitoring import audit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+Body = TypeVar("Body", bound=BaseModel)
 
 MAX_JSON_BODY = 1024 * 1024
-
-
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=validation.MAX_NAME)
-    description: str | None = Field(default=None, max_length=validation.MAX_DESCRIPTION)
-    service_id: str = Field(min_length=1, max_length=100, description="service id or slug")
-    reference_panel_id: str = Field(
-        min_length=1, max_length=100, description="reference panel id or slug"
-    )
-    input_file_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=validation.MAX_INPUT_FILES
-    )
-    build: Build
-    phasing: Phasing
-    population: str | None = Field(default=None, max_length=validation.MAX_POPULATION)
-    mode: JobMode = JobMode.IMPUTATION
-    r2_filter: float | None = Field(default=None, ge=0.0, le=1.0)
-
-    def to_request(self) -> create.JobRequest:
-        return create.JobRequest(
-            name=self.name,
-            description=self.description,
-            service=self.service_id,
-            reference_panel=self.reference_panel_id,
-            input_file_ids=tuple(self.input_file_ids),
-            build=self.build.value,
-            phasing=self.phasing.value,
-            population=self.population,
-            mode=self.mode.value,
-            r2_filter=self.r2_filter,
-        )
-
-
-class InputFilePublic(BaseModel):
-    id: str
-    filename: str
-    size: int
-
-
-class JobErrorPublic(BaseModel):
-    at: datetime | None
-    message: str
-    attempt: int | None
-    transient: bool
-
-
-class JobSummary(BaseModel):
-    id: str
-    user_id: str
-    name: str
-    description: str
-    status: JobStatus
-    progress_percentage: float
-    service_id: str
-    reference_panel_id: str
-    input_files: list[InputFilePublic]
-    build: str
-    phasing: str
-    population: str | None
-    mode: str
-    r2_filter: float | None
-    external_job_id: str | None
-    error_message: str | None
-    retry_of: str | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    execution_time_seconds: float | None
-    files_expired: bool = Field(
-        description="retention removed some of the job's input or result files"
-    )
-
-
-class JobPublic(JobSummary):
-    errors: list[JobErrorPublic] = Field(description="the last errors met, oldest first")
-
-
-class JobPage(BaseModel):
-    items: list[JobSummary]
-    total: int
-    limit: int
-    offset: int
-
-
-class StatusUpdatePublic(BaseModel):
-    status: JobStatus
-    progress_percentage: float
-    message: str
-    created_at: datetime
-
-
-class JobProgress(BaseModel):
-    id: str
-    status: JobStatus
-    progress_percentage: float
-    updated_at: datetime
-
-
-class JobLogs(BaseModel):
-    id: str
-    logs: list[str] = Field(description="the service's own step messages")
-
-
-class ResultFilePublic(BaseModel):
-    id: str
-    filename: str
-    size: int
-    sha256: str
-    download_url: str
-
-
-class JobStatsPublic(BaseModel):
-    by_status: dict[str, int]
-    total: int
-    active: int
-    completed: int
-    failed: int
-    cancelled: int
-    success_rate: float | None = Field(description="completed / (completed + failed), 0-1")
-    mean_execution_time_seconds: float | None
-
-
-def _summary_fields(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "user_id": job.user_id,
-        "name": job.name,
-        "description": job.description,
-        "status": job.status,
-        "progress_percentage": job.progress,
-        "service_id": job.service_id,
-        "reference_panel_id": job.reference_panel_id,
-        "input_files": [
-            InputFilePublic(id=item.file.id, filename=item.file.filename, size=item.file.size)
-            for item in job.inputs
-        ],
-        "build": job.build,
-        "phasing": job.phasing,
-        "population": job.population,
-        "mode": job.mode,
-        "r2_filter": job.r2_filter,
-        "external_job_id": job.external_job_id,
-        "error_message": job.error_message,
-        "retry_of": job.retry_of,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-        "execution_time_seconds": lifecycle.execution_time_seconds(job),
-        "files_expired": job.files_expired_at is not None,
-    }
-
-
-def _error_entry(entry: Any) -> JobErrorPublic:
-    data = entry if isinstance(entry, dict) else {"message": str(entry)}
-    attempt = data.get("attempt")
-    return JobErrorPublic(
-        at=data.get("at"),
-        message=str(data.get("message", "")),
-        attempt=attempt if isinstance(attempt, int) else None,
-        transient=bool(data.get("transient", False)),
-    )
-
-
-def job_public(job: Job) -> JobPublic:
-    return JobPublic(**_summary_fields(job), errors=[_error_entry(e) for e in job.error_log or []])
-
-
-def job_summary(job: Job) -> JobSummary:
-    return JobSummary(**_summary_fields(job))
 
 
 # --- creating -----------------------------------------------------------------------------
@@ -254,7 +95,12 @@ def _invalid_body(exc: ValidationError) -> RequestValidationError:
     return RequestValidationError(exc.errors(include_url=False, include_context=False))
 
 
-async def _json_body(request: Request) -> JobCreate:
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type in ("", "application/json") or media_type.endswith("+json")
+
+
+async def _json_body(request: Request, model: type[Body]) -> Body:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_JSON_BODY:
         raise PayloadTooLarge(f"a job request is at most {MAX_JSON_BODY} bytes of JSON")
@@ -264,7 +110,7 @@ async def _json_body(request: Request) -> JobCreate:
         if len(body) > MAX_JSON_BODY:
             raise PayloadTooLarge(f"a job request is at most {MAX_JSON_BODY} bytes of JSON")
     try:
-        return JobCreate.model_validate_json(bytes(body))
+        return model.model_validate_json(bytes(body))
     except ValidationError as exc:
         raise _invalid_body(exc) from None
 
@@ -316,8 +162,8 @@ async def create_job(
         except BaseException:
             await uploads.discard(runtime.storage, staged)
             raise
-    elif media_type in ("", "application/json") or media_type.endswith("+json"):
-        body = await _json_body(request)
+    elif _is_json(request):
+        body = await _json_body(request, JobCreate)
     else:
         raise InvalidInput(
             "send the job as application/json, or as multipart/form-data with its files",
@@ -328,6 +174,52 @@ async def create_job(
     )
     runtime.wake_workers()  # committed: a worker in this process may start at once
     return job_public(job)
+
+
+# A route of its own rather than `POST /jobs?dry_run=true`: its body differs (files are
+# described, not sent), it answers 200 with a preview rather than 201 with a job, and a
+# client that drops a query parameter on the way must not create a real job by accident.
+@router.post(
+    "/check",
+    response_model=JobCheckPublic,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(JobCheck)}},
+        }
+    },
+    summary="Check a job without creating it: POST /jobs's checks, nothing written",
+)
+async def check_job(request: Request, runtime: RuntimeDep, user: DetachedUser) -> JobCheckPublic:
+    """Answers 200 with the job POST /jobs would create, or the problem it would answer.
+
+    Advisory: the files' reports are the client's own; POST /jobs checks everything again.
+    """
+    if not _is_json(request):
+        raise InvalidInput(
+            "send the job to check as application/json", code="unsupported_media_type"
+        )
+    body = await _json_body(request, JobCheck)
+    preview = await create.preview_job(
+        runtime, owner_id=user.id, request=body.to_request(), planned=body.planned()
+    )
+    return JobCheckPublic(
+        name=preview.name,
+        description=preview.description,
+        service_id=preview.service_id,
+        service_slug=preview.service_slug,
+        reference_panel_id=preview.reference_panel_id,
+        reference_panel_slug=preview.reference_panel_slug,
+        build=preview.build,
+        phasing=preview.phasing,
+        population=preview.population,
+        mode=preview.mode,
+        r2_filter=preview.r2_filter,
+        input_files=[
+            CheckedInputPublic(id=item.id, filename=item.filename, size=item.size)
+            for item in preview.inputs
+        ],
+    )
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 Problem+json answers become `HubError` ("error: <detail>"), network failures a plain
 "cannot reach the hub" line; no httpx exception reaches the user.
+
+httpx and the settings are imported when a client is made, not with this module: every
+command module imports it, and `imputehub --help` should not pay for them.
 """
 
 from __future__ import annotations
@@ -9,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
-
-import httpx
 
 from imputehub import __version__
 from imputehub.cli.errors import CliError
-from imputehub.cli.settings import load_settings
 from imputehub.cli.token_store import StoredLogin, load_login
-from imputehub.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from imputehub.config import Settings
 
 API_PREFIX = "/api/v1"
 
@@ -50,9 +54,21 @@ def problem_error(response: httpx.Response) -> HubError:
         detail = raw_detail if isinstance(raw_detail, str) else None
     if detail is None:
         detail = f"the hub answered {response.status_code} {response.reason_phrase}".rstrip()
-    if response.status_code == 401:
-        detail += " (log in with `imputehub login`)"
+    if response.status_code == 401 and code != "invalid_credentials":
+        detail = _login_hint(response, detail)
     return HubError(detail, status=response.status_code, code=code)
+
+
+def _login_hint(response: httpx.Response, detail: str) -> str:
+    """A refusal for want of a (valid) token, told as what to do: the hub's own words speak
+    of HTTP headers, which a command-line user never sends by hand."""
+    request = response.request
+    hub, api, _path = str(request.url).partition(API_PREFIX + "/")
+    if not api:  # not the hub's API (a storage server's link): its words stand
+        return detail
+    if "authorization" not in request.headers:
+        return f"not logged in to {hub}: run `imputehub login --url {hub}` (or set IMPUTEHUB_TOKEN)"
+    return f"the hub refused the token ({detail}); run `imputehub login --url {hub}` for a new one"
 
 
 def normalise_url(url: str) -> str:
@@ -77,6 +93,8 @@ class HubClient:
     """A synchronous client for one hub. Use as a context manager."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
+        import httpx
+
         self.url = normalise_url(url)
         headers = {"User-Agent": f"imputehub-cli/{__version__}", "Accept": "application/json"}
         if token:
@@ -138,6 +156,8 @@ class HubClient:
         The bearer token goes only to the hub itself, never to another host (for
         example a storage server's pre-signed URL).
         """
+        import httpx
+
         target = urljoin(self.url + "/", url)
         with self._translate_network_errors():
             if same_origin(target, self.url):
@@ -152,6 +172,8 @@ class HubClient:
 
     @contextmanager
     def _translate_network_errors(self) -> Iterator[None]:
+        import httpx
+
         try:
             yield
         except httpx.TimeoutException as exc:
@@ -187,6 +209,8 @@ def resolve_hub(
 
 def connect(url_option: str | None = None) -> HubClient:
     """A client for the hub the user means, authenticated when we hold a token for it."""
+    from imputehub.cli.settings import load_settings
+
     settings = load_settings()
     url, token = resolve_hub(settings, url_option, load_login(settings.client_config_dir))
     return HubClient(url, token)

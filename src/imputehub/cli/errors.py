@@ -6,11 +6,8 @@ traceback; only bugs do. `cli.main.run` prints them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-
-from imputehub.domain.errors import ImputehubError
 
 T = TypeVar("T")
 
@@ -27,6 +24,10 @@ class CliError(Exception):
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion, turning our own domain errors into `CliError`."""
+    import asyncio  # here: the remote commands, and `--help`, never need it
+
+    from imputehub.domain.errors import ImputehubError
+
     try:
         return asyncio.run(coro)
     except ImputehubError as exc:

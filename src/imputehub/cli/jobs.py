@@ -1,28 +1,26 @@
-"""`imputehub jobs ...`: follow, cancel and download your imputation jobs (remote)."""
+"""`imputehub jobs ...`: follow, cancel, retry and download your imputation jobs (remote)."""
 
 from __future__ import annotations
 
-import json
-import time
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 import typer
 
-from imputehub.cli import sse
-from imputehub.cli.client import HubClient, HubError, HubUnreachable, connect, segment
+from imputehub.cli.client import HubClient, HubError, connect, segment
 from imputehub.cli.download import Outcome, download_results, list_results
+from imputehub.cli.errors import CliError
+from imputehub.cli.follow import follow
 from imputehub.cli.options import JsonOption, UrlOption
-from imputehub.cli.output import human_size, print_json, print_record, print_table, short_time, warn
+from imputehub.cli.output import human_size, print_json, print_record, print_table, short_time
 
 app = typer.Typer(help="Your imputation jobs.", no_args_is_help=True)
 
 JobId = Annotated[str, typer.Argument(help="The job's id.")]
 
 Status = Literal["pending", "queued", "running", "cancelling", "completed", "failed", "cancelled"]
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 JOB_COLUMNS = (
     ("id", "Id"),
@@ -39,8 +37,8 @@ JOB_FIELDS = (
     ("status", "status"),
     ("progress_percentage", "progress %"),
     ("error_message", "error"),
-    ("service_id", "service"),
-    ("reference_panel_id", "reference panel"),
+    ("service", "service"),
+    ("reference_panel", "reference panel"),
     ("input_files", "input files"),
     ("build", "build"),
     ("phasing", "phasing"),
@@ -51,8 +49,9 @@ JOB_FIELDS = (
     ("retry_of", "retry of"),
     ("created_at", "created"),
     ("started_at", "started"),
-    ("completed_at", "completed"),
-    ("execution_time_seconds", "run time (s)"),
+    ("completed_at", "ended"),
+    ("run_time", "run time"),
+    ("total_time", "total time"),
 )
 
 
@@ -79,13 +78,20 @@ def list_(
 
 @app.command("show")
 def show(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None:
-    """Show one job."""
+    """Show one job: its service, panel, times and last errors.
+
+    `run time` runs from `started` (the hub first saw the job running) to `ended`, or to
+    now while it runs; `total time` from `created`.
+    """
     with connect(url) as client:
         job = client.get(f"/jobs/{segment(job_id)}")
-    if json:
-        print_json(job)
-        return
-    record = dict(job)
+        if json:
+            print_json(job)
+            return
+        service = _name(client, "/services", job.get("service_id"), "name")
+        panel = _name(client, "/reference-panels", job.get("reference_panel_id"), "display_name")
+    record = dict(job) | {"service": service, "reference_panel": panel}
+    record |= durations(job, datetime.now(UTC))
     record["input_files"] = [
         f"{f.get('filename')} ({human_size(f.get('size'))})" for f in job.get("input_files") or []
     ]
@@ -95,6 +101,22 @@ def show(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None
         typer.echo(f"\nlast {min(len(errors), 5)} of {len(errors)} errors:")
         for error in errors[-5:]:
             typer.echo(f"  {_error_line(error)}")
+
+
+@app.command("logs")
+def logs(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None:
+    """Print the service's step messages, oldest first, one per line."""
+    with connect(url) as client:
+        answer = client.get(f"/jobs/{segment(job_id)}/logs")
+    if json:
+        print_json(answer)
+        return
+    lines = [str(entry) for entry in answer.get("logs") or []]
+    if not lines:
+        typer.echo(f"job {job_id}: the service has reported no step messages (yet)", err=True)
+    for entry in lines:
+        # A message of several lines stays one entry: its other lines are indented.
+        typer.echo("\n  ".join(entry.splitlines()) or entry)
 
 
 @app.command("watch")
@@ -110,9 +132,12 @@ def watch(
     ] = 5.0,
     url: UrlOption = None,
 ) -> None:
-    """Follow a job live until it ends; exit status 0 when it completed, 1 otherwise."""
+    """Follow a job (status, progress, step) until it ends.
+
+    Exit status 0 when the job completed, 1 when it failed or was cancelled.
+    """
     with connect(url) as client:
-        status = _follow_live(client, job_id, interval)
+        status = follow(client, job_id, interval)
         if status == "completed":
             typer.echo("job completed")
             return
@@ -130,6 +155,20 @@ def cancel(job_id: JobId, url: UrlOption = None) -> None:
     typer.echo(f"job {job['id']} is {job['status']}")
 
 
+@app.command("retry")
+def retry(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None:
+    """Run a failed or cancelled job again, as a new job.
+
+    The new job has the same input files and settings; its id is printed.
+    """
+    with connect(url) as client:
+        job = client.post(f"/jobs/{segment(job_id)}/retry")
+    if json:
+        print_json(job)
+        return
+    typer.echo(f"job {job['id']} is {job['status']} (a retry of {job_id})")
+
+
 @app.command("download")
 def download(
     job_id: JobId,
@@ -139,7 +178,11 @@ def download(
     ] = None,
     url: UrlOption = None,
 ) -> None:
-    """Download a job's result files, checking each file's SHA-256."""
+    """Download a job's results, checking each file's SHA-256.
+
+    Files already there with the right checksum are skipped. Exit status 1 when the job
+    has no results (yet), saying why.
+    """
     target = output if output is not None else Path(job_id)
 
     def report(outcome: Outcome) -> None:
@@ -150,84 +193,82 @@ def download(
     with connect(url) as client:
         files = list_results(client, job_id)
         if not files:
-            typer.echo("the job has no result files (yet)")
-            return
+            job = client.get(f"/jobs/{segment(job_id)}")
+            raise CliError(f"job {job_id} has no results: {no_results_reason(job)}")
         download_results(client, files, target, on_done=report)
 
 
-class _Printer:
-    """Prints a line per change of status or progress."""
-
-    def __init__(self) -> None:
-        self.last: tuple[str, float] | None = None
-
-    def show(self, status: str, progress: float) -> None:
-        if (status, progress) != self.last:
-            stamp = datetime.now().strftime("%H:%M:%S")
-            typer.echo(f"{stamp}  {status:<10} {progress:5.1f} %")
-            self.last = (status, progress)
-
-
-def _follow_live(client: HubClient, job_id: str, interval: float) -> str:
-    """Follow the job's event stream, reconnecting where it broke; the terminal status."""
-    printer = _Printer()
-    last_id: str | None = None
-    status: str | None = None
-    while True:
-        path = f"api/v1/jobs/{segment(job_id)}/events"
-        if last_id is not None:
-            # A resume point in the query: the client's stream() sends no extra headers.
-            path += f"?last_event_id={quote(last_id)}"
-        try:
-            with client.stream(path) as response:
-                for message in sse.parse(response.iter_lines()):
-                    last_id = message.id if message.id is not None else last_id
-                    status = _show(printer, message) or status
-        except HubUnreachable as exc:
-            # A hub restart or a dropped connection must not end a watch of a long job.
-            warn(f"{exc.message}; trying again")
-            time.sleep(min(max(interval, 1.0), 5.0))
-            continue
-        except HubError as exc:
-            if exc.status != 404 or status is not None:
-                raise
-            # A hub without live streams (older), or no such job: /progress tells which.
-            return _follow(client, job_id, interval, printer)
-        if status in TERMINAL:
-            return status
-        # The stream ended before the job did (the hub stopped): pick up where it broke.
-        time.sleep(min(interval, 1.0))
+def no_results_reason(job: Mapping[str, Any]) -> str:
+    """Why a job has no result files, from its state."""
+    status = str(job.get("status"))
+    if status == "completed":
+        if job.get("files_expired"):
+            return "it completed, but its result files have been deleted (retention)"
+        return "it completed, but the service returned no result files"
+    if status == "failed":
+        message = " ".join(str(job.get("error_message") or "").split())
+        return f"it failed ({message})" if message else "it failed"
+    if status == "running":
+        return f"it is still running ({_number(job.get('progress_percentage')):g} %)"
+    if status in ("pending", "queued"):
+        return f"it is still {status}"
+    if status == "cancelling":
+        return "it is being cancelled"
+    if status == "cancelled":
+        return "it was cancelled"
+    return f"it is {status}"
 
 
-def _show(printer: _Printer, message: sse.ServerEvent) -> str | None:
-    """Print what a stream message says of the job; its status, if it tells one."""
+def durations(job: Mapping[str, Any], now: datetime) -> dict[str, str]:
+    """Wall-clock times, labelled with their ends: `run time` from the job's start (the
+    hub first saw it running) and `total time` from its creation, to its end or to `now`.
+
+    The hub's own `execution_time_seconds` runs to the job's last change while it runs, so
+    it is not shown: these say what they measure.
+    """
+    created, started = _time(job.get("created_at")), _time(job.get("started_at"))
+    ended = _time(job.get("completed_at"))
+    end, until = (ended, "ended") if ended is not None else (now, "now")
+    found: dict[str, str] = {}
+    if started is not None:
+        found["run_time"] = f"{clock_time(end - started)} (started → {until})"
+    if created is not None:
+        found["total_time"] = f"{clock_time(end - created)} (created → {until})"
+    return found
+
+
+def clock_time(span: timedelta) -> str:
+    """`0:00:09`, `1 day, 2:03:04`; whole seconds, never negative (clocks disagree)."""
+    return str(timedelta(seconds=max(int(span.total_seconds()), 0)))
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
     try:
-        data = json.loads(message.data)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    payload = data.get("payload") if isinstance(data, dict) else None
-    if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _name(client: HubClient, path: str, ref: Any, name_key: str) -> str | None:
+    """`slug — name` of a service or panel; its id alone if the hub no longer shows it."""
+    if not isinstance(ref, str) or not ref:
         return None
-    status = str(payload["status"])
-    printer.show(status, float(payload.get("progress") or 0.0))
-    return status
+    try:
+        found = client.get(f"{path}/{segment(ref)}")
+    except HubError:
+        return ref
+    slug, name = found.get("slug") or ref, found.get(name_key)
+    return f"{slug} — {name}" if name and name != slug else str(slug)
 
 
-def _follow(client: HubClient, job_id: str, interval: float, printer: _Printer) -> str:
-    """Poll the job's progress, printing each change; the terminal status."""
-    while True:
-        try:
-            progress = client.get(f"/jobs/{segment(job_id)}/progress")
-        except HubUnreachable as exc:
-            # A hub restart must not end a watch of a job that runs for hours.
-            warn(f"{exc.message}; trying again")
-            time.sleep(max(interval, 5.0))
-            continue
-        status = str(progress["status"])
-        printer.show(status, float(progress.get("progress_percentage") or 0.0))
-        if status in TERMINAL:
-            return status
-        time.sleep(interval)
+def _number(value: Any) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _error_line(error: Any) -> str:

@@ -19,6 +19,12 @@ app = typer.Typer(
     add_completion=False,
     # Expected errors are one line (CliError); a real bug keeps a plain traceback.
     pretty_exceptions_enable=False,
+    # Plain help and usage errors: typer's rich formatting loads rich, markdown-it and
+    # pygments, most of the start-up time of `imputehub --help` (it applies to every
+    # sub-command: typer passes the mode down).
+    rich_markup_mode=None,
+    # Click wraps help at 80 columns by default; use up to 120 of a wider terminal.
+    context_settings={"max_content_width": 120},
 )
 
 

@@ -1,18 +1,27 @@
-"""How the command line shows things: rich tables for people, JSON for scripts."""
+"""How the command line shows things: rich tables for people, JSON for scripts.
+
+rich is imported on first use, not with the module: commands that print plain lines or
+JSON should not pay for it.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-console = Console(highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def console() -> Console:
+    """A console on standard output (made per use: it reads the width from `COLUMNS`)."""
+    from rich.console import Console
+
+    return Console(highlight=False)
 
 
 def print_json(data: Any) -> None:
@@ -72,17 +81,23 @@ def print_table(
     title: str | None = None,
 ) -> None:
     """A table of `rows`; `columns` are (key, heading) pairs."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, show_lines=False)
     for _key, heading in columns:
         table.add_column(heading, overflow="fold")
     for row in rows:
         # Text(), not str: values from the hub are data, never rich markup.
         table.add_row(*(Text(text(row.get(key))) for key, _heading in columns))
-    console.print(table)
+    console().print(table)
 
 
 def print_record(record: Mapping[str, Any], fields: Sequence[tuple[str, str]]) -> None:
     """One object as a two-column table of its `fields` ((key, label) pairs)."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
@@ -91,4 +106,4 @@ def print_record(record: Mapping[str, Any], fields: Sequence[tuple[str, str]]) -
         if value is None or value == [] or value == "":
             continue
         table.add_row(label, Text(text(value)))
-    console.print(table)
+    console().print(table)

@@ -6,7 +6,6 @@ its database and engine directory directly (like `imputehub users create`).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -158,6 +157,8 @@ def import_(
         # Short transactions around the (possibly long) copy: the hub keeps running meanwhile.
         async with operator_session(url) as session:
             service_slug = (await local_engine.local_service(session, service)).slug
+        import asyncio  # here: `imputehub --help` need not load it
+
         meta = await asyncio.to_thread(
             import_panel,
             PanelStore.in_engine_dir(settings.resolved_engine_dir),

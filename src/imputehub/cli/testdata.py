@@ -24,7 +24,6 @@ from imputehub.cli.errors import CliError
 from imputehub.cli.output import human_size
 from imputehub.domain.jobs import Build
 from imputehub.domain.vcf import LENGTHS, bare_chromosome
-from imputehub.engine.demo import simulate_demo_panel
 from imputehub.files.bgzf import BgzfWriter
 
 BASES = b"ACGT"
@@ -147,6 +146,9 @@ def write_demo_targets(out: Path) -> None:
 
     The whole simulation is rerun with the demo panel's fixed seed (so the targets are held
     out of the very panel the hub registers); the panel file itself is not kept."""
+    # Here, not at the top: msprime and numpy take most of a second to load.
+    from imputehub.engine.demo import simulate_demo_panel
+
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".demo-") as scratch:
         demo = simulate_demo_panel(Path(scratch))

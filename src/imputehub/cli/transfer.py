@@ -15,11 +15,13 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from imputehub import __version__
 from imputehub.cli.client import API_PREFIX, HubUnreachable, problem_error, segment
+
+if TYPE_CHECKING:
+    import httpx
 
 READ_SIZE = 1024 * 1024
 # Smaller pieces when the rate is limited, so the pacing is smooth.
@@ -107,6 +109,8 @@ class PartSender:
         retry_delay: float = 1.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        import httpx  # here, not at the top: `imputehub --help` need not load it
+
         headers = {"User-Agent": f"imputehub-cli/{__version__}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -142,6 +146,8 @@ class PartSender:
                 group.create_task(lane())
 
     async def _send_part(self, plan: PartPlan, index: int, on_bytes: Progress) -> None:
+        import httpx
+
         offset, length = plan.span(index)
         sha256 = await asyncio.to_thread(hash_range, plan.path, offset, length)
         path = f"/uploads/{segment(plan.upload_id)}/part/{index}"

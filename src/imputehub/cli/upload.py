@@ -10,37 +10,33 @@ when the parts are joined.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from imputehub.cli import jobs
 from imputehub.cli.client import HubClient, HubError, HubUnreachable, resolve_hub, segment
 from imputehub.cli.errors import CliError
 from imputehub.cli.options import JsonOption, UrlOption
-from imputehub.cli.output import human_size, print_json
+from imputehub.cli.output import human_size, print_json, warn
 from imputehub.cli.settings import load_settings
 from imputehub.cli.token_store import load_login
 from imputehub.cli.transfer import PartPlan, PartSender, RateLimit, hash_range
 from imputehub.cli.upload_state import PendingUpload, UploadStateStore
 from imputehub.domain.jobs import Build, JobMode, Phasing
+
+if TYPE_CHECKING:  # rich and asyncio load when a transfer starts, not for `--help`
+    from rich.console import Console
+    from rich.progress import Progress
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MiB
@@ -80,6 +76,18 @@ def parse_size(text: str, option: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
+@dataclass(frozen=True, kw_only=True)
+class Digest:
+    """A file's SHA-256 as read at one moment (its size and modification time then)."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+
+    def matches(self, info: os.stat_result) -> bool:
+        return (self.size, self.mtime_ns) == (info.st_size, info.st_mtime_ns)
+
+
 class Uploader:
     """Uploads files to one hub, resuming what an earlier run left unfinished."""
 
@@ -100,17 +108,26 @@ class Uploader:
         self.parallel = parallel
         self.part_size = part_size
         self.rate = rate
-        self.console = console or Console(stderr=True)
+        if console is None:
+            from rich.console import Console
 
-    def upload(self, path: Path) -> dict[str, Any]:
-        """Upload one file (or finish an earlier attempt); the hub's file record."""
+            console = Console(stderr=True)
+        self.console = console
+
+    def upload(self, path: Path, digest: Digest | None = None) -> dict[str, Any]:
+        """Upload one file (or finish an earlier attempt); the hub's file record.
+
+        `digest`: the file's SHA-256 from an earlier read, used while the file looks
+        unchanged since (its size and modification time), so it is not read again.
+        """
         path = path.resolve()
         info = path.stat()
         if info.st_size == 0:
             raise CliError(f"{path} is empty")
         pending, state = self._resume(path, info)
         if pending is None or state is None:
-            pending = self._start(path, info)
+            known = digest.sha256 if digest is not None and digest.matches(info) else None
+            pending = self._start(path, info, known)
             state = self.client.get(f"/uploads/{segment(pending.upload_id)}")
         if state["status"] == "open" and state["missing"]:
             self._send(pending, state)
@@ -151,10 +168,11 @@ class Uploader:
             self.client.delete(f"/uploads/{segment(pending.upload_id)}")
         self.store.forget(self.client.url, Path(pending.path))
 
-    def _start(self, path: Path, info: os.stat_result) -> PendingUpload:
-        with self._progress() as progress:
-            task = progress.add_task(f"checksum {path.name}", total=info.st_size)
-            sha256 = hash_range(path, 0, info.st_size, lambda n: progress.advance(task, n))
+    def _start(self, path: Path, info: os.stat_result, sha256: str | None) -> PendingUpload:
+        if sha256 is None:
+            with self._progress() as progress:
+                task = progress.add_task(f"checksum {path.name}", total=info.st_size)
+                sha256 = hash_range(path, 0, info.st_size, lambda n: progress.advance(task, n))
         body: dict[str, Any] = {"filename": path.name, "size": info.st_size, "sha256": sha256}
         if self.part_size is not None:
             body["part_size"] = self.part_size
@@ -191,6 +209,8 @@ class Uploader:
                 ) as sender:
                     await sender.send(plan, missing, lambda n: progress.advance(task, n))
 
+            import asyncio
+
             try:
                 asyncio.run(run())
             except ExceptionGroup as group:
@@ -224,17 +244,28 @@ class Uploader:
                         raise
                 time.sleep(COMPLETE_RETRY_SECONDS)
 
-    @contextmanager
-    def _progress(self) -> Iterator[Progress]:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-        ) as progress:
-            yield progress
+    def _progress(self) -> AbstractContextManager[Progress]:
+        return progress_bar(self.console)
+
+
+def progress_bar(console: Console) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 class Interrupted(CliError):
@@ -305,12 +336,127 @@ def upload(
         typer.echo(_describe(record))
 
 
+# --- submit -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checked:
+    """A file read once before its upload: its VCF report and its digest."""
+
+    report: dict[str, Any]
+    digest: Digest
+
+
+def preflight(paths: Sequence[Path], console: Console) -> list[Checked]:
+    """The hub's pre-flight check of every file, run here first, with its SHA-256 in the
+    same read; or a CliError naming each file with errors (nothing has been sent then)."""
+    from imputehub.files.vcf_check import READ_SIZE, VcfChecker
+
+    checked: list[Checked] = []
+    refused: list[str] = []
+    with progress_bar(console) as progress:
+        for path in paths:
+            checker = VcfChecker()
+            sha256 = hashlib.sha256()
+            try:
+                with path.open("rb") as handle:
+                    info = os.fstat(handle.fileno())
+                    task = progress.add_task(f"check {path.name}", total=info.st_size)
+                    while not checker.failed and (chunk := handle.read(READ_SIZE)):
+                        # (An unreadable file is refused below: its digest goes unused.)
+                        checker.feed(chunk)
+                        sha256.update(chunk)
+                        progress.advance(task, len(chunk))
+            except OSError as exc:
+                raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+            report = checker.finish()
+            if report.errors:
+                refused.append(f"{path}: {_shown(p.message for p in report.errors)}")
+            digest = Digest(sha256=sha256.hexdigest(), size=info.st_size, mtime_ns=info.st_mtime_ns)
+            checked.append(Checked(report=report.to_dict(), digest=digest))
+    if len(refused) == 1:
+        raise CliError(f"{refused[0]} (nothing was uploaded)")
+    if refused:
+        lines = "\n".join(f"  {line}" for line in refused)
+        raise CliError(f"{len(refused)} files cannot be used (nothing was uploaded):\n{lines}")
+    return checked
+
+
+def _shown(messages: Iterable[str], limit: int = 3) -> str:
+    listed = list(messages)
+    more = f" (and {len(listed) - limit} more)" if len(listed) > limit else ""
+    return "; ".join(listed[:limit]) + more
+
+
+def _planned(path: Path, checked: Checked) -> dict[str, Any]:
+    """A file for the hub's dry run, named and sized as its upload will declare it."""
+    return {"filename": path.resolve().name, "size": checked.digest.size, "report": checked.report}
+
+
+def _remove(client: HubClient, records: Sequence[dict[str, Any]]) -> None:
+    """Delete the files a submit uploaded for a job that was not created."""
+    for record in records:
+        try:
+            client.delete(f"/files/{segment(str(record['id']))}")
+        except CliError as exc:
+            typer.echo(
+                f"warning: uploaded file {record['id']} could not be deleted: {exc.message}",
+                err=True,
+            )
+        else:
+            typer.echo(
+                f"deleted {record['filename']} (file {record['id']}) from the hub again: "
+                "no job was created",
+                err=True,
+            )
+
+
+def create_job(up: Uploader, paths: Sequence[Path], body: dict[str, Any]) -> dict[str, Any]:
+    """Check the job locally and with the hub, upload the files, create the job.
+
+    Any refusal comes before the first byte is sent when the checks can foresee it;
+    when one comes later anyway (the job is refused after all, an upload is refused or
+    interrupted), the files this run uploaded are deleted again.
+    """
+    checked = preflight(paths, up.console)
+    planned = [_planned(path, item) for path, item in zip(paths, checked, strict=True)]
+    try:
+        preview = up.client.post("/jobs/check", json={**body, "files": planned})
+    except HubError as exc:
+        if exc.status not in (404, 405):  # its refusals are 422 / 429, never these
+            raise
+        # A hub older than POST /jobs/check (405: the path is taken for /jobs/{id}); it
+        # still checks everything at POST /jobs, after the upload.
+        warn("this hub cannot check a job before its files are uploaded (an older version)")
+    else:
+        typer.echo(
+            f"the hub would accept this job: service {preview['service_slug']}, panel "
+            f"{preview['reference_panel_slug']}, {preview['build']}, "
+            f"phasing {preview['phasing']}, mode {preview['mode']}",
+            err=True,
+        )
+    records: list[dict[str, Any]] = []
+    try:
+        for path, item in zip(paths, checked, strict=True):
+            records.append(up.upload(path, item.digest))
+            typer.echo(_describe(records[-1]), err=True)
+        ids = [record["id"] for record in records]
+        job: dict[str, Any] = up.client.post("/jobs", json={**body, "input_file_ids": ids})
+    except BaseException:
+        _remove(up.client, records)
+        raise
+    return job
+
+
 def submit(
     files: FilesArgument,
     service: Annotated[str, typer.Option("--service", help="Service id or slug.")],
     panel: Annotated[str, typer.Option("--panel", help="Reference panel id or slug.")],
     build: Annotated[Build, typer.Option("--build", help="Genome build of the files.")],
-    phasing: Annotated[Phasing, typer.Option("--phasing", help="Phasing method.")],
+    phasing: Annotated[
+        Phasing | None,
+        typer.Option("--phasing", help="Phasing method (required unless --mode qc_only)."),
+    ] = None,
     population: Annotated[
         str | None, typer.Option("--population", help="Population of the samples.")
     ] = None,
@@ -333,26 +479,33 @@ def submit(
     json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
-    """Upload files (resumable) and submit one imputation job with them."""
+    """Check files and job, upload the files (resumable) and submit one job with them.
+
+    The files are checked here and the job by the hub before anything is uploaded; a
+    refused job leaves no uploaded file behind.
+    """
+    if phasing is None and mode is JobMode.IMPUTATION:
+        choices = ", ".join(member.value for member in Phasing)
+        raise typer.BadParameter(
+            f"required in imputation mode: choose one of {choices} "
+            "(only --mode qc_only runs without it)",
+            param_hint="'--phasing'",
+        )
+    body = {
+        "name": name or files[0].name,
+        "service_id": service,
+        "reference_panel_id": panel,
+        "build": build.value,
+        "phasing": phasing.value if phasing is not None else None,
+        "population": population,
+        "mode": mode.value,
+        "r2_filter": r2_filter,
+    }
     with (
         interruptible(),
         uploader(url, parallel=parallel, part_size=part_size, limit_rate=limit_rate) as up,
     ):
-        records = [up.upload(path) for path in files]
-        for record in records:
-            typer.echo(_describe(record), err=True)
-        body = {
-            "name": name or files[0].name,
-            "service_id": service,
-            "reference_panel_id": panel,
-            "input_file_ids": [record["id"] for record in records],
-            "build": build.value,
-            "phasing": phasing.value,
-            "population": population,
-            "mode": mode.value,
-            "r2_filter": r2_filter,
-        }
-        job = up.client.post("/jobs", json={k: v for k, v in body.items() if v is not None})
+        job = create_job(up, files, {k: v for k, v in body.items() if v is not None})
     if json:
         print_json(job)
     else:

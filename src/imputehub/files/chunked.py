@@ -125,18 +125,23 @@ def require_open(upload: Upload, now: datetime) -> None:
         )
 
 
+def check_upload_size(size: int, limit: int) -> None:
+    """Refuse a file of `size` bytes that the hub would not take (also a job's dry run)."""
+    if size <= 0:
+        raise InvalidInput("size must be a positive number of bytes", field="size")
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the file is larger than the limit of {limit} bytes",
+            limit=limit,
+        )
+
+
 async def init_upload(
     runtime: Runtime, user: User, request: UploadRequest, *, now: datetime
 ) -> Upload:
     """Check the request, reserve quota and start the storage's multipart upload."""
     settings = runtime.settings
-    if request.size <= 0:
-        raise InvalidInput("size must be a positive number of bytes", field="size")
-    if request.size > settings.max_upload_size:
-        raise PayloadTooLarge(
-            f"the file is larger than the limit of {settings.max_upload_size} bytes",
-            limit=settings.max_upload_size,
-        )
+    check_upload_size(request.size, settings.max_upload_size)
     min_part_size, max_part_count = part_limits(runtime.storage)
     part_size = choose_part_size(
         request.size,

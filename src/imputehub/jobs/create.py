@@ -1,5 +1,8 @@
 """Creating a job: check everything first, then queue it for the worker.
 
+`check_request` holds every check; `create_job` and its dry run `preview_job` (POST
+/jobs/check: files described, not yet uploaded) both call it, so they cannot disagree.
+
 A job that passes is `pending` and due at once (`next_step="submit"`), with a first
 status-update row. A job that fails any check leaves nothing behind: no row, and none of
 the files that came with the request.
@@ -9,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +24,7 @@ from imputehub.db.models import Job, JobInput, ReferencePanel, Service, StoredFi
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
 from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, Step
+from imputehub.files.chunked import check_upload_size
 from imputehub.files.uploads import StagedUpload, discard, record_uploads
 from imputehub.jobs import lifecycle, validation
 from imputehub.registry import lookup
@@ -36,12 +41,68 @@ class JobRequest:
     service: str
     reference_panel: str
     build: str
-    phasing: str
+    # None: required in imputation mode; a qc_only job gets validation.QC_ONLY_PHASING.
+    phasing: str | None
     input_file_ids: tuple[str, ...] = ()
     description: str | None = None
     population: str | None = None
     mode: str = JobMode.IMPUTATION.value
     r2_filter: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedFile:
+    """A file the client has not uploaded yet, as it describes it (for a dry run).
+
+    `report` is the client's own pre-flight VCF report (`VcfReport.to_dict()`), or None
+    when it has none: then only the size is checked. It is advisory: the real job is
+    checked against the report the hub itself makes of the uploaded bytes.
+    """
+
+    filename: str
+    size: int
+    report: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckedRequest:
+    """A request that passed every check, with the rows it names."""
+
+    name: str
+    description: str
+    service: Service
+    panel: ReferencePanel
+    build: Build
+    phasing: Phasing
+    population: str | None
+    mode: JobMode
+    r2_filter: float | None
+    files: tuple[StoredFile, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviewInput:
+    id: str | None  # None: a planned file, not uploaded yet
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPreview:
+    """What `create_job` would make of a request: plain values, no rows."""
+
+    name: str
+    description: str
+    service_id: str
+    service_slug: str
+    reference_panel_id: str
+    reference_panel_slug: str
+    build: str
+    phasing: str
+    population: str | None
+    mode: str
+    r2_filter: float | None
+    inputs: tuple[PreviewInput, ...]
 
 
 async def count_active_jobs(session: AsyncSession, user_id: str) -> int:
@@ -94,6 +155,8 @@ async def _panel(session: AsyncSession, ref: str, service: Service) -> Reference
 async def _input_files(
     session: AsyncSession, owner_id: str, ids: Sequence[str], service: Service
 ) -> list[StoredFile]:
+    if not ids:
+        return []  # a dry run's files may all be still to come
     # FOR SHARE (PostgreSQL): a file cannot be deleted while a job is being made from it.
     rows = await session.scalars(
         select(StoredFile)
@@ -113,33 +176,40 @@ async def _input_files(
                 f"file {file_id} is a job result; only uploaded files can be job inputs",
                 field="input_file_ids",
             )
-        if service.max_upload_size is not None and record.size > service.max_upload_size:
-            raise InvalidInput(
-                f"file '{record.filename}' ({record.size} bytes) is larger than service "
-                f"'{service.slug}' accepts ({service.max_upload_size} bytes)",
-                field="input_file_ids",
-            )
+        _fits_service(record.filename, record.size, service)
         files.append(record)
     return files
 
 
-async def create_job(
+def _fits_service(filename: str, size: int, service: Service) -> None:
+    if service.max_upload_size is not None and size > service.max_upload_size:
+        raise InvalidInput(
+            f"file '{filename}' ({size} bytes) is larger than service "
+            f"'{service.slug}' accepts ({service.max_upload_size} bytes)",
+            field="input_file_ids",
+        )
+
+
+async def check_request(
     session: AsyncSession,
     *,
     owner_id: str,
     request: JobRequest,
-    now: datetime,
     max_active_jobs: int,
-    retry_of: str | None = None,
-) -> Job:
-    """Validate `request` and add a pending job to the session; raises before adding anything."""
+    planned: Sequence[PlannedFile] = (),
+) -> CheckedRequest:
+    """Every check a new job must pass; raises the first refusal, writes nothing.
+
+    `planned` files (a dry run's) come after `request.input_file_ids` and meet the same
+    rules, judged from what the client says of them.
+    """
     name = validation.name(request.name)
     description = validation.description(request.description)
     build = validation.choice(Build, request.build, field="build")
-    phasing = validation.choice(Phasing, request.phasing, field="phasing")
     mode = validation.choice(JobMode, request.mode, field="mode")
+    phasing = validation.phasing(request.phasing, mode=mode)
     r2_filter = validation.r2_filter(request.r2_filter)
-    ids = validation.input_file_ids(request.input_file_ids)
+    ids = validation.input_file_ids(request.input_file_ids, planned=len(planned))
     service = await _service(session, request.service)
     panel = await _panel(session, request.reference_panel, service)
     validation.build(
@@ -152,32 +222,104 @@ async def create_job(
         request.population, panel_slug=panel.slug, panel_populations=panel.populations or ()
     )
     files = await _input_files(session, owner_id, ids, service)
-    for record in files:
+    for item in planned:
+        _fits_service(item.filename, item.size, service)
+    reports: list[tuple[str, Mapping[str, Any] | None]] = [
+        (record.filename, record.validation) for record in files
+    ]
+    reports += [(item.filename, item.report) for item in planned if item.report is not None]
+    for filename, report in reports:
         validation.input_report(
-            record.filename,
-            record.validation,
+            filename,
+            report,
             build=build.value,
             phasing=phasing.value,
             mode=mode.value,
             api_type=service.api_type,
         )
     await ensure_below_active_limit(session, owner_id, max_active_jobs)
+    return CheckedRequest(
+        name=name,
+        description=description,
+        service=service,
+        panel=panel,
+        build=build,
+        phasing=phasing,
+        population=population,
+        mode=mode,
+        r2_filter=r2_filter,
+        files=tuple(files),
+    )
 
+
+async def preview_job(
+    runtime: Runtime,
+    *,
+    owner_id: str,
+    request: JobRequest,
+    planned: Sequence[PlannedFile] = (),
+) -> JobPreview:
+    """The dry run of `create_job`: the same checks, the job it would make, nothing written.
+
+    The session is never committed: closing it rolls back whatever the checks touched
+    (the lock on the user's row that serialises job creation).
+    """
+    for item in planned:
+        check_upload_size(item.size, runtime.settings.max_upload_size)
+    async with runtime.db.sessionmaker() as session:
+        checked = await check_request(
+            session,
+            owner_id=owner_id,
+            request=request,
+            max_active_jobs=runtime.settings.max_active_jobs_per_user,
+            planned=planned,
+        )
+        inputs = [PreviewInput(id=f.id, filename=f.filename, size=f.size) for f in checked.files]
+        inputs += [PreviewInput(id=None, filename=p.filename, size=p.size) for p in planned]
+        return JobPreview(
+            name=checked.name,
+            description=checked.description,
+            service_id=checked.service.id,
+            service_slug=checked.service.slug,
+            reference_panel_id=checked.panel.id,
+            reference_panel_slug=checked.panel.slug,
+            build=checked.build.value,
+            phasing=checked.phasing.value,
+            population=checked.population,
+            mode=checked.mode.value,
+            r2_filter=checked.r2_filter,
+            inputs=tuple(inputs),
+        )
+
+
+async def create_job(
+    session: AsyncSession,
+    *,
+    owner_id: str,
+    request: JobRequest,
+    now: datetime,
+    max_active_jobs: int,
+    retry_of: str | None = None,
+) -> Job:
+    """Validate `request` and add a pending job to the session; raises before adding anything."""
+    checked = await check_request(
+        session, owner_id=owner_id, request=request, max_active_jobs=max_active_jobs
+    )
     job = Job(
         id=new_id(),
         user_id=owner_id,
-        service_id=service.id,
-        reference_panel_id=panel.id,
+        service_id=checked.service.id,
+        reference_panel_id=checked.panel.id,
         retry_of=retry_of,
-        name=name,
-        description=description,
+        name=checked.name,
+        description=checked.description,
         status=JobStatus.PENDING.value,
         progress=0.0,
-        build=build.value,
-        phasing=phasing.value,
-        population=population,
-        mode=mode.value,
-        r2_filter=r2_filter,
+        build=checked.build.value,
+        phasing=checked.phasing.value,
+        population=checked.population,
+        mode=checked.mode.value,
+        r2_filter=checked.r2_filter,
         service_logs=[],
         error_log=[],
         attempts=0,
@@ -186,7 +328,8 @@ async def create_job(
         next_step=Step.SUBMIT.value,
         next_run_at=now,
         inputs=[
-            JobInput(file_id=record.id, position=i, file=record) for i, record in enumerate(files)
+            JobInput(file_id=record.id, position=i, file=record)
+            for i, record in enumerate(checked.files)
         ],
     )
     session.add(job)

@@ -21,6 +21,10 @@ MAX_POPULATION = 32
 # The Michigan imputation servers refuse smaller inputs (their own limit and wording).
 MICHIGAN_MIN_SAMPLES = 20
 SHOWN_PROBLEMS = 3
+# A QC-only job phases nothing, yet Michigan-type servers read `phasing` even then: their
+# input validation refuses unphased data when it is `no_phasing` (or empty), before QC
+# starts. A QC-only job that names no method therefore gets the servers' own default.
+QC_ONLY_PHASING = Phasing.EAGLE
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -60,11 +64,27 @@ def r2_filter(value: float | None) -> float | None:
     return value
 
 
-def input_file_ids(ids: Sequence[str]) -> tuple[str, ...]:
-    """The ids in order; at least one, at most MAX_INPUT_FILES, none twice."""
-    if not ids:
+def phasing(value: str | None, *, mode: JobMode) -> Phasing:
+    """The phasing method; required for imputation, QC_ONLY_PHASING when a QC run names none."""
+    if value is not None:
+        return choice(Phasing, value, field="phasing")
+    if mode == JobMode.QC_ONLY:
+        return QC_ONLY_PHASING
+    allowed = ", ".join(member.value for member in Phasing)
+    message = (
+        f"phasing is required in imputation mode: choose one of {allowed} "
+        "(only a qc_only job may leave it out)"
+    )
+    # `errors` in the shape of a malformed body's, so clients find the field either way.
+    raise InvalidInput(message, field="phasing", errors=[{"field": "phasing", "message": message}])
+
+
+def input_file_ids(ids: Sequence[str], *, planned: int = 0) -> tuple[str, ...]:
+    """The ids in order; none twice; with `planned` files still to come (a dry run), at
+    least one file and at most MAX_INPUT_FILES in all."""
+    if not ids and not planned:
         raise InvalidInput("the job needs at least one input file", field="input_file_ids")
-    if len(ids) > MAX_INPUT_FILES:
+    if len(ids) + planned > MAX_INPUT_FILES:
         raise InvalidInput(
             f"a job takes at most {MAX_INPUT_FILES} input files", field="input_file_ids"
         )

@@ -1,0 +1,273 @@
+"""The jobs API's wire models: request bodies, public views, and how a job becomes one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imputehub.db.models import Job
+from imputehub.domain.jobs import Build, JobMode, JobStatus, Phasing
+from imputehub.domain.vcf import Severity
+from imputehub.jobs import create, lifecycle, validation
+
+# Chromosome names and problems in one client report (a checker's report has at most
+# 20 names and one problem per rule).
+MAX_REPORT_ITEMS = 100
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=validation.MAX_NAME)
+    description: str | None = Field(default=None, max_length=validation.MAX_DESCRIPTION)
+    service_id: str = Field(min_length=1, max_length=100, description="service id or slug")
+    reference_panel_id: str = Field(
+        min_length=1, max_length=100, description="reference panel id or slug"
+    )
+    input_file_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=validation.MAX_INPUT_FILES
+    )
+    build: Build
+    phasing: Phasing | None = Field(
+        default=None,
+        description="required in imputation mode; a qc_only job without it gets "
+        f"'{validation.QC_ONLY_PHASING.value}', the Michigan servers' default",
+    )
+    population: str | None = Field(default=None, max_length=validation.MAX_POPULATION)
+    mode: JobMode = JobMode.IMPUTATION
+    r2_filter: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    def to_request(self) -> create.JobRequest:
+        return create.JobRequest(
+            name=self.name,
+            description=self.description,
+            service=self.service_id,
+            reference_panel=self.reference_panel_id,
+            input_file_ids=tuple(self.input_file_ids),
+            build=self.build.value,
+            phasing=self.phasing.value if self.phasing is not None else None,
+            population=self.population,
+            mode=self.mode.value,
+            r2_filter=self.r2_filter,
+        )
+
+
+class ReportProblem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    severity: Severity
+    code: str = Field(default="", max_length=64)
+    message: str = Field(default="", max_length=2000)
+
+
+class PreflightReport(BaseModel):
+    """The figures of a client's own pre-flight report (`VcfReport.to_dict()`) that the
+    job's checks read; other keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    samples: int = Field(ge=0, le=10**9)
+    chromosomes: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, max_length=MAX_REPORT_ITEMS
+    )
+    build: str | None = Field(default=None, max_length=16)
+    build_source: str | None = Field(default=None, max_length=32)
+    phased_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    problems: list[ReportProblem] = Field(default_factory=list, max_length=MAX_REPORT_ITEMS)
+
+
+class PlannedInput(BaseModel):
+    """A file not uploaded yet: its name, size in bytes and the client's own VCF report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255)
+    size: int = Field(ge=1, le=2**62)
+    report: PreflightReport | None = Field(
+        default=None, description="without it, only the file's size is checked"
+    )
+
+
+class JobCheck(JobCreate):
+    """A job to check without creating it: POST /jobs's body, with files still to upload."""
+
+    files: list[PlannedInput] = Field(
+        default_factory=list,
+        max_length=validation.MAX_INPUT_FILES,
+        description="files to be uploaded; they come after input_file_ids",
+    )
+
+    def planned(self) -> tuple[create.PlannedFile, ...]:
+        return tuple(
+            create.PlannedFile(
+                filename=item.filename,
+                size=item.size,
+                report=item.report.model_dump(mode="json") if item.report else None,
+            )
+            for item in self.files
+        )
+
+
+class CheckedInputPublic(BaseModel):
+    id: str | None = Field(description="the stored file's id; null for a file still to upload")
+    filename: str
+    size: int
+
+
+class JobCheckPublic(BaseModel):
+    """The job POST /jobs would create from the same body, once the files are uploaded."""
+
+    name: str
+    description: str
+    service_id: str
+    service_slug: str
+    reference_panel_id: str
+    reference_panel_slug: str
+    build: str
+    phasing: str
+    population: str | None
+    mode: str
+    r2_filter: float | None
+    input_files: list[CheckedInputPublic]
+
+
+class InputFilePublic(BaseModel):
+    id: str
+    filename: str
+    size: int
+
+
+class JobErrorPublic(BaseModel):
+    at: datetime | None
+    message: str
+    attempt: int | None
+    transient: bool
+
+
+class JobSummary(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    description: str
+    status: JobStatus
+    progress_percentage: float
+    service_id: str
+    reference_panel_id: str
+    input_files: list[InputFilePublic]
+    build: str
+    phasing: str
+    population: str | None
+    mode: str
+    r2_filter: float | None
+    external_job_id: str | None
+    error_message: str | None
+    retry_of: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    execution_time_seconds: float | None
+    files_expired: bool = Field(
+        description="retention removed some of the job's input or result files"
+    )
+
+
+class JobPublic(JobSummary):
+    errors: list[JobErrorPublic] = Field(description="the last errors met, oldest first")
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class StatusUpdatePublic(BaseModel):
+    status: JobStatus
+    progress_percentage: float
+    message: str
+    created_at: datetime
+
+
+class JobProgress(BaseModel):
+    id: str
+    status: JobStatus
+    progress_percentage: float
+    updated_at: datetime
+
+
+class JobLogs(BaseModel):
+    id: str
+    logs: list[str] = Field(description="the service's own step messages")
+
+
+class ResultFilePublic(BaseModel):
+    id: str
+    filename: str
+    size: int
+    sha256: str
+    download_url: str
+
+
+class JobStatsPublic(BaseModel):
+    by_status: dict[str, int]
+    total: int
+    active: int
+    completed: int
+    failed: int
+    cancelled: int
+    success_rate: float | None = Field(description="completed / (completed + failed), 0-1")
+    mean_execution_time_seconds: float | None
+
+
+def _summary_fields(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "user_id": job.user_id,
+        "name": job.name,
+        "description": job.description,
+        "status": job.status,
+        "progress_percentage": job.progress,
+        "service_id": job.service_id,
+        "reference_panel_id": job.reference_panel_id,
+        "input_files": [
+            InputFilePublic(id=item.file.id, filename=item.file.filename, size=item.file.size)
+            for item in job.inputs
+        ],
+        "build": job.build,
+        "phasing": job.phasing,
+        "population": job.population,
+        "mode": job.mode,
+        "r2_filter": job.r2_filter,
+        "external_job_id": job.external_job_id,
+        "error_message": job.error_message,
+        "retry_of": job.retry_of,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "execution_time_seconds": lifecycle.execution_time_seconds(job),
+        "files_expired": job.files_expired_at is not None,
+    }
+
+
+def _error_entry(entry: Any) -> JobErrorPublic:
+    data = entry if isinstance(entry, dict) else {"message": str(entry)}
+    attempt = data.get("attempt")
+    return JobErrorPublic(
+        at=data.get("at"),
+        message=str(data.get("message", "")),
+        attempt=attempt if isinstance(attempt, int) else None,
+        transient=bool(data.get("transient", False)),
+    )
+
+
+def job_public(job: Job) -> JobPublic:
+    return JobPublic(**_summary_fields(job), errors=[_error_entry(e) for e in job.error_log or []])
+
+
+def job_summary(job: Job) -> JobSummary:
+    return JobSummary(**_summary_fields(job))
