@@ -34,8 +34,10 @@ deps-test: uv
 	@$(UV) sync --frozen --quiet --project tests/peers/sapporo
 	@$(UV) sync --frozen --quiet --project tests/peers/wes_service
 
+# The venv's own command, not `uv run`: Ctrl-C in the terminal reaches the hub once (uv would
+# forward a second SIGINT, which uvicorn takes as "force exit" and shuts down half-way).
 run: deps
-	$(UV) run --frozen --no-dev imputehub serve
+	.venv/bin/imputehub serve
 
 lint: deps-test
 	$(UV) run --frozen ruff format --check $(PY_DIRS)
