@@ -168,7 +168,13 @@ class JobSummary(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
-    execution_time_seconds: float | None
+    execution_time_seconds: float | None = Field(
+        description=(
+            "wall-clock seconds from started_at (the hub first saw the job running) to "
+            "completed_at (when it ended, whatever the outcome); while it is still active, "
+            "to its last change (updated_at)"
+        )
+    )
     files_expired: bool = Field(
         description="retention removed some of the job's input or result files"
     )
