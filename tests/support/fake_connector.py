@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,12 @@ class FakeConnector:
         return []
 
     async def find(
-        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+        self,
+        service: ServiceInfo,
+        idempotency_key: str,
+        credential: str | None,
+        *,
+        submitted_after: datetime | None = None,
     ) -> ExternalRef | None:
         with self._state() as state:
             self._call(state, "find", idempotency_key)

@@ -170,9 +170,13 @@ class MichiganEmulator:
             self.download_count - blob.count for (_, n), blob in self.blobs.items() if n == name
         )
 
-    def occupy(self, username: str, count: int) -> list[EmulatedJob]:
-        """`count` other jobs of this user, running until a test finishes them."""
+    def occupy(
+        self, username: str, count: int, *, age_seconds: float = 0.0, state: int = 2
+    ) -> list[EmulatedJob]:
+        """`count` other jobs of this user, running until a test finishes them (or, with
+        `state=4` and an age, a history of finished jobs submitted that long ago)."""
         made: list[EmulatedJob] = []
+        submitted_ms = int((time.time() - age_seconds) * 1000)
         for index in range(count):
             with self._lock:
                 self._counter += 1
@@ -183,10 +187,10 @@ class MichiganEmulator:
                 user=username,
                 password=secrets.token_hex(8),
                 fields={},
-                submitted_ms=int(time.time() * 1000),
+                submitted_ms=submitted_ms,
                 outcome="success",
                 failure_message="",
-                state=2,
+                state=state,
             )
             self.jobs[job_id] = job
             self.order.append(job_id)

@@ -150,9 +150,18 @@ class Connector(Protocol):
     ) -> list[PanelInfo]: ...
 
     async def find(
-        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+        self,
+        service: ServiceInfo,
+        idempotency_key: str,
+        credential: str | None,
+        *,
+        submitted_after: datetime | None = None,
     ) -> ExternalRef | None:
-        """The job submitted earlier under this key, if the service has it."""
+        """The job submitted earlier under this key, if the service has it.
+
+        `submitted_after`: when the hub recorded its intent to submit; a service that lists
+        jobs newest first with their submission times may stop looking at older ones.
+        """
         ...
 
     async def submit(

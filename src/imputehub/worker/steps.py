@@ -288,7 +288,9 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
         if not await outcomes.write(runtime, ctx.claim, intent, release=False):
             return
     else:
-        ref = await connector.find(ctx.service, ctx.job_id, ctx.credential)
+        ref = await connector.find(
+            ctx.service, ctx.job_id, ctx.credential, submitted_after=ctx.submit_started_at
+        )
         if ref is not None:
             logger.info(
                 "adopted a job submitted before a crash",
@@ -441,7 +443,9 @@ async def _external_ref(ctx: Context, connector: Connector) -> ExternalRef | Non
     if ctx.external_job_id is not None:
         return ExternalRef(external_id=ctx.external_job_id, secret=ctx.secret)
     if ctx.submit_started_at is not None:
-        found = await connector.find(ctx.service, ctx.job_id, ctx.credential)
+        found = await connector.find(
+            ctx.service, ctx.job_id, ctx.credential, submitted_after=ctx.submit_started_at
+        )
         return None if found is None else replace(found, secret=ctx.secret)
     return None
 

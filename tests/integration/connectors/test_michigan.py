@@ -227,6 +227,28 @@ async def test_find_recognises_a_job_by_its_hub_id_across_pages(
     assert ("GET", "/api/v2/jobs") in emulator.calls
 
 
+async def test_find_after_an_interrupted_submit_stops_at_jobs_older_than_the_intent(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    # A user with a long history: 60 finished jobs from last week, four pages of them.
+    emulator.occupy("alice", 60, age_seconds=7 * 24 * 3600, state=4)
+    intent = datetime.now(UTC)
+    await submit(service, spec(job_id="job-after-intent"))
+
+    found = await connector.find(service, "job-after-intent", TOKEN, submitted_after=intent)
+    assert found is not None
+    assert found.external_id == emulator.job_named("job-after-intent").id
+
+    # Never sent: the first page's week-old jobs end the search (one request, not five).
+    before = emulator.calls.count(("GET", "/api/v2/jobs"))
+    assert await connector.find(service, "job-never-sent", TOKEN, submitted_after=intent) is None
+    assert emulator.calls.count(("GET", "/api/v2/jobs")) - before == 1
+
+    # A server clock up to an hour behind the hub's still finds the job.
+    early = intent + timedelta(minutes=50)
+    assert await connector.find(service, "job-after-intent", TOKEN, submitted_after=early)
+
+
 # ---- following ------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
@@ -164,10 +165,17 @@ class DnastackConnector(WesConnector):
         )
 
     async def find(
-        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+        self,
+        service: ServiceInfo,
+        idempotency_key: str,
+        credential: str | None,
+        *,
+        submitted_after: datetime | None = None,
     ) -> ExternalRef | None:
         return await self._once_more(
-            lambda: super(DnastackConnector, self).find(service, idempotency_key, credential)
+            lambda: super(DnastackConnector, self).find(
+                service, idempotency_key, credential, submitted_after=submitted_after
+            )
         )
 
     async def submit(

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -122,7 +123,12 @@ class LocalConnector:
         return RunDir(self.config.runs / name)
 
     async def find(
-        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+        self,
+        service: ServiceInfo,
+        idempotency_key: str,
+        credential: str | None,
+        *,
+        submitted_after: datetime | None = None,
     ) -> ExternalRef | None:
         run = self._run(idempotency_key)
         if await asyncio.to_thread(run.exists):

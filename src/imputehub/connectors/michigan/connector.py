@@ -52,6 +52,9 @@ TRANSFER_SECONDS = 300.0
 API_SECONDS = 60.0
 CONNECT_SECONDS = 15.0
 MAX_PAGES = 100
+# How far the server's clock may lag the hub's when `find` decides a listed job is too old to
+# be the one an interrupted submit sent.
+CLOCK_SKEW_SECONDS = 3600.0
 MODES = {"imputation": "imputation", "qc_only": "qconly", "qconly": "qconly"}
 
 
@@ -65,6 +68,12 @@ def _base(service: ServiceInfo) -> str:
 
 def _aes(service: ServiceInfo) -> bool:
     return service.api_config.get("aes_encryption") is True
+
+
+def _submitted_before(job: Mapping[str, Any], oldest_ms: float | None) -> bool:
+    """Whether the listed job was submitted before `oldest_ms` (epoch ms), as far as known."""
+    submitted = job.get("submittedOn")
+    return oldest_ms is not None and isinstance(submitted, int | float) and submitted < oldest_ms
 
 
 def _headers(credential: str | None) -> dict[str, str]:
@@ -139,9 +148,22 @@ class MichiganConnector:
         return _panels(details)
 
     async def find(
-        self, service: ServiceInfo, idempotency_key: str, credential: str | None
+        self,
+        service: ServiceInfo,
+        idempotency_key: str,
+        credential: str | None,
+        *,
+        submitted_after: datetime | None = None,
     ) -> ExternalRef | None:
         headers = _headers(credential)
+        # The list is newest first: a job submitted before the hub's intent (less the clocks'
+        # disagreement) and everything after it are older than ours. Without this, every
+        # interrupted submit paged through the user's whole history.
+        oldest_ms = (
+            None
+            if submitted_after is None
+            else (submitted_after.timestamp() - CLOCK_SKEW_SECONDS) * 1000
+        )
         async with transient_client(self.api_timeout, headers=headers) as client:
             page: int | None = 1
             for _ in range(MAX_PAGES):
@@ -151,8 +173,12 @@ class MichiganConnector:
                 check(response)
                 body = json_object(response)
                 for job in body.get("data") or []:
-                    if isinstance(job, Mapping) and job.get("name") == idempotency_key:
+                    if not isinstance(job, Mapping):
+                        continue
+                    if job.get("name") == idempotency_key:
                         return ExternalRef(external_id=str(job["id"]))
+                    if _submitted_before(job, oldest_ms):
+                        return None
                 following = body.get("next")
                 page = following if isinstance(following, int) and following > page else None
         return None
