@@ -22,8 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.clock import Clock
 from imputehub.db.models import Job
 from imputehub.db.session import Database
+from imputehub.domain.jobs import Step
 
 logger = logging.getLogger("imputehub.worker")
+
+SUBMIT = Step.SUBMIT.value
 
 
 # A signal inside the worker, never shown to users: not part of domain/errors.py.
@@ -47,17 +50,50 @@ async def claim_due_jobs(
     now: datetime,
     lease_seconds: float,
     limit: int,
+    submit_limit: int | None = None,
 ) -> list[Claim]:
-    """Lease up to `limit` due jobs to `owner` in one statement; the caller commits.
+    """Lease up to `limit` due jobs to `owner`, fairly between new and running jobs; the
+    caller commits.
+
+    Submits (new jobs; an upload can take long) and the other steps (polls, fetches,
+    cancels of jobs the services already run) are claimed apart, each oldest due first: a
+    quarter of the batch is kept for submits, the rest goes to the other steps, and what
+    either leaves unused goes to submits. So a burst of a thousand new jobs never holds up
+    the polls and fetches that finish jobs, and many running jobs never keep new ones
+    from being submitted. `submit_limit` caps the submits (the worker's free submit slots).
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` lets concurrent workers pass over each other's
     rows instead of waiting or double-claiming; SQLite renders no locking clause and needs
     none, since it runs one write statement at a time.
     """
+    submits_allowed = limit if submit_limit is None else max(0, min(limit, submit_limit))
+    reserved = min(submits_allowed, max(1, limit // 4))
+    submits = await _claim(session, owner, now, lease_seconds, reserved, submits=True)
+    others = await _claim(session, owner, now, lease_seconds, limit - len(submits), submits=False)
+    room = min(limit - len(submits) - len(others), submits_allowed - len(submits))
+    if len(submits) == reserved and room > 0:  # the reserve was used up: more may be due
+        submits += await _claim(session, owner, now, lease_seconds, room, submits=True)
+    return others + submits
+
+
+async def _claim(
+    session: AsyncSession,
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    *,
+    submits: bool,
+) -> list[Claim]:
+    """One statement: lease up to `limit` due submits (or due other steps), oldest first."""
+    if limit <= 0:
+        return []
+    step = Job.next_step == SUBMIT if submits else Job.next_step != SUBMIT
     due = (
         select(Job.id)
         .where(
             Job.next_step.is_not(None),
+            step,
             Job.next_run_at <= now,
             or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
         )
@@ -69,13 +105,13 @@ async def claim_due_jobs(
         update(Job)
         .where(Job.id.in_(due))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(Job.id, Job.next_step)
+        .returning(Job.id, Job.next_step, Job.next_run_at)
         .execution_options(synchronize_session=False)
     )
+    # RETURNING keeps no order: the oldest due first, as they were chosen.
+    rows = sorted(result.all(), key=lambda row: row[2] or now)
     return [
-        Claim(job_id=job_id, step=step, owner=owner)
-        for job_id, step in result.all()
-        if step is not None
+        Claim(job_id=job_id, step=step, owner=owner) for job_id, step, _ in rows if step is not None
     ]
 
 

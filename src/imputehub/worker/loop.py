@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 
 from imputehub.db.models import WorkerHeartbeat
+from imputehub.domain.jobs import Step
 from imputehub.files import retention, upload_expiry
 from imputehub.monitoring import counters
 from imputehub.notify import delivery, relay
@@ -74,6 +75,10 @@ class Worker:
         self._health_checks = health_checks or self._registry_health_checks
         self._claims = itertools.count(1)
         self._running: set[asyncio.Task[None]] = set()
+        # Submits may stream gigabytes for many minutes: they get at most three quarters of
+        # the concurrency, so polls, fetches and cancels always have slots to finish jobs in.
+        self._submits: set[asyncio.Task[None]] = set()
+        self.submit_slots = max(1, self.concurrency * 3 // 4)
         # Set when a step ends: its job's next step may be due at once (a fetch right after
         # the poll that saw the service finish), and a concurrency slot is free again.
         self._wake = asyncio.Event()
@@ -98,7 +103,8 @@ class Worker:
                     next_housekeeping = loop.time() + self.poll_interval
                 free = self.concurrency - len(self._running)
                 wanted = min(self.batch_size, free)
-                claims = await self._claim(wanted) if wanted > 0 else []
+                submit_room = self.submit_slots - len(self._submits)
+                claims = await self._claim(wanted, submit_room) if wanted > 0 else []
                 if stop.is_set():
                     # Told to stop while claiming: take on nothing new.
                     await self._give_back(claims)
@@ -132,7 +138,7 @@ class Worker:
         await asyncio.gather(*(bounded(claim) for claim in claims))
         return len(claims)
 
-    async def _claim(self, limit: int) -> list[Claim]:
+    async def _claim(self, limit: int, submit_limit: int | None = None) -> list[Claim]:
         owner = f"{self.worker_id}#{next(self._claims)}"
         try:
             async with self.runtime.db.session() as session:
@@ -142,6 +148,7 @@ class Worker:
                     now=self.runtime.clock.now(),
                     lease_seconds=self.lease_seconds,
                     limit=limit,
+                    submit_limit=submit_limit,
                 )
         except Exception:
             # The database may be briefly unreachable; the loop tries again next round.
@@ -203,10 +210,13 @@ class Worker:
             steps.run_step(self.runtime, claim), name=f"step-{claim.step}-{claim.job_id}"
         )
         self._running.add(task)
+        if claim.step == Step.SUBMIT.value:
+            self._submits.add(task)
         task.add_done_callback(self._step_done)
 
     def _step_done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._submits.discard(task)
         self._wake.set()
 
     async def _drain(self) -> None:

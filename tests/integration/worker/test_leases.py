@@ -241,3 +241,38 @@ async def test_claims_given_back_by_a_stopping_worker_are_claimable_at_once(
             session, owner="next#1", now=now, lease_seconds=60, limit=10
         )
     assert [c.job_id for c in again] == [job.id]
+
+
+async def test_claims_share_each_batch_between_new_jobs_and_finishing_ones(
+    hub: Runtime, clock: FakeClock, user_id: str
+) -> None:
+    now = clock.now()
+    # A burst of 12 new jobs, due long before the 6 running jobs' next polls.
+    burst = [
+        await new_job(hub, user_id, next_run_at=now - timedelta(minutes=60 - i)) for i in range(12)
+    ]
+    polls = [
+        await new_job(
+            hub, user_id, status="running", next_step="poll", next_run_at=now - timedelta(seconds=i)
+        )
+        for i in range(6, 0, -1)
+    ]
+
+    async def claim(owner: str, limit: int, submit_limit: int | None = None) -> list[str]:
+        async with hub.db.session() as session:
+            claims = await leases.claim_due_jobs(
+                session,
+                owner=owner,
+                now=now,
+                lease_seconds=60,
+                limit=limit,
+                submit_limit=submit_limit,
+            )
+        return [c.job_id for c in claims]
+
+    # A quarter of the batch for new jobs (the oldest), the rest for the polls, in due order.
+    assert await claim("w#1", 8) == [job.id for job in polls] + [job.id for job in burst[:2]]
+    # No poll left: the whole batch goes to new jobs, unless the submit slots are full.
+    assert await claim("w#2", 8, submit_limit=3) == [job.id for job in burst[2:5]]
+    assert await claim("w#3", 8, submit_limit=0) == []
+    assert await claim("w#4", 8) == [job.id for job in burst[5:12]]

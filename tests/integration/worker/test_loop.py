@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -119,5 +120,37 @@ async def test_a_step_due_at_once_does_not_wait_for_the_next_round(
         assert await until_status(runtime, job.id, TERMINAL) == "completed"
         stop.set()
         await asyncio.wait_for(running, 10)
+    finally:
+        await runtime.close()
+
+
+async def test_a_burst_of_new_jobs_does_not_hold_up_the_jobs_that_are_finishing(
+    settings: Settings, fake: FakeConnector, user_id: str
+) -> None:
+    runtime = build_runtime(
+        settings.model_copy(update={"worker_concurrency": 4}), connectors={"michigan": fake}
+    )
+    try:
+        running_job = await new_job(runtime, user_id)
+        assert await Worker(runtime).run_once() == 1  # submitted: now it only needs polls
+        # Then a burst of new jobs, all due before the running job's next poll, whose
+        # uploads take as long as the test wants (the gate stays shut).
+        gate = fake.hold("submit")
+        long_due = datetime.now(UTC) - timedelta(hours=1)
+        burst = [await new_job(runtime, user_id, next_run_at=long_due) for _ in range(12)]
+
+        stop = asyncio.Event()
+        loop = asyncio.create_task(Worker(runtime).run(stop))
+        try:
+            # Three of the four slots upload; the fourth polls and fetches the running job.
+            assert await until_status(runtime, running_job.id, TERMINAL) == "completed"
+            assert len(fake.calls("submit")) == 1 + 3  # the first job's, three in flight
+            gate.set()
+            for job in burst:  # and the burst is not starved either
+                assert await until_status(runtime, job.id, TERMINAL) == "completed"
+        finally:
+            gate.set()
+            stop.set()
+            await asyncio.wait_for(loop, 10)
     finally:
         await runtime.close()
