@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from imputehub.db import migrate
+from imputehub.db import migrate, revision
 from imputehub.db.models import Base
 from tests.support import databases
 
@@ -46,3 +46,10 @@ def test_upgrade_is_idempotent(empty_database: str) -> None:
     with engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() is not None
     engine.dispose()
+
+
+def test_the_head_revision_known_without_alembic_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite+aiosqlite://"))
+    assert script.get_heads() == [revision.HEAD], "update db/revision.py (make migration does)"

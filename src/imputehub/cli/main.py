@@ -12,6 +12,12 @@ from imputehub.cli import engine as engine_cli
 from imputehub.cli import files, jobs, login, panels, server, services, testdata, upload, users
 from imputehub.cli.errors import CliError
 
+# httpx imports its own command-line tool (click, rich, pygments: about 0.2 s) whenever
+# those happen to be installed, and falls back cleanly when that import fails. No imputehub
+# process uses that tool, and every one (CLI, api, worker) would pay for it at start-up;
+# httpx itself is imported later, by the commands that need it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 app = typer.Typer(
     name="imputehub",
     help="One hub in front of many genotype imputation services.",
