@@ -2,11 +2,18 @@
 
 Served over real HTTP on loopback (Starlette + uvicorn in a thread) and following
 ../shared/reference/michigan-api.md to the letter, quirks included:
-- `X-Auth-Token` on everything under /api/ (unknown or expired token: 401);
+- `X-Auth-Token` on everything under /api/ (unknown or expired token: 401) except what
+  Cloudgene 3 serves anonymously: /api/v2/server (the `user` only with a valid token),
+  /api/v2/server/apps/{id}, /api/v2/server/counters and /api/v2/tokens/verify;
+- the app's params as Cloudgene 3 lists them: `list` params (`build`, `r2Filter`, `phasing`,
+  `mode`) with `values` as `{"key", "value"}` sorted by key, and `population` as a
+  `binded_list` whose `values` is a list with one entry per panel (`like_topmed()` drops
+  beagle from the phasing methods and allows 3 jobs per user);
 - submit is multipart; an unknown field answers 400 `Parameter 'x' not found.`; checkboxes
-  (`aesEncryption`, `meta`) are on only when sent as `true`;
-- at most `job_limit` (2) waiting/running/exporting jobs per user, else 400 `Only N jobs...`;
-- maintenance: submit answers 503 and /api/v2/server says `"maintenace": true`;
+  (`aesEncryption`, `meta`) are on only when sent as `true`; values are not validated;
+- the whole multipart body is read before anything is checked, then: maintenance (503,
+  while /api/v2/server says `"maintenace": true`) and at most `job_limit` (2)
+  waiting/running/exporting jobs per user, else 400 `Only N jobs...`;
 - job lists are page objects, newest first; each status call moves a job one step on
   (waiting -> running -> exporting -> success, or failed with step messages);
 - results: `chr_20.zip` encrypted with the submitted password, ZipCrypto (`zip -P`) or,
@@ -18,6 +25,7 @@ Faults tests switch on: bursts of HTTP 500 on status calls or on one result's GE
 spend no download), slow status answers, malformed JSON on status.
 
 Tests read what it recorded: `submissions` (every accepted or refused submit's fields),
+`submit_bytes` (request-body bytes received by submit POSTs, whatever the answer),
 `downloads` (every GET of a result that spent a download, with its Range), `failed_downloads`
 (result GETs answered 500), `calls` (method and path of every request).
 """
@@ -48,6 +56,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 APP_ID = "imputationserver2@2.0.12"
 KNOWN_FIELDS = frozenset(
@@ -74,6 +83,13 @@ PANELS = {
     "apps@hapmap-2@2.0.0": ("HapMap 2 (GRCh37/hg19)", ["eur", "mixed", "off"]),
     "apps@topmed-r3@1.0.0": ("TOPMed r3 (GRCh38/hg38)", ["all"]),
 }
+PHASING = {
+    "beagle": "Beagle 5.4 (phased output)",
+    "eagle": "Eagle v2.4 (phased output)",
+    "no_phasing": "No phasing",
+}
+R2_FILTERS = {"0": "off", "0.001": "0.001", "0.1": "0.1", "0.2": "0.2", "0.3": "0.3"}
+SUBMIT_PATH = "/api/v2/jobs/submit/"
 STEPS = ("Input Validation", "Quality Control", "Phasing and Imputation", "Summary")
 DOSE = b"##fileformat=VCFv4.2\n##imputed by the emulator\n" + b"".join(
     f"20\t{60000 + 7 * i}\t.\tG\tA\t.\tPASS\tR2={(i * 37) % 101 / 100}\n".encode()
@@ -124,6 +140,8 @@ class MichiganEmulator:
         self.calls: list[tuple[str, str]] = []
         self.job_limit = 2
         self.maintenance = False
+        self.phasing = dict(PHASING)  # method -> label, as the app's `phasing` param lists
+        self.submit_bytes = 0
         self.download_count = 10
         self.redirect = False  # answer result GETs with 301 to a presigned-style URL
         self.drop_after: dict[str, int] = {}  # file name -> bytes to send before dropping once
@@ -150,6 +168,15 @@ class MichiganEmulator:
     ) -> None:
         expire = datetime.now(UTC) + timedelta(days=expires_in_days)
         self.tokens[token] = {"username": username, "expire": expire}
+
+    def like_topmed(self) -> None:
+        """Configured as the TOPMed Imputation Server: no beagle, 3 jobs per user."""
+        self.phasing.pop("beagle", None)
+        self.job_limit = 3
+
+    def submit_posts(self) -> int:
+        """How many submit POSTs reached the server (accepted or not)."""
+        return sum(1 for m, path in self.calls if m == "POST" and path.startswith(SUBMIT_PATH))
 
     def fail_job(self, job_name: str, message: str) -> None:
         """The job submitted under this name fails in validation with `message`."""
@@ -228,10 +255,11 @@ class MichiganEmulator:
             self._server.should_exit = True
             self._thread.join(timeout=10)
 
-    def app(self) -> Starlette:
-        return Starlette(
+    def app(self) -> ASGIApp:
+        routes = Starlette(
             routes=[
                 Route("/api/v2/server", self._server_info),
+                Route("/api/v2/server/counters", self._counters),
                 Route("/api/v2/server/apps/{app_id}", self._app_info),
                 Route("/api/v2/tokens/verify", self._verify, methods=["POST"]),
                 Route("/api/v2/jobs/submit/{app}", self._submit, methods=["POST"]),
@@ -243,6 +271,21 @@ class MichiganEmulator:
                 Route("/presigned/{hash}/{name:path}", self._presigned),
             ]
         )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or not scope["path"].startswith(SUBMIT_PATH):
+                await routes(scope, receive, send)
+                return
+
+            async def counted() -> Message:  # every body byte a submit POST delivers
+                message = await receive()
+                if message["type"] == "http.request":
+                    self.submit_bytes += len(message.get("body", b""))
+                return message
+
+            await routes(scope, counted, send)
+
+        return app
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -376,9 +419,19 @@ class MichiganEmulator:
             }
         )
 
+    async def _counters(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))  # anonymous
+        states = [job.state for job in self.jobs.values()]
+        return JSONResponse(
+            {
+                "complete": {"jobs": sum(1 for s in states if s in (4, 8))},
+                "queue": {"size": sum(1 for s in states if s == 1)},
+                "users": len({token["username"] for token in self.tokens.values()}),
+            }
+        )
+
     async def _app_info(self, request: Request) -> Response:
-        if self._user(request) is None:
-            return self._unauthorized()
+        self._user(request)  # anonymous; recorded as a call
         if request.path_params["app_id"] != APP_ID:
             app_id = request.path_params["app_id"]
             return self._message(f"Application '{app_id}' not found.", 404)
@@ -388,20 +441,46 @@ class MichiganEmulator:
                 "name": "Genotype Imputation",
                 "version": "2.0.12",
                 "params": [
-                    {"id": "files", "type": "local_file"},
                     {
                         "id": "refpanel",
-                        "type": "app_list",
+                        "type": "app_list",  # in the order the panels are installed
                         "values": [{"key": k, "value": v[0]} for k, v in PANELS.items()],
+                    },
+                    {"id": "files", "type": "local_folder"},
+                    {
+                        "id": "build",
+                        "type": "list",
+                        "value": "hg19",
+                        "values": _listed({"hg19": "GRCh37/hg19", "hg38": "GRCh38/hg38"}),
+                    },
+                    {"id": "r2Filter", "type": "list", "value": "0", "values": _listed(R2_FILTERS)},
+                    {
+                        "id": "phasing",
+                        "type": "list",
+                        "value": "eagle",
+                        "values": _listed(self.phasing),
                     },
                     {
                         "id": "population",
                         "type": "binded_list",
                         "bind": "refpanel",
-                        "values": {
-                            k: [{"key": p, "value": p.upper()} for p in v[1]]
-                            for k, v in PANELS.items()
-                        },
+                        "values": [
+                            {
+                                "key": key,
+                                "label": name,
+                                "value": None,
+                                "values": [{"key": p, "value": p.upper()} for p in populations],
+                            }
+                            for key, (name, populations) in PANELS.items()
+                        ],
+                    },
+                    {
+                        "id": "mode",
+                        "type": "list",
+                        "value": "imputation",
+                        "values": _listed(
+                            {"imputation": "Quality Control & Imputation", "qconly": "QC Only"}
+                        ),
                     },
                 ],
             }
@@ -606,6 +685,11 @@ class MichiganEmulator:
         return StreamingResponse(
             _stream(blob.path, start, drop), status_code=status, headers=headers
         )
+
+
+def _listed(values: dict[str, str]) -> list[dict[str, str]]:
+    """A `list` param's values as Cloudgene 3 sends them: key and label, sorted by key."""
+    return [{"key": key, "value": values[key]} for key in sorted(values)]
 
 
 def _param(

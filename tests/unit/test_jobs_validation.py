@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -123,3 +124,51 @@ def test_population_refused() -> None:
         validation.population("sas", panel_slug="p", panel_populations=["afr", "eur"])
     with pytest.raises(InvalidInput, match="longer than 32"):
         validation.population("x" * 33, panel_slug="p", panel_populations=[])
+
+
+@pytest.mark.parametrize(
+    ("value", "offered", "message"),
+    [
+        (Phasing.EAGLE, ["eagle", "no_phasing"], None),
+        (Phasing.BEAGLE, [], None),  # not known: the service decides
+        (
+            Phasing.BEAGLE,
+            ["eagle", "no_phasing"],
+            "offers no phasing 'beagle' \\(it offers: eagle, no_phasing\\)",
+        ),
+        (Phasing.SHAPEIT, ["beagle", "eagle", "no_phasing"], "offers no phasing 'shapeit'"),
+    ],
+)
+def test_offered_phasing(value: Phasing, offered: list[str], message: str | None) -> None:
+    if message is None:
+        assert validation.offered_phasing(value, service_slug="s", offered=offered) == value
+    else:
+        with pytest.raises(InvalidInput, match=f"service 's' {message}") as caught:
+            validation.offered_phasing(value, service_slug="s", offered=offered)
+        assert caught.value.extra["field"] == "phasing"
+
+
+@pytest.mark.parametrize(
+    ("value", "offered", "expected"),
+    [
+        (None, [0.0, 0.3], None),  # not set: the service's default
+        (0.3, [0.0, 0.001, 0.1, 0.2, 0.3], 0.3),
+        (0.1 + 0.2, [0.0, 0.3], 0.3),  # the same number, whatever its float noise
+        (0.05, [], 0.05),  # not known: the service decides
+    ],
+)
+def test_offered_r2_filter_accepted(
+    value: float | None, offered: list[float], expected: float | None
+) -> None:
+    assert validation.offered_r2_filter(value, service_slug="s", offered=offered) == expected
+
+
+def test_offered_r2_filter_refused_naming_the_choices() -> None:
+    with pytest.raises(
+        InvalidInput,
+        match=re.escape(
+            "service 's' offers no r2_filter 0.05 (it offers: 0, 0.001, 0.1, 0.2, 0.3)"
+        ),
+    ) as caught:
+        validation.offered_r2_filter(0.05, service_slug="s", offered=[0, 0.001, 0.1, 0.2, 0.3])
+    assert caught.value.extra["field"] == "r2_filter"

@@ -172,6 +172,13 @@ def test_api_config_refuses_secret_keys_at_any_depth_and_points_to_credential() 
         ({"n": float("inf")}, "JSON values"),
         ({"bytes": b"raw"}, "JSON values"),
         ({1: "non-string key"}, "strings"),
+        ({"phasing": "eagle"}, "'phasing' must list"),
+        ({"phasing": []}, "'phasing' must list"),
+        ({"phasing": ["eagle", 1]}, "'phasing' must list"),
+        ({"r2_filter": [0, 1.5]}, "'r2_filter' must list"),
+        ({"r2_filter": [True]}, "'r2_filter' must list"),
+        ({"max_jobs_per_user": 0}, "'max_jobs_per_user' must be a positive whole number"),
+        ({"max_jobs_per_user": 2.5}, "'max_jobs_per_user' must be a positive whole number"),
     ],
 )
 def test_api_config_rejects(config: dict[Any, Any], reason: str) -> None:
@@ -192,6 +199,16 @@ def test_api_config_depth_is_capped_without_recursion() -> None:
 def test_api_config_keeps_ordinary_settings() -> None:
     config = {"workflow_url": "imputation.cwl", "params": {"chunks": [1, 2], "fast": True}}
     assert rules.check_api_config(config) == config
+
+
+def test_api_config_says_what_a_service_offers_jobs() -> None:
+    config = {"phasing": ["eagle", "no_phasing"], "r2_filter": [0, 0.3], "max_jobs_per_user": 3}
+
+    assert rules.check_api_config(config) == config
+    assert rules.offered_phasing(config) == ("eagle", "no_phasing")
+    assert rules.offered_r2_filters(config) == (0.0, 0.3)
+    assert rules.offered_phasing({}) == ()
+    assert rules.offered_r2_filters({}) == ()
 
 
 @pytest.mark.parametrize(

@@ -115,8 +115,19 @@ async def create_panel(
 
 
 @router.get("/{ref}", response_model=PanelPublic)
-async def get_panel(ref: str, session: SessionDep, user: CurrentUser) -> PanelPublic:
-    return PanelPublic.model_validate(await panels.get_panel(session, user, ref))
+async def get_panel(
+    ref: str,
+    session: SessionDep,
+    user: CurrentUser,
+    service_id: Annotated[
+        str | None,
+        Query(max_length=100, description="id or slug: whose panel a service panel id means"),
+    ] = None,
+) -> PanelPublic:
+    """A panel by the hub's id or slug, or by the service's own panel id."""
+    return PanelPublic.model_validate(
+        await panels.get_panel(session, user, ref, service=service_id)
+    )
 
 
 @router.patch("/{ref}", response_model=PanelPublic)

@@ -451,7 +451,14 @@ def create_job(up: Uploader, paths: Sequence[Path], body: dict[str, Any]) -> dic
 def submit(
     files: FilesArgument,
     service: Annotated[str, typer.Option("--service", help="Service id or slug.")],
-    panel: Annotated[str, typer.Option("--panel", help="Reference panel id or slug.")],
+    panel: Annotated[
+        str,
+        typer.Option(
+            "--panel",
+            help="Reference panel: the hub's id or slug, or the service's own panel id "
+            "(e.g. apps@1000g-phase-3-v5@2.0.0).",
+        ),
+    ],
     build: Annotated[Build, typer.Option("--build", help="Genome build of the files.")],
     phasing: Annotated[
         Phasing | None,

@@ -49,6 +49,10 @@ class PanelInfo:
     sample_count: int | None = None
     variant_count: int | None = None
     description: str = ""
+    # What a job on this panel may choose, when the service lists it (empty: not listed,
+    # left to the service). Michigan lists these once per app, the same for all its panels.
+    phasing: tuple[str, ...] = ()
+    r2_filters: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -105,6 +105,18 @@ class TransientServiceError(ServiceError):
         self.retry_after = retry_after
 
 
+class ServiceBusy(TransientServiceError):
+    """The service works but takes no new job now (the account's job limit, maintenance).
+
+    Waiting for it is no failure of the job: the worker does not count it as an attempt
+    (the job's time limit still bounds the wait).
+    """
+
+
+class ServiceInMaintenance(ServiceBusy):
+    """The service is in maintenance: worth another try once it is back."""
+
+
 class PermanentServiceError(ServiceError):
     """Retrying will not help: the service rejected the job or the credential."""
 

@@ -27,7 +27,7 @@ from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, St
 from imputehub.files.chunked import check_upload_size
 from imputehub.files.uploads import StagedUpload, discard, record_uploads
 from imputehub.jobs import lifecycle, validation
-from imputehub.registry import lookup
+from imputehub.registry import lookup, rules
 from imputehub.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,8 @@ async def _service(session: AsyncSession, ref: str) -> Service:
 
 async def _panel(session: AsyncSession, ref: str, service: Service) -> ReferencePanel:
     try:
-        panel = await lookup.get_panel(session, ref, include_inactive=True)
+        # By the hub's id or slug, or the service's own panel id, this service's first.
+        panel = await lookup.get_panel(session, ref, include_inactive=True, service_id=service.id)
     except NotFound:
         raise InvalidInput(f"unknown reference panel '{ref}'", field="reference_panel_id") from None
     if panel.service_id != service.id:
@@ -212,6 +213,13 @@ async def check_request(
     ids = validation.input_file_ids(request.input_file_ids, planned=len(planned))
     service = await _service(session, request.service)
     panel = await _panel(session, request.reference_panel, service)
+    config = service.api_config or {}
+    phasing = validation.offered_phasing(
+        phasing, service_slug=service.slug, offered=rules.offered_phasing(config)
+    )
+    r2_filter = validation.offered_r2_filter(
+        r2_filter, service_slug=service.slug, offered=rules.offered_r2_filters(config)
+    )
     validation.build(
         build.value,
         panel_slug=panel.slug,

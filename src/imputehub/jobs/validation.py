@@ -7,6 +7,7 @@ the use case in `jobs/create.py` feeds them what it loaded from the database.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -77,6 +78,34 @@ def phasing(value: str | None, *, mode: JobMode) -> Phasing:
     )
     # `errors` in the shape of a malformed body's, so clients find the field either way.
     raise InvalidInput(message, field="phasing", errors=[{"field": "phasing", "message": message}])
+
+
+def offered_phasing(value: Phasing, *, service_slug: str, offered: Sequence[str]) -> Phasing:
+    """A phasing method the service offers (`offered`; empty: not known, any goes)."""
+    if offered and value.value not in offered:
+        raise InvalidInput(
+            f"service '{service_slug}' offers no phasing '{value.value}' "
+            f"(it offers: {', '.join(offered)})",
+            field="phasing",
+        )
+    return value
+
+
+def offered_r2_filter(
+    value: float | None, *, service_slug: str, offered: Sequence[float]
+) -> float | None:
+    """An r2 filter the service offers (`offered`; empty: not known, any goes); None is
+    always fine: the service applies its own default."""
+    if value is None or not offered:
+        return value
+    for listed in offered:
+        if math.isclose(value, listed, rel_tol=0.0, abs_tol=1e-9):
+            return listed
+    raise InvalidInput(
+        f"service '{service_slug}' offers no r2_filter {value:g} "
+        f"(it offers: {', '.join(format(v, 'g') for v in offered)})",
+        field="r2_filter",
+    )
 
 
 def input_file_ids(ids: Sequence[str], *, planned: int = 0) -> tuple[str, ...]:

@@ -4,12 +4,15 @@ The connector is asked with no transaction open (a remote call can take seconds)
 answer is then written in one transaction: panels new to the hub are added, known ones
 updated (and offered again if they had been withdrawn), and panels the service no longer
 lists are deactivated — jobs keep pointing at them, new jobs cannot choose them.
+The phasing methods and r2 filters the service lists with its panels are recorded in its
+`api_config` (see `rules.PHASING_CHOICES`), where job creation looks them up.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
@@ -108,7 +111,24 @@ async def sync_panels(runtime: Runtime, actor: User, ref: str) -> SyncResult:
                 row.is_active = False
                 row.updated_at = now
                 result.deactivated.append(row.slug)
+        config = {**(service.api_config or {}), **_choices(offered)}
+        if config != (service.api_config or {}):
+            service.api_config = rules.check_api_config(config)
+            service.updated_at = now
     return result
+
+
+def _choices(panels: list[PanelInfo]) -> dict[str, list[Any]]:
+    """The api_config keys for the phasing methods and r2 filters the panels list (all of
+    them, in the service's order); a choice no panel lists keeps what api_config says."""
+    phasing = list(dict.fromkeys(p for panel in panels for p in panel.phasing if p))
+    r2_filters = list(dict.fromkeys(r for panel in panels for r in panel.r2_filters))
+    choices: dict[str, list[Any]] = {}
+    if phasing:
+        choices[rules.PHASING_CHOICES] = [p[: rules.MAX_CHOICE_LENGTH] for p in phasing]
+    if r2_filters:
+        choices[rules.R2_FILTER_CHOICES] = r2_filters
+    return choices
 
 
 def _values(panel: PanelInfo) -> dict[str, object]:

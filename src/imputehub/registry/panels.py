@@ -258,12 +258,19 @@ async def list_panels(
     return panels
 
 
-async def get_panel(session: AsyncSession, actor: User, ref: str) -> ReferencePanel:
-    """A panel by id or slug: users see active panels of active services, admins any."""
-    if is_admin(actor):
-        return await lookup.get_panel(session, ref, include_inactive=True)
-    panel = await lookup.get_panel(session, ref)
-    service = await session.get(Service, panel.service_id)
-    if service is None or not service.is_active:
+async def get_panel(
+    session: AsyncSession, actor: User, ref: str, *, service: str | None = None
+) -> ReferencePanel:
+    """A panel by the hub's id or slug, or the service's own panel id (that of `service`,
+    by id or slug, first): users see active panels of active services, admins any."""
+    admin = is_admin(actor)
+    service_id = None
+    if service is not None:
+        service_id = (await lookup.get_service(session, service, include_inactive=admin)).id
+    if admin:
+        return await lookup.get_panel(session, ref, include_inactive=True, service_id=service_id)
+    panel = await lookup.get_panel(session, ref, service_id=service_id)
+    owner = await session.get(Service, panel.service_id)
+    if owner is None or not owner.is_active:
         raise NotFound(f"no reference panel '{ref}'")
     return panel

@@ -66,6 +66,18 @@ _SECRET_PAIRS = frozenset(
 # A key ending in one of these names where a secret is used, not the secret ("token_url").
 _SAFE_LAST_WORDS = frozenset({"url", "uri", "endpoint", "path", "type", "header", "name"})
 
+# What a service offers jobs is kept in its api_config, where admins see it and may set it,
+# and where panel sync refreshes it from what the service itself lists (Michigan: its app's
+# `phasing` and `r2Filter` params): `"phasing": ["eagle", "no_phasing"]`,
+# `"r2_filter": [0, 0.001, 0.1, 0.2, 0.3]`. A key left out means: not known, the service
+# decides. A synced field would need a migration and an admin form of its own; api_config
+# already travels to the connectors and the admin API. `max_jobs_per_user` is the per-user
+# job limit of Michigan servers (default 2), which the connector checks before uploading.
+PHASING_CHOICES = "phasing"
+R2_FILTER_CHOICES = "r2_filter"
+JOBS_PER_USER = "max_jobs_per_user"
+MAX_CHOICE_LENGTH = 32
+
 
 def check_text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
     """A one-line text: trimmed, no control characters, within the length."""
@@ -267,4 +279,55 @@ def check_api_config(config: Mapping[str, Any]) -> dict[str, Any]:
             f"api_config is too large: at most {MAX_CONFIG_BYTES} bytes of JSON", field=field
         )
     loaded: dict[str, Any] = json.loads(encoded)
+    _check_offered(loaded)
     return loaded
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_offered(config: Mapping[str, Any]) -> None:
+    """The api_config keys the hub itself reads must have their documented shape."""
+    field = "api_config"
+    phasing = config.get(PHASING_CHOICES)
+    if phasing is not None and not (
+        isinstance(phasing, list)
+        and phasing
+        and all(isinstance(p, str) and 0 < len(p) <= MAX_CHOICE_LENGTH for p in phasing)
+    ):
+        raise InvalidInput(
+            f"api_config '{PHASING_CHOICES}' must list the phasing methods the service offers, "
+            'e.g. ["eagle", "beagle", "no_phasing"]',
+            field=field,
+        )
+    r2_filter = config.get(R2_FILTER_CHOICES)
+    if r2_filter is not None and not (
+        isinstance(r2_filter, list)
+        and r2_filter
+        and all(_is_number(v) and 0 <= v <= 1 for v in r2_filter)
+    ):
+        raise InvalidInput(
+            f"api_config '{R2_FILTER_CHOICES}' must list the r2 filters the service offers, "
+            "numbers from 0 to 1, e.g. [0, 0.001, 0.1, 0.2, 0.3]",
+            field=field,
+        )
+    limit = config.get(JOBS_PER_USER)
+    if limit is not None and not (isinstance(limit, int) and _is_number(limit) and limit > 0):
+        raise InvalidInput(
+            f"api_config '{JOBS_PER_USER}' must be a positive whole number", field=field
+        )
+
+
+def offered_phasing(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The phasing methods a service offers; () when not known."""
+    values = config.get(PHASING_CHOICES)
+    return tuple(str(v) for v in values) if isinstance(values, list) else ()
+
+
+def offered_r2_filters(config: Mapping[str, Any]) -> tuple[float, ...]:
+    """The r2 filters a service offers; () when not known."""
+    values = config.get(R2_FILTER_CHOICES)
+    if not isinstance(values, list):
+        return ()
+    return tuple(float(v) for v in values if _is_number(v))

@@ -86,16 +86,26 @@ async def note(
 
 
 async def retry_later(
-    runtime: Runtime, claim: Claim, message: str, *, retry_after: float | None
+    runtime: Runtime,
+    claim: Claim,
+    message: str,
+    *,
+    retry_after: float | None,
+    counted: bool = True,
 ) -> None:
-    """Count a transient failure: wait (the service's retry_after, else backoff) or give up."""
+    """Count a transient failure: wait (the service's retry_after, else backoff) or give up.
+
+    `counted=False`: a wait that is no failure (the service is busy or in maintenance) is
+    logged but not counted towards the attempt limit; the job's time limit bounds it.
+    """
     settings = runtime.settings
 
     async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
-        job.attempts += 1
+        if counted:
+            job.attempts += 1
         lifecycle.record_error(job, message, now=now, transient=True, attempt=job.attempts)
         await counters.increment(session, "imputehub_job_retries_total", {"step": claim.step})
-        if job.attempts >= settings.max_transient_attempts:
+        if counted and job.attempts >= settings.max_transient_attempts:
             final = f"gave up after {job.attempts} attempts; the last error: {message}"
             job.error_message = final
             await note(session, job, JobStatus.FAILED, now=now, message=final)

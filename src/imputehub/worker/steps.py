@@ -33,6 +33,8 @@ from imputehub.domain.errors import (
     CredentialRejected,
     JobLost,
     PermanentServiceError,
+    ServiceBusy,
+    ServiceInMaintenance,
     TransientServiceError,
 )
 from imputehub.domain.jobs import JobStatus, Step
@@ -147,7 +149,13 @@ async def _run(runtime: Runtime, claim: Claim) -> None:
     except LeaseLost:
         raise
     except TransientServiceError as exc:
-        await outcomes.retry_later(runtime, claim, exc.message, retry_after=exc.retry_after)
+        await outcomes.retry_later(
+            runtime,
+            claim,
+            exc.message,
+            retry_after=_retry_after(runtime, exc),
+            counted=not isinstance(exc, ServiceBusy),
+        )
     except CredentialRejected as exc:
         if ctx is not None:
             await _mark_rejected(runtime, ctx, exc.message)
@@ -161,6 +169,19 @@ async def _run(runtime: Runtime, claim: Claim) -> None:
             extra={"action": "step_error", "job_id": claim.job_id, "step": claim.step},
         )
         await outcomes.retry_later(runtime, claim, INTERNAL_ERROR, retry_after=None)
+
+
+def _retry_after(runtime: Runtime, exc: TransientServiceError) -> float | None:
+    """How long to wait after `exc`; None: the usual backoff.
+
+    Maintenance: one health-check interval at most (sooner if the service says so), so a job
+    held back resumes within one interval of the service's return. Its next try asks the
+    service again before uploading anything, as the health check does meanwhile.
+    """
+    if isinstance(exc, ServiceInMaintenance):
+        interval = runtime.settings.health_check_interval_seconds
+        return interval if exc.retry_after is None else min(exc.retry_after, interval)
+    return exc.retry_after
 
 
 async def _load(runtime: Runtime, claim: Claim) -> Context | None:

@@ -266,6 +266,30 @@ async def test_the_check_refuses_as_job_creation_does(
     assert {k: checked.json().get(k) for k in fields} == {k: created.json().get(k) for k in fields}
 
 
+async def test_the_service_s_own_panel_id_names_the_panel_of_the_service_asked(
+    client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime
+) -> None:
+    # Two services offer a panel under the same id (e.g. two Michigan servers).
+    mirror = await make_service(runtime, slug="mirror", api_type="michigan")
+    twin = await make_panel(runtime, mirror, slug="mirror-hrc", panel_id=world.hrc.panel_id)
+    files = [planned(GOOD)]
+
+    at_michigan = await client.post(
+        CHECK, json=job(reference_panel_id=world.hrc.panel_id, files=files), headers=alice.headers
+    )
+    at_mirror = await client.post(
+        CHECK,
+        json=job(service_id="mirror", reference_panel_id=world.hrc.panel_id, files=files),
+        headers=alice.headers,
+    )
+
+    assert at_michigan.status_code == 200, at_michigan.text
+    assert at_michigan.json()["reference_panel_id"] == world.hrc.id
+    assert at_mirror.status_code == 200, at_mirror.text
+    assert at_mirror.json()["reference_panel_id"] == twin.id
+    assert at_mirror.json()["service_slug"] == "mirror"
+
+
 async def test_the_active_job_limit_is_foreseen(
     client: httpx.AsyncClient, alice: Actor, bob: Actor, world: World, runtime: Runtime
 ) -> None:

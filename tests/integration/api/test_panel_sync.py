@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from imputehub.db.models import Service
+from imputehub.files.vcf_check import check_bytes
 from imputehub.runtime import Runtime
 from tests.support import factories
 from tests.support.api import Actor
 from tests.support.michigan_emulator import MichiganEmulator, running_emulator
+from tests.support.vcf import make_vcf
 
 TOKEN = "platform-michigan-token-42"
 
@@ -107,3 +111,133 @@ async def test_a_service_that_cannot_be_reached_changes_nothing(
     assert response.status_code == 503, response.text
     shown = await client.get(f"/api/v1/reference-panels/{panel.id}", headers=admin.headers)
     assert shown.json()["is_active"] is True
+
+
+# ---- what sync records decides what a job may ask for -------------------------------
+
+
+def topmed_job(**changes: Any) -> dict[str, Any]:
+    """A job body for the TOPMed-like service, its panel named by the service's own id;
+    `...` removes a field."""
+    content = make_vcf(build="hg38", samples=25)
+    body: dict[str, Any] = {
+        "name": "chr20 study",
+        "service_id": "topmed",
+        "reference_panel_id": "apps@topmed-r3@1.0.0",
+        "build": "hg38",
+        "phasing": "eagle",
+        "population": "all",
+        "r2_filter": 0.3,
+        "files": [
+            {
+                "filename": "study.vcf.gz",
+                "size": len(content),
+                "report": check_bytes([content]).to_dict(),
+            }
+        ],
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+@pytest.fixture
+async def topmed(
+    runtime: Runtime, client: httpx.AsyncClient, admin: Actor, emulator: MichiganEmulator
+) -> Service:
+    """A service set up like TOPMed (no beagle), its panels synced."""
+    emulator.like_topmed()
+    service = await factories.make_service(
+        runtime,
+        slug="topmed",
+        api_type="michigan",
+        base_url=emulator.base_url,
+        credential_encrypted=runtime.vault.encrypt(TOKEN),
+    )
+    response = await client.post(
+        f"/api/v1/services/{service.id}/sync-panels", headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    return service
+
+
+async def test_sync_records_the_phasing_and_r2_filters_the_service_offers(
+    client: httpx.AsyncClient, admin: Actor, topmed: Service
+) -> None:
+    shown = await client.get(f"/api/v1/services/{topmed.id}", headers=admin.headers)
+
+    config = shown.json()["api_config"]
+    assert config["phasing"] == ["eagle", "no_phasing"]
+    assert config["r2_filter"] == [0, 0.001, 0.1, 0.2, 0.3]
+    panel = await client.get("/api/v1/reference-panels/apps@topmed-r3@1.0.0", headers=admin.headers)
+    assert panel.json()["populations"] == ["all"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "detail"),
+    [
+        (
+            {"phasing": "beagle"},
+            "phasing",
+            "service 'topmed' offers no phasing 'beagle' (it offers: eagle, no_phasing)",
+        ),
+        (
+            {"r2_filter": 0.05},
+            "r2_filter",
+            "service 'topmed' offers no r2_filter 0.05 (it offers: 0, 0.001, 0.1, 0.2, 0.3)",
+        ),
+        (
+            {"population": "eur"},
+            "population",
+            "does not list population 'eur' (it lists: all)",
+        ),
+    ],
+    ids=["phasing", "r2_filter", "population"],
+)
+async def test_a_choice_the_service_does_not_offer_is_refused_before_any_upload(
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    alice: Actor,
+    topmed: Service,
+    emulator: MichiganEmulator,
+    changes: dict[str, Any],
+    field: str,
+    detail: str,
+) -> None:
+    # The dry run `imputehub submit` makes before uploading, and job creation itself.
+    checked = await client.post(
+        "/api/v1/jobs/check", json=topmed_job(**changes), headers=alice.headers
+    )
+    stored = await factories.make_file(runtime, alice.id, make_vcf(build="hg38", samples=25))
+    created = await client.post(
+        "/api/v1/jobs",
+        json=topmed_job(**changes, files=..., input_file_ids=[stored.id]),
+        headers=alice.headers,
+    )
+
+    assert checked.status_code == 422, checked.text
+    assert checked.json()["field"] == field
+    assert detail in checked.json()["detail"]
+    assert created.status_code == 422, created.text
+    assert detail in created.json()["detail"]
+    listed = await client.get("/api/v1/jobs", headers=alice.headers)
+    assert listed.json()["total"] == 0
+    assert emulator.submit_posts() == 0
+
+
+async def test_the_offered_choices_and_the_service_s_panel_id_make_a_job(
+    client: httpx.AsyncClient, alice: Actor, topmed: Service
+) -> None:
+    response = await client.post("/api/v1/jobs/check", json=topmed_job(), headers=alice.headers)
+
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert (preview["phasing"], preview["population"], preview["r2_filter"]) == (
+        "eagle",
+        "all",
+        0.3,
+    )
+    shown = await client.get(
+        f"/api/v1/reference-panels/{preview['reference_panel_id']}", headers=alice.headers
+    )
+    assert shown.json()["panel_id"] == "apps@topmed-r3@1.0.0"
+    assert shown.json()["service_id"] == topmed.id

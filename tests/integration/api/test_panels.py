@@ -93,6 +93,36 @@ async def test_same_panel_id_on_another_service_is_fine(
     assert other["slug"] == "topmed-1000-genomes-phase-3-version-5"
 
 
+async def test_a_panel_is_found_by_the_service_s_own_id_scoped_by_service(
+    client: httpx.AsyncClient, admin: Actor, alice: Actor, michigan: Service, hg38_only: Service
+) -> None:
+    mine = await create(client, admin)
+    url = f"/api/v1/reference-panels/{PANEL_ID}"
+
+    found = await client.get(url, headers=alice.headers)
+    assert found.status_code == 200, found.text
+    assert found.json() == mine
+
+    # The same id at a second service: naming the service tells them apart.
+    other = await create(client, admin, service_id="topmed", build="hg38")
+    ambiguous = await client.get(url, headers=alice.headers)
+    assert ambiguous.status_code == 422
+    assert ambiguous.json()["code"] == "ambiguous_panel"
+    assert ambiguous.json()["detail"] == (
+        f"panel id '{PANEL_ID}' is offered by several services (michigan, topmed): "
+        "name the service too, or the panel by its hub id or slug"
+    )
+    for service, expected in (("michigan", mine), ("topmed", other), (hg38_only.id, other)):
+        scoped = await client.get(url, params={"service_id": service}, headers=alice.headers)
+        assert scoped.status_code == 200, scoped.text
+        assert scoped.json() == expected
+    # The hub's own id and slug stay unambiguous.
+    by_slug = await client.get(f"/api/v1/reference-panels/{other['slug']}", headers=alice.headers)
+    assert by_slug.json() == other
+    unknown = await client.get(url, params={"service_id": "nope"}, headers=alice.headers)
+    assert unknown.status_code == 404
+
+
 @pytest.fixture
 async def catalogue(runtime: Runtime, michigan: Service, hg38_only: Service) -> dict[str, str]:
     hidden_service = await make_service(runtime, slug="hidden", is_active=False)

@@ -24,13 +24,17 @@ from imputehub.connectors.base import (
     ServiceInfo,
 )
 from imputehub.connectors.michigan import MichiganConnector
+from imputehub.connectors.michigan.answers import JOB_LIMIT_RETRY_SECONDS
 from imputehub.domain.errors import (
     CredentialRejected,
     JobLost,
     PermanentServiceError,
+    ServiceBusy,
+    ServiceInMaintenance,
     TransientServiceError,
 )
 from tests.support.michigan_emulator import (
+    APP_ID,
     DOSE,
     EXCLUDED,
     INFO,
@@ -212,10 +216,12 @@ async def test_unset_options_are_left_out_and_qc_only_is_qconly(
     }
 
 
-async def test_find_recognises_a_job_by_its_hub_id_across_pages(
-    service: ServiceInfo, emulator: MichiganEmulator
-) -> None:
+async def test_find_recognises_a_job_by_its_hub_id_across_pages(emulator: MichiganEmulator) -> None:
     emulator.job_limit = 100
+    service = ServiceInfo(
+        id="svc-1", slug="mis", api_type="michigan", base_url=emulator.base_url,
+        api_config={"max_jobs_per_user": 100},
+    )  # fmt: skip
     for index in range(17):
         await submit(service, spec(job_id=f"job-{index}"))
 
@@ -277,10 +283,12 @@ async def test_a_job_is_followed_from_the_queue_to_success(
     assert statuses[-1].logs[-1] == "Summary: Imputation finished.\nResults are ready."
 
 
-async def test_a_waiting_job_reports_its_place_in_the_queue(
-    service: ServiceInfo, emulator: MichiganEmulator
-) -> None:
+async def test_a_waiting_job_reports_its_place_in_the_queue(emulator: MichiganEmulator) -> None:
     emulator.job_limit = 5
+    service = ServiceInfo(
+        id="svc-1", slug="mis", api_type="michigan", base_url=emulator.base_url,
+        api_config={"max_jobs_per_user": 5},
+    )  # fmt: skip
     emulator.steps_to_finish = 100  # jobs never move on from running
     await submit(service, spec(job_id="job-earlier"))
     ref = await submit(service)
@@ -469,28 +477,121 @@ async def test_an_expired_or_unknown_token_is_rejected(
     assert emulator.accepted() == []
 
 
-async def test_the_per_user_job_limit_means_wait_and_retry(
+async def test_at_the_job_limit_nothing_is_uploaded_until_a_slot_frees(
     service: ServiceInfo, emulator: MichiganEmulator
 ) -> None:
     await submit(service, spec(job_id="job-a"))
     await submit(service, spec(job_id="job-b"))
+    uploaded = emulator.submit_bytes
 
-    with pytest.raises(TransientServiceError, match="Only 2 jobs per user") as caught:
+    with pytest.raises(ServiceBusy, match="Only 2 jobs per user") as caught:
         await submit(service, spec(job_id="job-c"))
-    assert caught.value.retry_after is not None
-    assert caught.value.retry_after > 0
+
+    assert caught.value.retry_after == JOB_LIMIT_RETRY_SECONDS
+    assert "2 are waiting or running" in caught.value.message
+    assert emulator.submit_posts() == 2
+    assert emulator.submit_bytes == uploaded  # not one byte of job-c
+    emulator.job_named("job-a").state = 4  # a slot frees
+    await submit(service, spec(job_id="job-c"))
+    assert [s["fields"]["job-name"] for s in emulator.submissions] == [
+        ["job-a"],
+        ["job-b"],
+        ["job-c"],
+    ]
+    assert [s["status"] for s in emulator.submissions] == [200, 200, 200]
 
 
-async def test_maintenance_means_wait_and_retry(
+async def test_active_jobs_behind_newer_finished_ones_still_count(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.occupy("alice", 2)  # running for days...
+    emulator.occupy("alice", 15, state=4)  # ...while 15 newer jobs finished: on page 2
+
+    with pytest.raises(ServiceBusy, match="Only 2 jobs per user"):
+        await submit(service)
+
+    assert emulator.submit_posts() == 0
+    assert emulator.submit_bytes == 0
+
+
+async def test_the_limit_comes_from_api_config(emulator: MichiganEmulator) -> None:
+    emulator.like_topmed()  # 3 jobs per user
+    service = ServiceInfo(
+        id="svc-1", slug="topmed", api_type="michigan", base_url=emulator.base_url,
+        api_config={"max_jobs_per_user": 3},
+    )  # fmt: skip
+    emulator.occupy("alice", 2)
+
+    await submit(service, spec(job_id="job-third"))
+    with pytest.raises(ServiceBusy, match="Only 3 jobs per user"):
+        await submit(service, spec(job_id="job-fourth"))
+
+    assert [s["fields"]["job-name"] for s in emulator.submissions] == [["job-third"]]
+
+
+async def test_a_limit_the_hub_does_not_know_is_still_answered_after_the_upload(
+    emulator: MichiganEmulator,
+) -> None:
+    # The admin says 5, the server allows 2: the server's own answer, after the upload,
+    # still makes the job wait.
+    service = ServiceInfo(
+        id="svc-1", slug="mis", api_type="michigan", base_url=emulator.base_url,
+        api_config={"max_jobs_per_user": 5},
+    )  # fmt: skip
+    emulator.occupy("alice", 2)
+
+    with pytest.raises(ServiceBusy, match="Only 2 jobs per user") as caught:
+        await submit(service)
+
+    assert caught.value.retry_after == JOB_LIMIT_RETRY_SECONDS
+    assert [s["status"] for s in emulator.submissions] == [400]
+
+
+async def test_in_maintenance_nothing_is_uploaded_until_the_service_is_back(
     service: ServiceInfo, emulator: MichiganEmulator
 ) -> None:
     emulator.maintenance = True
 
-    with pytest.raises(TransientServiceError, match="maintenance") as caught:
+    with pytest.raises(ServiceInMaintenance, match="maintenance"):
         await submit(service)
-    assert caught.value.retry_after is not None
+
+    assert emulator.submit_posts() == 0
+    assert emulator.submit_bytes == 0
     health = await connector.check_health(service)
     assert health.status is HealthStatus.MAINTENANCE
+
+    emulator.maintenance = False
+    job = spec()
+    await submit(service, job)
+    assert len(emulator.accepted()) == 1
+    assert emulator.submit_posts() == 1
+    assert emulator.submit_bytes > sum(f.size for f in job.inputs)
+
+
+@pytest.mark.parametrize("refusal", ["maintenance", "job limit"])
+async def test_the_server_reads_the_whole_upload_before_it_refuses(
+    emulator: MichiganEmulator, refusal: str
+) -> None:
+    # Why the connector asks first, checked on the emulator itself: the refusal comes only
+    # after every byte has been sent.
+    if refusal == "maintenance":
+        emulator.maintenance = True
+    else:
+        emulator.occupy("alice", 2)
+    content = bgzipped_vcf(samples=200)
+    async with httpx.AsyncClient(base_url=emulator.base_url) as client:
+        response = await client.post(
+            "/api/v2/jobs/submit/imputationserver2",
+            headers={"X-Auth-Token": TOKEN},
+            data={"refpanel": PANEL},
+            files={"files": ("chr20.vcf.gz", content)},
+        )
+
+    assert response.status_code == (503 if refusal == "maintenance" else 400)
+    assert emulator.submit_bytes > len(content)
+    [refused] = emulator.submissions
+    assert refused["files"][0]["size"] == len(content)
+    assert len(emulator.jobs) == (0 if refusal == "maintenance" else 2)  # no new job
 
 
 async def test_server_errors_and_network_failures_are_transient(
@@ -546,7 +647,53 @@ async def test_panels_are_read_from_the_server_with_their_populations(
     assert thousand.display_name == "1000 Genomes Phase 3 (Version 5) (GRCh37/hg19)"
     assert thousand.build == "hg19"
     assert thousand.populations == ("eur", "afr", "amr", "eas", "sas", "mixed", "off")
+    assert panels["apps@hapmap-2@2.0.0"].populations == ("eur", "mixed", "off")
+    assert panels["apps@topmed-r3@1.0.0"].populations == ("all",)
     assert panels["apps@topmed-r3@1.0.0"].build == "hg38"
+    # The app's choices, the same for every panel.
+    assert {p.phasing for p in panels.values()} == {("beagle", "eagle", "no_phasing")}
+    assert {p.r2_filters for p in panels.values()} == {(0.0, 0.001, 0.1, 0.2, 0.3)}
+
+
+async def test_a_server_like_topmed_offers_no_beagle(
+    service: ServiceInfo, emulator: MichiganEmulator
+) -> None:
+    emulator.like_topmed()
+
+    panels = await connector.list_panels(service, TOKEN)
+
+    assert {p.phasing for p in panels} == {("eagle", "no_phasing")}
+
+
+async def test_server_info_app_params_and_counters_need_no_token(
+    emulator: MichiganEmulator,
+) -> None:
+    # What Cloudgene 3 serves anonymously; the job list is not among it.
+    async with httpx.AsyncClient(base_url=emulator.base_url) as client:
+        server = await client.get("/api/v2/server")
+        app = await client.get(f"/api/v2/server/apps/{APP_ID}")
+        counters = await client.get("/api/v2/server/counters")
+        jobs = await client.get("/api/v2/jobs")
+
+    assert server.status_code == 200
+    assert server.json()["user"] is None
+    assert server.json()["maintenace"] is False
+    assert app.status_code == 200
+    [population] = [p for p in app.json()["params"] if p["id"] == "population"]
+    assert population["type"] == "binded_list"
+    assert population["bind"] == "refpanel"
+    assert population["values"][0] == {
+        "key": "apps@1000g-phase-3-v5@2.0.0",
+        "label": "1000 Genomes Phase 3 (Version 5) (GRCh37/hg19)",
+        "value": None,
+        "values": [
+            {"key": p, "value": p.upper()}
+            for p in ("eur", "afr", "amr", "eas", "sas", "mixed", "off")
+        ],
+    }
+    assert counters.status_code == 200
+    assert counters.json()["queue"] == {"size": 0}
+    assert jobs.status_code == 401
 
 
 async def test_health_reports_response_time_or_why_not(service: ServiceInfo) -> None:

@@ -185,7 +185,7 @@ async def test_malformed_status_answers_are_retried(
     await assert_results(hub, done)
 
 
-async def test_a_job_over_the_per_user_limit_waits_and_says_why(
+async def test_a_job_over_the_per_user_limit_uploads_nothing_and_says_why(
     hub: Runtime, clock: FakeClock, emulator: MichiganEmulator
 ) -> None:
     job = await michigan_job(hub, emulator)
@@ -201,8 +201,9 @@ async def test_a_job_over_the_per_user_limit_waits_and_says_why(
     shown = (await status_updates(hub, job.id))[-1].message
     assert shown is not None
     assert "busy with this account's other jobs" in shown
-    assert "Only 2 jobs per user can be executed simultaneously." in shown
-    assert [s["status"] for s in emulator.submissions] == [400]
+    assert "Only 2 jobs per user can be executed simultaneously; 2 are waiting or running" in shown
+    assert (emulator.submit_posts(), emulator.submit_bytes) == (0, 0)
+    assert waiting.attempts == 0  # waiting for a slot is no failed attempt
 
     for other in others:
         other.state = 4
@@ -210,5 +211,49 @@ async def test_a_job_over_the_per_user_limit_waits_and_says_why(
     done = await drive(hub, worker, clock, job.id)
 
     assert done.status == "completed", done.error_log
-    assert [s["status"] for s in emulator.submissions] == [400, 200]
+    assert [s["status"] for s in emulator.submissions] == [200]
+    assert emulator.submit_posts() == 1
     await assert_results(hub, done)
+
+
+async def test_a_job_held_back_by_maintenance_uploads_nothing_and_resumes_within_an_interval(
+    settings: Settings, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    interval = 120.0  # the health-check interval; a maintenance used to mean 10 minutes
+    settings = settings.model_copy(update={"health_check_interval_seconds": interval})
+    async with michigan_hub(settings, clock) as hub:
+        job = await michigan_job(hub, emulator)
+        emulator.maintenance = True
+        worker = Worker(hub)
+
+        await worker.run_once()
+        clock.advance(interval - 1)
+        await worker.run_once()  # not due yet
+        clock.advance(1)
+        await worker.run_once()  # one interval later, still in maintenance: waits again
+
+        waiting = await load_job(hub, job.id)
+        assert waiting.status == "pending"
+        shown = (await status_updates(hub, job.id))[-1].message
+        assert shown == (
+            "waiting to retry after a temporary problem: "
+            "the service is in maintenance; waiting for it to come back"
+        )
+        assert [e["message"] for e in waiting.error_log] == [
+            "the service is in maintenance; waiting for it to come back"
+        ] * 2
+        assert (emulator.submit_posts(), emulator.submit_bytes) == (0, 0)
+        assert waiting.attempts == 0  # a maintenance is no failed attempt
+
+        emulator.maintenance = False  # back: one interval after its last look, it submits
+        clock.advance(interval)
+        await worker.run_once()
+
+        submitted = await load_job(hub, job.id)
+        assert submitted.external_job_id == emulator.job_named(job.id).id
+        assert emulator.submit_posts() == 1
+        done = await drive(hub, worker, clock, job.id)
+        assert done.status == "completed", done.error_log
+        assert len(emulator.accepted(job.id)) == 1
+        assert emulator.submit_posts() == 1
+        await assert_results(hub, done)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -12,13 +13,35 @@ from imputehub.domain.errors import (
     CredentialRejected,
     JobLost,
     PermanentServiceError,
+    ServiceBusy,
+    ServiceInMaintenance,
     TransientServiceError,
 )
 
-# Waits the server gives no hint for: a maintenance window, a busy per-user job slot.
-MAINTENANCE_RETRY_SECONDS = 600.0
+# A wait the server gives no hint for: a busy per-user job slot. (How long a job waits for
+# the end of a maintenance is the worker's choice: one health-check interval.)
 JOB_LIMIT_RETRY_SECONDS = 300.0
 _JOB_LIMIT = re.compile(r"Only \d+ jobs per user", re.IGNORECASE)
+
+
+def in_maintenance(server: Mapping[str, Any]) -> bool:
+    """Whether `GET /api/v2/server` says maintenance (the misspelling is the servers' own)."""
+    return bool(server.get("maintenace") or server.get("maintenance"))
+
+
+def maintenance(retry_after: float | None = None) -> ServiceInMaintenance:
+    """The error for a server in maintenance, whether it said so before or after an upload."""
+    return ServiceInMaintenance(
+        "the service is in maintenance; waiting for it to come back", retry_after=retry_after
+    )
+
+
+def job_limit(message: str, retry_after: float | None = None) -> ServiceBusy:
+    """The error for an account at its job limit; `message` is the server's words."""
+    return ServiceBusy(
+        f"the service is busy with this account's other jobs ({message}); waiting",
+        retry_after=JOB_LIMIT_RETRY_SECONDS if retry_after is None else retry_after,
+    )
 
 
 def message_of(response: httpx.Response) -> str:
@@ -47,15 +70,9 @@ def check(response: httpx.Response, *, job: str | None = None) -> None:
     if status == 403:
         raise CredentialRejected(f"the service refused this API token access: {message}")
     if status == 503:
-        raise TransientServiceError(
-            "the service is in maintenance; waiting for it to come back",
-            retry_after=retry_after(response, MAINTENANCE_RETRY_SECONDS),
-        )
+        raise maintenance(retry_after(response, None))
     if status == 400 and _JOB_LIMIT.search(message):
-        raise TransientServiceError(
-            f"the service is busy with this account's other jobs ({message}); waiting",
-            retry_after=retry_after(response, JOB_LIMIT_RETRY_SECONDS),
-        )
+        raise job_limit(message, retry_after(response, None))
     if status >= 500 or status == 429:
         raise TransientServiceError(
             f"the service answered HTTP {status}", retry_after=retry_after(response, None)

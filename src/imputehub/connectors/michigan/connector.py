@@ -3,7 +3,10 @@
 They all run Cloudgene 3 with the `imputationserver2` app; protocol facts are in
 ../shared/reference/michigan-api.md. The service's `api_config` may name another app
 (`{"app": "imputationserver2-hla"}`) and ask for AES-256 result zips
-(`{"aes_encryption": true}`; ZipCrypto otherwise).
+(`{"aes_encryption": true}`; ZipCrypto otherwise), and give the per-user job limit
+(`{"max_jobs_per_user": 3}`; Cloudgene's default 2 otherwise).
+- list_panels: the panels of the app's `refpanel` param, each with its populations (the
+  `population` binded_list) and the app's `phasing` and `r2Filter` choices.
 - submit: one multipart POST, streamed; `job-name` carries the hub's job id so `find` can
   recognise a job submitted just before a crash, and `password` the job's secret, so the
   hub can decrypt the result zips itself. POSTs are never retried here.
@@ -14,6 +17,10 @@ They all run Cloudgene 3 with the `imputationserver2` app; protocol facts are in
 Answers are classified in `answers.py`: 401 -> CredentialRejected; 503 and "Only N jobs per
 user" -> transient with a wait; 5xx and network errors -> transient; 404 for a job -> JobLost;
 any other 400 -> permanent with the server's message.
+
+The server reads a submit's whole multipart body before it answers 503 (maintenance) or
+400 "Only N jobs per user...", so `submit` first asks `GET /api/v2/server` and the user's
+job list and uploads nothing the server would refuse for either (`_ready_for_upload`).
 """
 
 from __future__ import annotations
@@ -41,7 +48,14 @@ from imputehub.connectors.base import (
 from imputehub.connectors.health_probe import probe_json
 from imputehub.connectors.http import transient_client
 from imputehub.connectors.michigan import results, states
-from imputehub.connectors.michigan.answers import check, json_object, message_of
+from imputehub.connectors.michigan.answers import (
+    check,
+    in_maintenance,
+    job_limit,
+    json_object,
+    maintenance,
+    message_of,
+)
 from imputehub.connectors.multipart import MultipartBody
 from imputehub.domain.errors import CredentialRejected, PermanentServiceError
 
@@ -56,6 +70,14 @@ MAX_PAGES = 100
 # be the one an interrupted submit sent.
 CLOCK_SKEW_SECONDS = 3600.0
 MODES = {"imputation": "imputation", "qc_only": "qconly", "qconly": "qconly"}
+# Cloudgene's default per-user limit of waiting + running jobs; a service's `api_config`
+# says otherwise with `max_jobs_per_user` (TOPMed: 3). Connectors hold no state, so a limit
+# learnt from an "Only N jobs" answer is not remembered: set it there.
+DEFAULT_JOBS_PER_USER = 2
+ACTIVE_STATES = frozenset({1, 2, 3})  # waiting, running, exporting
+# Active jobs are among the newest: the job-limit check before an upload reads this many
+# pages of the list at most (the server's own check after the upload stays the last word).
+LIMIT_CHECK_PAGES = 2
 
 
 def _app(service: ServiceInfo) -> str:
@@ -68,6 +90,13 @@ def _base(service: ServiceInfo) -> str:
 
 def _aes(service: ServiceInfo) -> bool:
     return service.api_config.get("aes_encryption") is True
+
+
+def _jobs_per_user(service: ServiceInfo) -> int:
+    limit = service.api_config.get("max_jobs_per_user")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return limit
+    return DEFAULT_JOBS_PER_USER
 
 
 def _submitted_before(job: Mapping[str, Any], oldest_ms: float | None) -> bool:
@@ -107,8 +136,7 @@ class MichiganConnector:
             what="answer",
             detail=message_of,
             maintenance_status=503,
-            # The misspelling is the real servers' own.
-            in_maintenance=lambda body: bool(body.get("maintenace") or body.get("maintenance")),
+            in_maintenance=in_maintenance,
         )
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
@@ -145,7 +173,7 @@ class MichiganConnector:
             response = await client.get(f"{_base(service)}/api/v2/server/apps/{quote(full_ids[0])}")
             check(response)
             details = json_object(response)
-        return _panels(details)
+        return app_panels(details)
 
     async def find(
         self,
@@ -209,15 +237,20 @@ class MichiganConnector:
         if _aes(service):
             fields.append(("aesEncryption", "true"))  # a checkbox: sent only when on
         fields.append(("job-name", idempotency_key))
+        async with transient_client(self.api_timeout, headers=headers) as client:
+            await self._ready_for_upload(client, service)
         body = MultipartBody(fields=fields, files=[("files", f) for f in job.inputs])
-        headers = {
-            **headers,
-            "Content-Type": body.content_type,
-            "Content-Length": str(body.length()),
-        }
         url = f"{_base(service)}/api/v2/jobs/submit/{quote(_app(service))}"
         async with transient_client(self.transfer_timeout) as client:
-            response = await client.post(url, content=body.stream(), headers=headers)
+            response = await client.post(
+                url,
+                content=body.stream(),
+                headers={
+                    **headers,
+                    "Content-Type": body.content_type,
+                    "Content-Length": str(body.length()),
+                },
+            )
         check(response)
         answer = json_object(response)
         if not answer.get("success") or not answer.get("id"):
@@ -225,6 +258,33 @@ class MichiganConnector:
                 f"the service did not accept the job: {answer.get('message') or answer}"
             )
         return ExternalRef(external_id=str(answer["id"]), secret=job.secret)
+
+    async def _ready_for_upload(self, client: httpx.AsyncClient, service: ServiceInfo) -> None:
+        """Raise what the server would answer after the whole upload, before sending a byte:
+        maintenance (`GET /api/v2/server`), or the account at its job limit (waiting, running
+        and exporting jobs among the newest LIMIT_CHECK_PAGES pages of its job list)."""
+        response = await client.get(f"{_base(service)}/api/v2/server")
+        check(response)
+        if in_maintenance(json_object(response)):
+            raise maintenance()
+        limit = _jobs_per_user(service)
+        active = 0
+        page: int | None = 1
+        for _ in range(LIMIT_CHECK_PAGES):
+            if page is None:
+                break
+            response = await client.get(f"{_base(service)}/api/v2/jobs", params={"page": page})
+            check(response)
+            body = json_object(response)
+            jobs = [job for job in body.get("data") or [] if isinstance(job, Mapping)]
+            active += sum(1 for job in jobs if job.get("state") in ACTIVE_STATES)
+            if active >= limit:
+                raise job_limit(
+                    f"Only {limit} jobs per user can be executed simultaneously; "
+                    f"{active} are waiting or running"
+                )
+            following = body.get("next")
+            page = following if isinstance(following, int) and following > page else None
 
     async def poll(
         self, service: ServiceInfo, ref: ExternalRef, credential: str | None
@@ -281,26 +341,75 @@ class MichiganConnector:
         return json_object(response)
 
 
-def _panels(details: Mapping[str, Any]) -> list[PanelInfo]:
-    params = [p for p in details.get("params") or [] if isinstance(p, Mapping)]
-    refpanel = next((p for p in params if p.get("id") == "refpanel"), None)
-    population = next((p for p in params if p.get("id") == "population"), None)
-    by_panel: Mapping[str, Any] = {}
-    if population is not None and isinstance(population.get("values"), Mapping):
-        by_panel = population["values"]
+def app_panels(details: Mapping[str, Any]) -> list[PanelInfo]:
+    """The panels of `GET /api/v2/server/apps/{id}`, with their populations and the app's
+    phasing and r2Filter choices."""
+    params = {str(p.get("id")): p for p in details.get("params") or [] if isinstance(p, Mapping)}
+    populations = _bound_choices(params.get("population"))
+    phasing = _choices(params.get("phasing"))
+    r2_filters = tuple(
+        number
+        for number in (_number(key) for key in _choices(params.get("r2Filter")))
+        if number is not None
+    )
     panels: list[PanelInfo] = []
-    for entry in (refpanel or {}).get("values") or []:
+    for entry in (params.get("refpanel") or {}).get("values") or []:
         if not isinstance(entry, Mapping) or not entry.get("key"):
             continue
         key = str(entry["key"])
         label = str(entry.get("value") or key)
-        populations = tuple(
-            str(p["key"])
-            for p in by_panel.get(key) or []
-            if isinstance(p, Mapping) and p.get("key")
-        )
         build = "hg38" if ("hg38" in label.lower() or "grch38" in label.lower()) else "hg19"
         panels.append(
-            PanelInfo(panel_id=key, display_name=label, build=build, populations=populations)
+            PanelInfo(
+                panel_id=key,
+                display_name=label,
+                build=build,
+                populations=populations.get(key, ()),
+                phasing=phasing,
+                r2_filters=r2_filters,
+            )
         )
     return panels
+
+
+def _choices(param: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The keys a `list` param offers: `values` is a list of `{"key", "value"}` (Cloudgene 3),
+    or a mapping of key to label (as written in the app's cloudgene.yaml)."""
+    values = (param or {}).get("values")
+    if isinstance(values, Mapping):
+        return tuple(str(key) for key in values)
+    if isinstance(values, list):
+        return tuple(
+            str(v["key"]) for v in values if isinstance(v, Mapping) and v.get("key") is not None
+        )
+    return ()
+
+
+def _bound_choices(param: Mapping[str, Any] | None) -> dict[str, tuple[str, ...]]:
+    """A `binded_list` param's choices per bound value (here: per panel id).
+
+    Cloudgene 3 sends a list with one entry per panel, `{"key": "apps@<panel>@<version>",
+    "label": ..., "values": [{"key": "eur", "value": "EUR"}, ...]}`; a mapping of panel id to
+    such a `values` list is read too.
+    """
+    values = (param or {}).get("values")
+    entries: list[tuple[Any, Any]] = []
+    if isinstance(values, Mapping):
+        entries = list(values.items())
+    elif isinstance(values, list):
+        entries = [(v.get("key"), v) for v in values if isinstance(v, Mapping)]
+    bound: dict[str, tuple[str, ...]] = {}
+    for key, entry in entries:
+        if key is None:
+            continue
+        choices = _choices(entry if isinstance(entry, Mapping) else {"values": entry})
+        bound[str(key)] = choices
+    return bound
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if 0.0 <= number <= 1.0 else None
