@@ -93,6 +93,10 @@ class ServicePublic(BaseModel):
     health_status: str
     health_message: str | None
     response_time_ms: float | None
+    queue_size: int | None = Field(
+        description="jobs waiting in the service's own queue at the last health check "
+        "(Michigan-type servers tell; null: unknown)"
+    )
     last_checked_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -116,6 +120,7 @@ class ServicePublic(BaseModel):
             health_status=service.health_status,
             health_message=service.health_message,
             response_time_ms=service.response_time_ms,
+            queue_size=service.queue_size,
             last_checked_at=service.last_checked_at,
             created_at=service.created_at,
             updated_at=service.updated_at,
@@ -130,6 +135,7 @@ class HealthCheckPublic(BaseModel):
     status: str
     response_time_ms: float | None
     message: str | None
+    queue_size: int | None = None
 
 
 @router.get("", response_model=list[ServicePublic])

@@ -34,6 +34,7 @@ SERVICE_COLUMNS = (
     ("supported_builds", "Builds"),
     ("health_status", "Health"),
     ("response_time_ms", "ms"),
+    ("queue_size", "Queue"),
     ("is_active", "Active"),
 )
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)

@@ -38,6 +38,8 @@ class Health:
     status: HealthStatus
     response_time_ms: float | None = None
     message: str | None = None
+    # Jobs waiting in the service's own queue (all users), where the service tells.
+    queue_size: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -124,6 +124,8 @@ class Service(Base):
     health_status: Mapped[str] = mapped_column(String(16), default="unknown")
     health_message: Mapped[str | None] = mapped_column(Text)
     response_time_ms: Mapped[float | None] = mapped_column(Float)
+    # Jobs waiting in the service's own queue at the last health check (None: not told).
+    queue_size: Mapped[int | None] = mapped_column(Integer)
     last_checked_at: Mapped[datetime | None]
     # Lease columns: health checks are claimed by workers like jobs are.
     health_next_run_at: Mapped[datetime | None]
@@ -165,6 +167,7 @@ class ServiceHealthCheck(Base):
     status: Mapped[str] = mapped_column(String(16))
     response_time_ms: Mapped[float | None] = mapped_column(Float)
     message: Mapped[str | None] = mapped_column(Text)
+    queue_size: Mapped[int | None] = mapped_column(Integer)
 
 
 class ReferencePanel(Base):

@@ -36,6 +36,7 @@ class HealthCheckResult:
     status: str
     response_time_ms: float | None
     message: str | None
+    queue_size: int | None = None
 
 
 async def run_health_check(runtime: Runtime, service_id: str) -> HealthCheckResult:
@@ -139,6 +140,7 @@ async def _check(runtime: Runtime, ref: str, *, lease_owner: str | None) -> Heal
         status=health.status.value,
         response_time_ms=health.response_time_ms,
         message=health.message,
+        queue_size=health.queue_size,
     )
 
 
@@ -184,6 +186,7 @@ async def _ask_connector(runtime: Runtime, info: ServiceInfo) -> Health:
             health.response_time_ms if health.response_time_ms is not None else elapsed_ms
         ),
         message=health.message,
+        queue_size=health.queue_size,
     )
 
 
@@ -204,11 +207,13 @@ def _record(
             status=health.status.value,
             response_time_ms=health.response_time_ms,
             message=message,
+            queue_size=health.queue_size,
         )
     )
     service.health_status = health.status.value
     service.health_message = message
     service.response_time_ms = health.response_time_ms
+    service.queue_size = health.queue_size
     service.last_checked_at = now
     service.health_next_run_at = now + timedelta(
         seconds=runtime.settings.health_check_interval_seconds

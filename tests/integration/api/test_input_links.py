@@ -28,6 +28,10 @@ from tests.support.fake_connector import FakeConnector
 from tests.support.hub_server import serving, url_of
 
 LINK_SECONDS = 3600
+# httpx's default 5 s: twice, in full parallel runs on a loaded 2-core machine (Beagle and a
+# fresh `make run` in the other test process), the loop serving these requests was stalled
+# longer than that. A hang still fails the test, at the suite's own timeout.
+CLIENT_TIMEOUT = 30.0
 
 
 @pytest.fixture
@@ -76,7 +80,7 @@ async def test_a_submitted_job_s_input_is_downloadable_by_its_link_without_a_log
     job_id, url = await submitted_link(runtime, fake, clock)
 
     assert url.startswith(f"{public}/api/v1/links/{job_id}/")
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
         whole = await client.get(url)
         part = await client.get(url, headers={"Range": "bytes=10-19"})
 
@@ -107,7 +111,7 @@ async def test_an_altered_or_expired_link_is_refused(
     expires = int(parse_qs(urlsplit(url).query)["expires"][0])
     parts = urlsplit(url)
     other_name = parts._replace(path=parts.path.rsplit("/", 1)[0] + "/other.vcf.gz").geturl()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
         later = await client.get(altered(url, expires=str(expires + 3600)))
         forged = await client.get(altered(url, signature="0" * 64))
         renamed = await client.get(other_name)
@@ -131,7 +135,7 @@ async def test_a_link_stops_working_when_its_job_ends(
     done = await drive(runtime, Worker(runtime), clock, job_id)
     assert done.status == "cancelled"
 
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
         answer = await client.get(url)
 
     assert answer.status_code == 410
@@ -147,7 +151,7 @@ async def test_a_link_for_a_job_that_does_not_exist_reveals_nothing(
     url = signer.url(
         public, "no-such-job", "no-such-file", "x.vcf.gz", runtime.clock.now() + timedelta(hours=1)
     )
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
         answer = await client.get(url)
 
     assert answer.status_code == 410
@@ -167,7 +171,7 @@ async def test_malformed_link_parameters_are_refused_plainly(
     linked: tuple[Runtime, FakeConnector, str], query: dict[str, str]
 ) -> None:
     _, _, public = linked
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
         answer = await client.get(f"{public}/api/v1/links/j/f/x.vcf.gz", params=query)
 
     assert answer.status_code == 422

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from imputehub.api.services import ServicePublic
 from imputehub.clock import FakeClock
-from imputehub.db.models import Job, User
+from imputehub.db.models import Job, Service, ServiceHealthCheck, User
+from imputehub.registry import health
 from imputehub.runtime import Runtime
 from imputehub.worker.loop import Worker
 from tests.integration.worker.support import (
@@ -177,3 +180,26 @@ async def test_maintenance_and_server_errors_delay_a_job_but_do_not_fail_it(
     assert len(emulator.accepted(job.id)) == 1
     assert "HTTP 500" in str(done.error_log)
     assert len(await result_files(runtime, job.id)) == 4
+
+
+async def test_health_checks_record_how_many_jobs_wait_at_the_server(
+    runtime: Runtime, emulator: MichiganEmulator
+) -> None:
+    job = await michigan_job(runtime, emulator)
+    emulator.add_token("someone-else-token", username="dave")
+    emulator.occupy("dave", 3, state=1)  # waiting at the server: its queue
+    emulator.occupy("dave", 2, state=2)  # running: not queued
+
+    checked = await health.run_health_check(runtime, "michigan")
+    assert checked.queue_size == 3
+    async with runtime.db.session() as session:
+        service = await session.get(Service, job.service_id)
+        assert service is not None
+        assert ServicePublic.of(service).queue_size == 3  # GET /services shows it
+        history = (await session.scalars(select(ServiceHealthCheck))).all()
+        assert [check.queue_size for check in history] == [3]
+
+    # In maintenance the figure is not known: none is shown rather than a stale one.
+    emulator.maintenance = True
+    checked = await health.run_health_check(runtime, "michigan")
+    assert (checked.status, checked.queue_size) == ("maintenance", None)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from imputehub.connectors.base import (
     ExternalRef,
     ExternalStatus,
     Health,
+    HealthStatus,
     JobSpec,
     PanelInfo,
     ResultFile,
@@ -99,6 +101,20 @@ def _jobs_per_user(service: ServiceInfo) -> int:
     return DEFAULT_JOBS_PER_USER
 
 
+async def _queue_size(service: ServiceInfo) -> int | None:
+    """Jobs waiting at the server, all users (`GET /api/v2/server/counters`, anonymous);
+    None when it does not say. Only a figure to show: it never makes a service unhealthy."""
+    try:
+        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
+            response = await client.get(f"{_base(service)}/api/v2/server/counters")
+        body = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    queue = body.get("queue") if isinstance(body, dict) else None
+    size = queue.get("size") if isinstance(queue, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+
+
 def _submitted_before(job: Mapping[str, Any], oldest_ms: float | None) -> bool:
     """Whether the listed job was submitted before `oldest_ms` (epoch ms), as far as known."""
     submitted = job.get("submittedOn")
@@ -130,7 +146,7 @@ class MichiganConnector:
         self.transfer_timeout = httpx.Timeout(transfer_seconds, connect=connect)
 
     async def check_health(self, service: ServiceInfo) -> Health:
-        return await probe_json(
+        health = await probe_json(
             f"{_base(service)}/api/v2/server",
             http_timeout=HEALTH_TIMEOUT,
             what="answer",
@@ -138,6 +154,9 @@ class MichiganConnector:
             maintenance_status=503,
             in_maintenance=in_maintenance,
         )
+        if health.status != HealthStatus.HEALTHY:
+            return health
+        return replace(health, queue_size=await _queue_size(service))
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
         async with transient_client(self.api_timeout) as client:
