@@ -33,6 +33,23 @@ def hub_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def local_engine_env(
+    home: Path, database_url: str, admin_password: str, **extra: str
+) -> dict[str, str]:
+    """A first `serve` that runs real local-engine jobs quickly and lightly: data under
+    home/data, a known admin password, the engine looked at often, one Beagle thread."""
+    return hub_env(
+        home,
+        database_url,
+        IMPUTEHUB_DATA_DIR=str(home / "data"),
+        IMPUTEHUB_ADMIN_PASSWORD=admin_password,
+        IMPUTEHUB_ENGINE_POLL_INTERVAL_SECONDS="0.5",
+        IMPUTEHUB_ENGINE_HEAP_MB="1024",
+        IMPUTEHUB_ENGINE_THREADS="1",
+        **extra,
+    )
+
+
 def cli(
     *args: str, env: dict[str, str], cwd: Path, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

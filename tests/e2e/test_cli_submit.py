@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.processes import Cli, HubProcess, hub_env
+from tests.e2e.processes import Cli, HubProcess, local_engine_env
 from tests.support.peers import free_port
 from tests.support.vcf import write_vcf
 
@@ -61,16 +61,7 @@ def hub(tmp_path: Path, empty_database_url: str) -> Iterator[Hub]:
     """A fresh `serve` (local engine, demo panel), the admin logged in on the command line."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = hub_env(
-        tmp_path,
-        empty_database_url,
-        IMPUTEHUB_DATA_DIR=str(tmp_path / "data"),
-        IMPUTEHUB_ADMIN_PASSWORD=PASSWORD,
-        IMPUTEHUB_LOG_FORMAT="json",
-        IMPUTEHUB_ENGINE_POLL_INTERVAL_SECONDS="0.5",
-        IMPUTEHUB_ENGINE_HEAP_MB="1024",
-        IMPUTEHUB_ENGINE_THREADS="1",
-    )
+    env = local_engine_env(tmp_path, empty_database_url, PASSWORD, IMPUTEHUB_LOG_FORMAT="json")
     user = Cli(env, tmp_path)
     with HubProcess("serve", "--port", str(port), env=env, cwd=tmp_path, name="hub") as process:
         process.wait_until_healthy(base)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from imputehub.engine.accuracy import dosage_r2
-from tests.e2e.processes import Cli, HubProcess, hub_env
+from tests.e2e.processes import Cli, HubProcess, local_engine_env
 from tests.support.peers import free_port
 
 PASSWORD = "walk-through admin password"
@@ -35,15 +35,7 @@ def test_first_walk_through_from_a_fresh_hub_to_imputed_results(
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = hub_env(
-        tmp_path,
-        empty_database_url,
-        IMPUTEHUB_DATA_DIR=str(tmp_path / "data"),
-        IMPUTEHUB_ADMIN_PASSWORD=PASSWORD,
-        IMPUTEHUB_ENGINE_POLL_INTERVAL_SECONDS="0.5",
-        IMPUTEHUB_ENGINE_HEAP_MB="1024",
-        IMPUTEHUB_ENGINE_THREADS="1",
-    )
+    env = local_engine_env(tmp_path, empty_database_url, PASSWORD)
     user = Cli(env, tmp_path)
     with HubProcess("serve", "--port", str(port), env=env, cwd=tmp_path, name="hub") as hub:
         hub.wait_until_healthy(base)

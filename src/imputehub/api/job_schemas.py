@@ -111,6 +111,8 @@ class JobCheck(JobCreate):
 
 
 class CheckedInputPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str | None = Field(description="the stored file's id; null for a file still to upload")
     filename: str
     size: int
@@ -118,6 +120,8 @@ class CheckedInputPublic(BaseModel):
 
 class JobCheckPublic(BaseModel):
     """The job POST /jobs would create from the same body, once the files are uploaded."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     name: str
     description: str

@@ -14,7 +14,6 @@ from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser, multipart_body, request_chunks
 from imputehub.api.job_schemas import (
-    CheckedInputPublic,
     JobCheck,
     JobCheckPublic,
     JobCreate,
@@ -203,23 +202,7 @@ async def check_job(request: Request, runtime: RuntimeDep, user: DetachedUser) -
     preview = await create.preview_job(
         runtime, owner_id=user.id, request=body.to_request(), planned=body.planned()
     )
-    return JobCheckPublic(
-        name=preview.name,
-        description=preview.description,
-        service_id=preview.service_id,
-        service_slug=preview.service_slug,
-        reference_panel_id=preview.reference_panel_id,
-        reference_panel_slug=preview.reference_panel_slug,
-        build=preview.build,
-        phasing=preview.phasing,
-        population=preview.population,
-        mode=preview.mode,
-        r2_filter=preview.r2_filter,
-        input_files=[
-            CheckedInputPublic(id=item.id, filename=item.filename, size=item.size)
-            for item in preview.inputs
-        ],
-    )
+    return JobCheckPublic.model_validate(preview)
 
 
 # --- reading ------------------------------------------------------------------------------

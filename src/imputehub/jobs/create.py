@@ -102,7 +102,7 @@ class JobPreview:
     population: str | None
     mode: str
     r2_filter: float | None
-    inputs: tuple[PreviewInput, ...]
+    input_files: tuple[PreviewInput, ...]
 
 
 async def count_active_jobs(session: AsyncSession, user_id: str) -> int:
@@ -296,7 +296,7 @@ async def preview_job(
             population=checked.population,
             mode=checked.mode.value,
             r2_filter=checked.r2_filter,
-            inputs=tuple(inputs),
+            input_files=tuple(inputs),
         )
 
 
