@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, false, func, select, update
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -55,6 +55,19 @@ async def lock_row(session: AsyncSession, entity: Any, row_id: str) -> None:
         await session.execute(update(entity).where(entity.id == row_id).values(id=entity.id))
     else:
         await session.execute(select(entity.id).where(entity.id == row_id).with_for_update())
+
+
+async def lock_writers(session: AsyncSession, key: int, table: Any) -> None:
+    """Serialise the writers that share `key` until this transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write that matches no row of
+    `table` still takes the database's write lock, so the reads after it see what earlier
+    writers committed (SQLite's SELECTs alone take no lock a second writer would wait for).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(update(table).where(false()).values(id=table.id))
+    else:
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.connectors.base import HealthStatus
 from imputehub.db.models import ReferencePanel, Service
+from imputehub.db.session import lock_writers
 from imputehub.domain.errors import InvalidInput, NotFound
 from imputehub.engine.panel_store import PanelMeta
 from imputehub.registry import lookup, rules
@@ -82,12 +83,8 @@ REGISTRATION_LOCK = 0x696D7075746C6F63  # "imputloc"
 
 
 async def lock_local_registration(session: AsyncSession) -> None:
-    """Serialise registrations of the local engine until the transaction ends.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite has one writer at a time.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(REGISTRATION_LOCK)))
+    """Serialise registrations of the local engine until the transaction ends."""
+    await lock_writers(session, REGISTRATION_LOCK, Service)
 
 
 async def has_local_service(session: AsyncSession) -> bool:

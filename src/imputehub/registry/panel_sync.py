@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from imputehub.accounts.users import require_admin
 from imputehub.connectors.base import PanelInfo, ServiceInfo
-from imputehub.db.models import ReferencePanel, User
+from imputehub.db.models import ReferencePanel, Service, User
+from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, PermanentServiceError, TransientServiceError
 from imputehub.registry import lookup, rules
 from imputehub.registry.credentials import platform_credential
@@ -67,6 +68,8 @@ async def sync_panels(runtime: Runtime, actor: User, ref: str) -> SyncResult:
     result = SyncResult(service_id=info.id)
     async with runtime.db.session() as session:
         service = await lookup.get_service(session, info.id, include_inactive=True)
+        # Two syncs at once (an admin's and the health check's) would both add a new panel.
+        await lock_row(session, Service, service.id)
         rows = {
             row.panel_id: row
             for row in await session.scalars(

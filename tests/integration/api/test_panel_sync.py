@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,31 @@ async def test_sync_adds_updates_and_withdraws_panels_as_the_service_lists_them(
         "deactivated": [],
         "skipped": [],
     }
+
+
+async def test_two_syncs_at_once_add_each_panel_once(
+    runtime: Runtime, client: httpx.AsyncClient, admin: Actor, emulator: MichiganEmulator
+) -> None:
+    # An admin's sync and another admin's (or the health check's) at the same moment.
+    service = await factories.make_service(
+        runtime,
+        slug="michigan",
+        api_type="michigan",
+        base_url=emulator.base_url,
+        credential_encrypted=runtime.vault.encrypt(TOKEN),
+    )
+    sync = f"/api/v1/services/{service.id}/sync-panels"
+
+    first, second = await asyncio.gather(
+        client.post(sync, headers=admin.headers), client.post(sync, headers=admin.headers)
+    )
+
+    assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+    assert sorted([len(first.json()["added"]), len(second.json()["added"])]) == [0, 3]
+    listed = await client.get(
+        "/api/v1/reference-panels", params={"service_id": service.id}, headers=admin.headers
+    )
+    assert len(listed.json()) == 3
 
 
 async def test_only_admins_sync_and_an_unknown_service_is_404(
