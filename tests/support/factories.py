@@ -6,11 +6,53 @@ import hashlib
 import uuid
 from typing import Any
 
-from imputehub.db.models import Job, JobInput, ReferencePanel, Service, StoredFile
+from imputehub.db.models import (
+    Job,
+    JobInput,
+    ReferencePanel,
+    Service,
+    StoredFile,
+    User,
+    UserServiceCredential,
+)
 from imputehub.domain.jobs import JobStatus, Step
 from imputehub.files.vcf_check import check_bytes
 from imputehub.runtime import Runtime
 from tests.support import vcf
+
+
+async def make_user(runtime: Runtime, *, email: str, role: str = "user") -> User:
+    """A user who never logs in (no slow password hash), named after the address."""
+    now = runtime.clock.now()
+    async with runtime.db.session() as session:
+        user = User(
+            username=email.split("@")[0],
+            email=email,
+            password_hash="!",
+            role=role,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(user)
+    return user
+
+
+async def make_user_credential(
+    runtime: Runtime, user_id: str, service: Service, credential: str
+) -> UserServiceCredential:
+    """The user's own credential for `service`, encrypted as the hub keeps it."""
+    now = runtime.clock.now()
+    async with runtime.db.session() as session:
+        row = UserServiceCredential(
+            user_id=user_id,
+            service_id=service.id,
+            credential_encrypted=runtime.vault.encrypt(credential),
+            last_four=credential[-4:],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+    return row
 
 
 async def make_service(runtime: Runtime, **fields: Any) -> Service:

@@ -47,6 +47,7 @@ from imputehub.domain.errors import (
     CredentialRejected,
     JobLost,
     PermanentServiceError,
+    ServiceBusy,
     TransientServiceError,
 )
 
@@ -68,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "results": {name: base64.b64encode(data).decode() for name, data in DEFAULT_RESULTS.items()},
     "refuse_cancel": False,
     "reject_credential": [],  # ops that answer as a service refusing the credential (401)
+    # The account's job limit at the service, if any: a submit beyond it answers as
+    # Michigan does ("Only N jobs per user can be executed simultaneously.").
+    "busy_limit": None,
 }
 CHUNK = 16
 
@@ -180,6 +184,17 @@ class FakeConnector:
             inputs.append({"name": item.name, "size": size, "sha256": digest.hexdigest()})
         with self._state() as state:
             self._call(state, "submit", idempotency_key)
+            limit = self._behaviour(state, idempotency_key)["busy_limit"]
+            active = sum(
+                1
+                for job in state["jobs"].values()
+                if job["credential"] == credential
+                and job["state"] in (ExternalState.QUEUED.value, ExternalState.RUNNING.value)
+            )
+            if limit is not None and active >= limit:
+                raise ServiceBusy(
+                    f"Only {limit} jobs per user can be executed simultaneously.", limit=limit
+                )
             state["counter"] += 1
             external_id = f"fake-{state['counter']:06d}"
             state["jobs"][external_id] = {

@@ -17,17 +17,23 @@ Served over real HTTP on loopback (Starlette + uvicorn in a thread) and followin
 - job lists are page objects, newest first; each status call moves a job one step on
   (waiting -> running -> exporting -> success, or failed with step messages);
 - results: `chr_20.zip` encrypted with the submitted password, ZipCrypto (`zip -P`) or,
-  when `aesEncryption=true` was sent, AES-256 (pyzipper); a QC report and statistics; each
-  GET of /share/results/{hash}/{name} spends one download (400 at 0), honours `Range`,
-  optionally answers 301 to a "presigned" URL, and can drop the connection mid-body once,
-  to test resuming.
+  when `aesEncryption=true` was sent, AES-256 (pyzipper); a QC report and statistics; with
+  `publish_md5` (as TOPMed), `chr_20.zip.md5` too (`<hex>  chr_20.zip`, as md5sum writes).
+  Each file entry of a JobResponse carries its remaining downloads (`count`); every
+  JobResponse has `deletedOn` (epoch ms, 0 until a retire notice: `retire_notice`);
+- each GET of /share/results/{hash}/{name} spends one download (400 at 0), also when the
+  transfer then breaks, and ignores `Range` (200 and the whole file: a local workspace
+  streams a bare InputStream); with `redirect` it answers 301 to a "presigned" URL, which
+  honours `Range` and spends nothing. A body can drop mid-way once (`drop_after`) or arrive
+  with one byte flipped (`corrupt`), to test resuming and integrity checks.
 Faults tests switch on: bursts of HTTP 500 on status calls or on one result's GETs (those
 spend no download), slow status answers, malformed JSON on status.
 
 Tests read what it recorded: `submissions` (every accepted or refused submit's fields),
 `submit_bytes` (request-body bytes received by submit POSTs, whatever the answer),
-`downloads` (every GET of a result that spent a download, with its Range), `failed_downloads`
-(result GETs answered 500), `calls` (method and path of every request).
+`downloads` (every GET of a result that spent a download: its `name`, the `range` it asked
+for, the body bytes `sent`), `presigned` (GETs of presigned URLs, likewise),
+`failed_downloads` (result GETs answered 500), `calls` (method and path of every request).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,6 +125,7 @@ class EmulatedJob:
     status_calls: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    deleted_ms: int = 0  # when its results are deleted, once a retire notice was sent
 
 
 @dataclass
@@ -137,6 +144,7 @@ class MichiganEmulator:
         self.blobs: dict[tuple[str, str], ResultBlob] = {}
         self.submissions: list[dict[str, Any]] = []
         self.downloads: list[dict[str, Any]] = []
+        self.presigned: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.job_limit = 2
         self.maintenance = False
@@ -145,6 +153,8 @@ class MichiganEmulator:
         self.download_count = 10
         self.redirect = False  # answer result GETs with 301 to a presigned-style URL
         self.drop_after: dict[str, int] = {}  # file name -> bytes to send before dropping once
+        self.corrupt: dict[str, int] = {}  # file name -> next bodies sent with a byte flipped
+        self.publish_md5 = False  # export chr_20.zip.md5 next to chr_20.zip (TOPMed)
         self.status_failures: list[int] = []  # next status calls answer these HTTP codes
         self.status_delays: list[float] = []  # next status calls answer after these seconds
         self.status_garbage = 0  # next status calls answer 200 with malformed JSON
@@ -164,10 +174,17 @@ class MichiganEmulator:
     # ---- configuration -----------------------------------------------------------------
 
     def add_token(
-        self, token: str, username: str = "alice", *, expires_in_days: float = 30.0
+        self,
+        token: str,
+        username: str = "alice",
+        *,
+        expires_in_days: float = 30.0,
+        panels: Sequence[str] | None = None,
     ) -> None:
+        """`panels`: the only panels this account may use (Cloudgene's `hasAccess`), which
+        is all the app's params list to it; None: every panel."""
         expire = datetime.now(UTC) + timedelta(days=expires_in_days)
-        self.tokens[token] = {"username": username, "expire": expire}
+        self.tokens[token] = {"username": username, "expire": expire, "panels": panels}
 
     def like_topmed(self) -> None:
         """Configured as the TOPMed Imputation Server: no beagle, 3 jobs per user."""
@@ -185,6 +202,24 @@ class MichiganEmulator:
     def retire_job(self, job_name: str) -> None:
         """The job submitted under this name finishes, then its results are deleted (state 7)."""
         self.outcomes[job_name] = ("retired", "")
+
+    def retire_notice(self, job_name: str, deletes_at: datetime) -> None:
+        """The job submitted under this name was sent its retire notice: state 8 (success,
+        retire notice sent), its results to be deleted at `deletes_at` (`deletedOn`)."""
+        job = self.job_named(job_name)
+        job.state = 8
+        job.deleted_ms = int(deletes_at.timestamp() * 1000)
+
+    def blob(self, job_name: str, name: str) -> ResultBlob:
+        """The result file `name` of the job submitted under `job_name`."""
+        job = self.job_named(job_name)
+        [found] = [
+            self.blobs[(entry["hash"], entry["name"])]
+            for param in job.outputs
+            for entry in param["files"]
+            if entry["name"] == name and (entry["hash"], entry["name"]) in self.blobs
+        ]
+        return found
 
     def job_named(self, name: str) -> EmulatedJob:
         matches = [job for job in self.jobs.values() if job.name == name]
@@ -318,8 +353,20 @@ class MichiganEmulator:
             "endTime": now if job.state >= 4 else 0,
             "currentTime": now,
             "steps": job.steps,
-            "outputParams": job.outputs if job.state in (4, 5, 8) else [],
+            "outputParams": self._outputs(job) if job.state in (4, 5, 8) else [],
+            "deletedOn": job.deleted_ms,
         }
+
+    def _outputs(self, job: EmulatedJob) -> list[dict[str, Any]]:
+        """The job's outputs, each file with the downloads it has left."""
+        return [
+            {**param, "files": [self._live(entry) for entry in param["files"]]}
+            for param in job.outputs
+        ]
+
+    def _live(self, entry: dict[str, Any]) -> dict[str, Any]:
+        blob = self.blobs.get((entry["hash"], entry["name"]))
+        return entry if blob is None else {**entry, "count": blob.count}
 
     def _step(self, job: EmulatedJob, index: int, message: str, kind: int = 0) -> None:
         job.steps.append(
@@ -372,8 +419,12 @@ class MichiganEmulator:
         qc = [self._blob(job, "qc_report.txt", QC_REPORT)]
         outputs = [_param(5, "qcreport", qc), _param(6, "statistics", statistics)]
         if not failed:
-            zipped = self._blob(job, "chr_20.zip", self._zip(job.password, aes=job.aes))
-            outputs.insert(0, _param(7, "output", [zipped]))
+            content = self._zip(job.password, aes=job.aes)
+            zipped = [self._blob(job, "chr_20.zip", content)]
+            if self.publish_md5:
+                line = f"{hashlib.md5(content, usedforsecurity=False).hexdigest()}  chr_20.zip\n"
+                zipped.append(self._blob(job, "chr_20.zip.md5", line.encode()))
+            outputs.insert(0, _param(7, "output", zipped))
         # Not a download: real servers list log outputs too, which clients must skip.
         log = {"name": "job.txt", "path": f"{job.id}/logs/job.txt", "hash": "x", "count": 0}
         outputs.append(_param(8, "logfile", [log], download=False))
@@ -431,10 +482,15 @@ class MichiganEmulator:
         )
 
     async def _app_info(self, request: Request) -> Response:
-        self._user(request)  # anonymous; recorded as a call
+        # Anonymous allowed; a valid token sees only the panels its account may use.
+        user = self._user(request)
         if request.path_params["app_id"] != APP_ID:
             app_id = request.path_params["app_id"]
             return self._message(f"Application '{app_id}' not found.", 404)
+        allowed = None
+        if user is not None:
+            allowed = self.tokens[request.headers["X-Auth-Token"]]["panels"]
+        panels = {k: v for k, v in PANELS.items() if allowed is None or k in allowed}
         return JSONResponse(
             {
                 "id": APP_ID,
@@ -444,7 +500,7 @@ class MichiganEmulator:
                     {
                         "id": "refpanel",
                         "type": "app_list",  # in the order the panels are installed
-                        "values": [{"key": k, "value": v[0]} for k, v in PANELS.items()],
+                        "values": [{"key": k, "value": v[0]} for k, v in panels.items()],
                     },
                     {"id": "files", "type": "local_folder"},
                     {
@@ -471,7 +527,7 @@ class MichiganEmulator:
                                 "value": None,
                                 "values": [{"key": p, "value": p.upper()} for p in populations],
                             }
-                            for key, (name, populations) in PANELS.items()
+                            for key, (name, populations) in panels.items()
                         ],
                     },
                     {
@@ -657,33 +713,43 @@ class MichiganEmulator:
             self.download_failures[key[1]] -= 1
             self.failed_downloads.append(key[1])
             return PlainTextResponse("Internal Server Error", status_code=500)
-        blob.count -= 1
-        self.downloads.append({"name": key[1], "range": request.headers.get("Range")})
+        blob.count -= 1  # spent before streaming, whatever happens to the transfer
+        record = {"name": key[1], "range": request.headers.get("Range"), "sent": 0}
+        self.downloads.append(record)
         if self.redirect:
+            record["redirected"] = True
             return Response(status_code=301, headers={"Location": f"/presigned/{key[0]}/{key[1]}"})
-        return self._body(request, blob, key[1])
+        # A local workspace streams the file as a bare InputStream: no Range support.
+        return self._body(blob, key[1], record, start=0)
 
     async def _presigned(self, request: Request) -> Response:
         self.calls.append((request.method, request.url.path))
-        blob = self.blobs.get((request.path_params["hash"], request.path_params["name"]))
+        name = request.path_params["name"]
+        blob = self.blobs.get((request.path_params["hash"], name))
         if blob is None:
             return PlainTextResponse("NoSuchKey", status_code=404)
-        return self._body(request, blob, request.path_params["name"])
-
-    def _body(self, request: Request, blob: ResultBlob, name: str) -> Response:
-        size = blob.path.stat().st_size
-        start = 0
         header = request.headers.get("Range", "")
+        start = 0
         if header.startswith("bytes=") and header.endswith("-"):
             start = int(header[len("bytes=") : -1])
+        record = {"name": name, "range": header or None, "sent": 0}
+        self.presigned.append(record)
+        return self._body(blob, name, record, start=start)
+
+    def _body(self, blob: ResultBlob, name: str, record: dict[str, Any], *, start: int) -> Response:
+        size = blob.path.stat().st_size
         drop = self.drop_after.pop(name, None)
-        headers = {"Content-Length": str(size - start), "Accept-Ranges": "bytes"}
+        flip: int | None = None
+        if self.corrupt.get(name, 0) > 0:
+            self.corrupt[name] -= 1
+            flip = size // 2
+        headers = {"Content-Length": str(size - start)}
         status = 200
         if start:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
         return StreamingResponse(
-            _stream(blob.path, start, drop), status_code=status, headers=headers
+            _stream(blob.path, start, drop, flip, record), status_code=status, headers=headers
         )
 
 
@@ -698,16 +764,26 @@ def _param(
     return {"id": index, "name": name, "description": name, "download": download, "files": files}
 
 
-async def _stream(path: Path, start: int, drop: int | None) -> AsyncIterator[bytes]:
+async def _stream(
+    path: Path, start: int, drop: int | None, flip: int | None, record: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    """The file from `start`; `drop`: bytes to send before the connection drops; `flip`:
+    the file offset of a byte sent damaged. Counts what it sent in `record["sent"]`."""
     with path.open("rb") as handle:
         handle.seek(start)
-        sent = 0
+        offset = start
         while chunk := handle.read(4096):
+            if flip is not None and offset <= flip < offset + len(chunk):
+                at = flip - offset
+                chunk = chunk[:at] + bytes([chunk[at] ^ 0xFF]) + chunk[at + 1 :]
+            sent = offset - start
             if drop is not None and sent + len(chunk) > drop:
+                record["sent"] += drop - sent
                 yield chunk[: drop - sent]
                 # The connection drops mid-body: uvicorn closes it short of Content-Length.
                 raise ConnectionResetError("emulated connection drop")
-            sent += len(chunk)
+            offset += len(chunk)
+            record["sent"] += len(chunk)
             yield chunk
 
 

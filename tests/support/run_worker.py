@@ -11,7 +11,14 @@ the other types get the real connectors.
 Switches for crash tests of the real Michigan connector:
 - RUN_WORKER_REAL_MICHIGAN=1: the real Michigan connector instead of the fake;
 - RUN_WORKER_KILL_AFTER_SUBMIT=1: the process SIGKILLs itself the moment a Michigan submit
-  returns, before the worker can record the service's job id.
+  returns, before the worker can record the service's job id;
+- RUN_WORKER_KILL_AT=<point>: the real Michigan connector, in a process that SIGKILLs
+  itself at a named point of fetching a job's zip (KILL_POINTS): `body` while the second
+  kept segment of its body arrives, `downloaded` once it is kept completely, `member` once
+  its first member is stored, `marked` once it is marked fetched, `fetched` once the whole
+  fetch returned (before the worker records the job completed);
+- RUN_WORKER_DOWNLOAD_SEGMENT=<bytes>: the real Michigan connector keeps downloads in
+  segments of this size.
 """
 
 from __future__ import annotations
@@ -20,10 +27,20 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from imputehub.config import Settings
-from imputehub.connectors.base import Connector, ExternalRef, JobSpec, ServiceInfo
+from imputehub.connectors.base import (
+    Connector,
+    ExternalRef,
+    JobSpec,
+    KeptDownload,
+    ResultFile,
+    ResultSink,
+    ServiceInfo,
+)
 from imputehub.connectors.michigan import MichiganConnector
 from imputehub.runtime import build_runtime, default_connectors
 from imputehub.worker.loop import Worker
@@ -33,6 +50,14 @@ STATE_ENV = "FAKE_CONNECTOR_STATE"
 LABEL_ENV = "FAKE_CONNECTOR_LABEL"
 REAL_MICHIGAN_ENV = "RUN_WORKER_REAL_MICHIGAN"
 KILL_AFTER_SUBMIT_ENV = "RUN_WORKER_KILL_AFTER_SUBMIT"
+KILL_AT_ENV = "RUN_WORKER_KILL_AT"
+SEGMENT_ENV = "RUN_WORKER_DOWNLOAD_SEGMENT"
+KILL_POINTS = ("body", "downloaded", "member", "marked", "fetched")
+
+
+def die() -> NoReturn:
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("still alive after SIGKILL")
 
 
 class DiesAfterSubmit(MichiganConnector):
@@ -50,11 +75,99 @@ class DiesAfterSubmit(MichiganConnector):
         return ref  # never reached
 
 
+class DiesWhileFetching(MichiganConnector):
+    """The real connector, in a process that dies at `point` (one of KILL_POINTS)."""
+
+    def __init__(self, point: str, **options: Any) -> None:
+        assert point in KILL_POINTS, point
+        super().__init__(**options)
+        self.point = point
+
+    async def fetch_results(
+        self,
+        service: ServiceInfo,
+        ref: ExternalRef,
+        credential: str | None,
+        sink: ResultSink,
+    ) -> list[ResultFile]:
+        files = await super().fetch_results(service, ref, credential, KillingSink(sink, self.point))
+        if self.point == "fetched":
+            die()
+        return files
+
+
+class KillingSink:
+    """The worker's sink, dying at `point` of storing the job's zip."""
+
+    def __init__(self, sink: ResultSink, point: str) -> None:
+        self.sink = sink
+        self.point = point
+
+    async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile:
+        stored = await self.sink.store(name, chunks)
+        if self.point == "member" and name.endswith(".gz"):
+            die()
+        return stored
+
+    async def fetched(self, source: str) -> list[ResultFile] | None:
+        return await self.sink.fetched(source)
+
+    async def mark_fetched(self, source: str, files: Sequence[ResultFile]) -> None:
+        await self.sink.mark_fetched(source, files)
+        if self.point == "marked" and source.endswith(".zip"):
+            die()
+
+    def kept_download(self, source: str) -> KeptDownload:
+        kept = self.sink.kept_download(source)
+        return KillingKept(kept, self.point) if source.endswith(".zip") else kept
+
+
+class KillingKept:
+    """A kept download, dying at `point` of its arrival."""
+
+    def __init__(self, kept: KeptDownload, point: str) -> None:
+        self.kept = kept
+        self.point = point
+
+    async def notes(self) -> dict[str, Any] | None:
+        return await self.kept.notes()
+
+    async def save_notes(self, notes: Mapping[str, Any]) -> None:
+        await self.kept.save_notes(notes)
+        if self.point == "downloaded" and notes.get("complete") is True:
+            die()
+
+    async def write_segment(self, index: int, chunks: AsyncIterator[bytes]) -> int:
+        if self.point == "body" and index == 1:
+
+            async def dying() -> AsyncIterator[bytes]:
+                async for chunk in chunks:
+                    yield chunk
+                    die()  # the first segment kept, the second arriving
+
+            return await self.kept.write_segment(index, dying())
+        return await self.kept.write_segment(index, chunks)
+
+    def read_segment(self, index: int) -> AsyncIterator[bytes]:
+        return self.kept.read_segment(index)
+
+    async def drop_segments(self) -> None:
+        await self.kept.drop_segments()
+
+    async def forget(self) -> None:
+        await self.kept.forget()
+
+
 def michigan_connector() -> Connector:
+    options: dict[str, Any] = {}
+    if os.environ.get(SEGMENT_ENV):
+        options["download_segment_size"] = int(os.environ[SEGMENT_ENV])
     if os.environ.get(KILL_AFTER_SUBMIT_ENV) == "1":
-        return DiesAfterSubmit()
+        return DiesAfterSubmit(**options)
+    if os.environ.get(KILL_AT_ENV):
+        return DiesWhileFetching(os.environ[KILL_AT_ENV], **options)
     if os.environ.get(REAL_MICHIGAN_ENV) == "1":
-        return MichiganConnector()
+        return MichiganConnector(**options)
     return FakeConnector(
         Path(os.environ[STATE_ENV]), label=os.environ.get(LABEL_ENV, f"pid-{os.getpid()}")
     )

@@ -1,7 +1,8 @@
 """Service credentials: a user's own per service, and (admins, `?scope=platform`) the platform's.
 
 The secret is write-only: responses say whether one is set, its last four characters (long
-ones only), the latest verification and the expiry.
+ones only), the latest verification and the expiry, and for services that list panels by
+account, how the panels your own credential sees differ from the hub's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
@@ -48,6 +50,17 @@ class CredentialStatusPublic(BaseModel):
     expires_soon: bool = Field(description="expires within 7 days, or has expired")
     message: str | None
     updated_at: datetime | None
+    panels_missing: list[str] | None = Field(
+        default=None,
+        description="the hub's panels of this service your own credential does not see "
+        "(service panel ids); null: not known",
+    )
+    panels_extra: list[str] | None = Field(
+        default=None, description="panels your own credential sees that the hub does not offer"
+    )
+    panels_message: str | None = Field(
+        default=None, description="the difference in one sentence; null when there is none"
+    )
 
     @classmethod
     def of(cls, found: CredentialStatus) -> CredentialStatusPublic:
@@ -62,7 +75,14 @@ class CredentialStatusPublic(BaseModel):
             expires_soon=found.expires_soon,
             message=found.message,
             updated_at=found.updated_at,
+            panels_missing=_listed(found.panels_missing),
+            panels_extra=_listed(found.panels_extra),
+            panels_message=found.panels_message,
         )
+
+
+def _listed(ids: tuple[str, ...] | None) -> list[str] | None:
+    return None if ids is None else list(ids)
 
 
 @router.put("/{ref}/credential", response_model=CredentialStatusPublic)
@@ -70,16 +90,20 @@ async def set_credential(
     ref: str,
     body: CredentialSet,
     request: Request,
-    session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
     now: Now,
     scope: ScopeQuery = "user",
 ) -> CredentialStatusPublic:
-    found = await user_credentials.set_credential(
-        session, runtime.vault, user, ref, body.credential, scope=scope, now=now
-    )
-    await _audit(session, request, user, now, "credential_set", found.service_id, scope)
+    # Stored (and committed) first; then the service is asked, with no transaction open,
+    # which panels your own credential sees.
+    async with runtime.db.session() as session:
+        found = await user_credentials.set_credential(
+            session, runtime.vault, user, ref, body.credential, scope=scope, now=now
+        )
+        await _audit(session, request, user, now, "credential_set", found.service_id, scope)
+    if scope == "user":
+        found = await user_credentials.check_panels(runtime, user, found.service_id)
     return CredentialStatusPublic.of(found)
 
 
@@ -117,7 +141,7 @@ async def verify_credential(
 
 
 async def _audit(
-    session: SessionDep,
+    session: AsyncSession,
     request: Request,
     user: CurrentUser,
     now: datetime,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imputehub.db.models import Job
 from imputehub.domain.jobs import Build, JobMode, JobStatus, Phasing
+from imputehub.domain.slots import SlotWait
 from imputehub.domain.vcf import Severity
 from imputehub.jobs import create, lifecycle, validation
 
@@ -182,10 +183,36 @@ class JobSummary(BaseModel):
     files_expired: bool = Field(
         description="retention removed some of the job's input or result files"
     )
+    service_queue_position: int | None = Field(
+        description="the job's place in the service's own queue while it waits there (1: next)"
+    )
+    service_deletes_results_at: datetime | None = Field(
+        description=(
+            "when the service deletes the job's results, once it has said (Michigan's "
+            "deletedOn); results the hub has stored stay until the hub's own retention"
+        )
+    )
+
+
+class SlotWaitPublic(BaseModel):
+    """A job waiting in the hub for one of the account's slots at its service."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    in_use: int = Field(description="slots in use (or promised to the jobs ahead)")
+    limit: int = Field(description="jobs the account may have at the service at once")
+    place: int = Field(description="the job's place in line for the next free slot (1: next)")
 
 
 class JobPublic(JobSummary):
     errors: list[JobErrorPublic] = Field(description="the last errors met, oldest first")
+    slot_wait: SlotWaitPublic | None = Field(
+        default=None,
+        description=(
+            "set while the job waits in the hub for a free slot at its service "
+            "(GET /jobs/{id} only)"
+        ),
+    )
 
 
 class JobPage(BaseModel):
@@ -261,6 +288,8 @@ def _summary_fields(job: Job) -> dict[str, Any]:
         "completed_at": job.completed_at,
         "execution_time_seconds": lifecycle.execution_time_seconds(job),
         "files_expired": job.files_expired_at is not None,
+        "service_queue_position": job.service_queue_position,
+        "service_deletes_results_at": job.service_deletes_results_at,
     }
 
 
@@ -275,8 +304,12 @@ def _error_entry(entry: Any) -> JobErrorPublic:
     )
 
 
-def job_public(job: Job) -> JobPublic:
-    return JobPublic(**_summary_fields(job), errors=[_error_entry(e) for e in job.error_log or []])
+def job_public(job: Job, *, slot_wait: SlotWait | None = None) -> JobPublic:
+    return JobPublic(
+        **_summary_fields(job),
+        errors=[_error_entry(e) for e in job.error_log or []],
+        slot_wait=None if slot_wait is None else SlotWaitPublic.model_validate(slot_wait),
+    )
 
 
 def job_summary(job: Job) -> JobSummary:

@@ -253,7 +253,8 @@ async def job_stats(
 
 @router.get("/{job_id}", response_model=JobPublic)
 async def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
-    return job_public(await queries.get_job(session, user, job_id))
+    job = await queries.get_job(session, user, job_id)
+    return job_public(job, slot_wait=await queries.slot_wait(session, job))
 
 
 @router.get("/{job_id}/status-updates", response_model=list[StatusUpdatePublic])

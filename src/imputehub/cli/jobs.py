@@ -15,6 +15,7 @@ from imputehub.cli.errors import CliError
 from imputehub.cli.follow import follow
 from imputehub.cli.options import JsonOption, UrlOption
 from imputehub.cli.output import human_size, print_json, print_record, print_table, short_time
+from imputehub.domain.slots import ordinal
 
 app = typer.Typer(help="Your imputation jobs.", no_args_is_help=True)
 
@@ -36,6 +37,9 @@ JOB_FIELDS = (
     ("description", "description"),
     ("status", "status"),
     ("progress_percentage", "progress %"),
+    ("waiting", "waiting"),
+    ("service_queue_position", "place in the service's queue"),
+    ("service_queue", "service's queue"),
     ("error_message", "error"),
     ("service", "service"),
     ("reference_panel", "reference panel"),
@@ -46,6 +50,7 @@ JOB_FIELDS = (
     ("mode", "mode"),
     ("r2_filter", "r2 filter"),
     ("external_job_id", "service's job id"),
+    ("service_deletes_results_at", "service deletes results"),
     ("retry_of", "retry of"),
     ("created_at", "created"),
     ("started_at", "started"),
@@ -88,10 +93,21 @@ def show(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None
         if json:
             print_json(job)
             return
-        service = _name(client, "/services", job.get("service_id"), "name")
+        found = _look_up(client, "/services", job.get("service_id"))
+        service = _label(found, job.get("service_id"), "name")
         panel = _name(client, "/reference-panels", job.get("reference_panel_id"), "display_name")
     record = dict(job) | {"service": service, "reference_panel": panel}
+    queue = None if found is None else found.get("queue_size")
+    if isinstance(queue, int) and job.get("status") in ("pending", "queued"):
+        # How loaded the service is (its last health check), while the job has yet to run.
+        record["service_queue"] = f"{queue} job{'' if queue == 1 else 's'} waiting (all users)"
     record |= durations(job, datetime.now(UTC))
+    wait = job.get("slot_wait")
+    if isinstance(wait, dict):
+        record["waiting"] = (
+            f"for a free slot at {service}: {wait.get('in_use')} of {wait.get('limit')} in "
+            f"use; {ordinal(int(wait.get('place') or 1))} in line"
+        )
     record["input_files"] = [
         f"{f.get('filename')} ({human_size(f.get('size'))})" for f in job.get("input_files") or []
     ]
@@ -253,15 +269,25 @@ def _time(value: Any) -> datetime | None:
 
 
 def _name(client: HubClient, path: str, ref: Any, name_key: str) -> str | None:
+    return _label(_look_up(client, path, ref), ref, name_key)
+
+
+def _label(found: dict[str, Any] | None, ref: Any, name_key: str) -> str | None:
     """`slug — name` of a service or panel; its id alone if the hub no longer shows it."""
+    if found is None:
+        return ref if isinstance(ref, str) and ref else None
+    slug, name = found.get("slug") or ref, found.get(name_key)
+    return f"{slug} — {name}" if name and name != slug else str(slug)
+
+
+def _look_up(client: HubClient, path: str, ref: Any) -> dict[str, Any] | None:
     if not isinstance(ref, str) or not ref:
         return None
     try:
         found = client.get(f"{path}/{segment(ref)}")
     except HubError:
-        return ref
-    slug, name = found.get("slug") or ref, found.get(name_key)
-    return f"{slug} — {name}" if name and name != slug else str(slug)
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _number(value: Any) -> float:

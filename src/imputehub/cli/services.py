@@ -242,8 +242,9 @@ def _describe(status: dict[str, Any]) -> str:
     if status.get("expires_at"):
         parts.append(f"expires {short_time(status['expires_at'])}")
     line = ", ".join(parts)
-    if status.get("message"):
-        line += f"\n  {status['message']}"
+    for note in ("message", "panels_message"):
+        if status.get(note):
+            line += f"\n  {status[note]}"
     return line
 
 

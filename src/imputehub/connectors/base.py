@@ -9,7 +9,7 @@ subclass) for what is not; no third-party exception leaves it.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -113,6 +113,7 @@ class ExternalStatus:
     queue_position: int | None = None
     logs: tuple[str, ...] = ()
     poll_after: float | None = None  # seconds until the next poll is worth it, if known
+    results_deleted_at: datetime | None = None  # when the service deletes the results, if said
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,19 +133,56 @@ class CredentialCheck:
     expires_at: datetime | None = None
 
 
+class KeptDownload(Protocol):
+    """One service file's download, kept in the hub's storage while it arrives.
+
+    For services that limit downloads (Michigan): a fetch retried on any worker, after any
+    crash, reuses the bytes that arrived instead of downloading them again. The bytes are
+    numbered segments, each stored whole or not at all; the connector's notes about the
+    download (a small JSON object of its own making) are stored next to them.
+    """
+
+    async def notes(self) -> dict[str, Any] | None:
+        """The notes saved last for this file, or None."""
+        ...
+
+    async def save_notes(self, notes: Mapping[str, Any]) -> None: ...
+
+    async def write_segment(self, index: int, chunks: AsyncIterator[bytes]) -> int:
+        """Store segment `index` (replacing an earlier one); returns its size."""
+        ...
+
+    def read_segment(self, index: int) -> AsyncIterator[bytes]:
+        """The segment's bytes; NotFound if it is not stored."""
+        ...
+
+    async def drop_segments(self) -> None:
+        """Delete the stored segments; the notes stay."""
+        ...
+
+    async def forget(self) -> None:
+        """Delete the segments and the notes."""
+        ...
+
+
 class ResultSink(Protocol):
     """Where fetched result files go; the worker's implementation stores them."""
 
     async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile: ...
 
     # For services that limit downloads (Michigan): a fetch retried after a failure, on
-    # any worker, skips the service's files an earlier attempt stored completely.
+    # any worker, skips the service's files an earlier attempt stored completely, and
+    # resumes those it had begun to download.
     async def fetched(self, source: str) -> list[ResultFile] | None:
         """What was stored from the service's file `source` for this job, if all of it was."""
         ...
 
     async def mark_fetched(self, source: str, files: Sequence[ResultFile]) -> None:
         """Remember that `source` is completely stored as `files`."""
+        ...
+
+    def kept_download(self, source: str) -> KeptDownload:
+        """Where the download of the service's file `source` is kept while it arrives."""
         ...
 
 

@@ -152,6 +152,10 @@ class UserServiceCredential(Base):
     verified_at: Mapped[datetime | None]
     verification_message: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None]
+    # What the service lists for this credential against the hub's panels (Michigan servers
+    # list only what an account may use): {"missing": [panel ids], "extra": [...]}; None:
+    # not known yet.
+    panel_access: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -259,6 +263,10 @@ class Job(Base):
     service_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     # Which credential submitted the job: "user" (the owner's own) or "platform".
     credential_source: Mapped[str | None] = mapped_column(String(16))
+    # The job's place in the service's own queue while it waits there (1 = next).
+    service_queue_position: Mapped[int | None] = mapped_column(Integer)
+    # When the service deletes the job's results, once it has said (Michigan's `deletedOn`).
+    service_deletes_results_at: Mapped[datetime | None]
 
     inputs: Mapped[list[JobInput]] = relationship(
         order_by="JobInput.position", cascade="all, delete-orphan", lazy="selectin"

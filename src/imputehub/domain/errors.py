@@ -109,8 +109,20 @@ class ServiceBusy(TransientServiceError):
     """The service works but takes no new job now (the account's job limit, maintenance).
 
     Waiting for it is no failure of the job: the worker does not count it as an attempt
-    (the job's time limit still bounds the wait).
+    (the job's time limit still bounds the wait). `limit`: the jobs per account the service
+    said it allows, when it said so.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        limit: int | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.limit = limit
 
 
 class ServiceInMaintenance(ServiceBusy):

@@ -27,7 +27,7 @@ from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, St
 from imputehub.files.chunked import check_upload_size
 from imputehub.files.uploads import StagedUpload, discard, record_uploads
 from imputehub.jobs import lifecycle, validation
-from imputehub.registry import lookup, rules
+from imputehub.registry import credentials, lookup, rules
 from imputehub.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,9 @@ async def check_request(
     ids = validation.input_file_ids(request.input_file_ids, planned=len(planned))
     service = await _service(session, request.service)
     panel = await _panel(session, request.reference_panel, service)
+    # A job runs with the owner's own credential when there is one: the panel must be
+    # one that credential sees, or the job would fail hours later at the service.
+    await credentials.ensure_panel_visible(session, user_id=owner_id, service=service, panel=panel)
     config = service.api_config or {}
     phasing = validation.offered_phasing(
         phasing, service_slug=service.slug, offered=rules.offered_phasing(config)

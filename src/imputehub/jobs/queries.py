@@ -17,6 +17,8 @@ from imputehub.db.models import Job, JobStatusUpdate, Service, StoredFile, User
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, NotFound
 from imputehub.domain.jobs import JobMode, JobStatus
+from imputehub.domain.slots import SlotWait
+from imputehub.jobs import slots
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -37,6 +39,12 @@ async def get_job(
     if job is None or (job.user_id != user.id and not is_admin(user)):
         raise NotFound(f"job {job_id} not found")
     return job
+
+
+async def slot_wait(session: AsyncSession, job: Job) -> SlotWait | None:
+    """Where `job` stands in line for a slot at its service, while it waits in the hub."""
+    service = await session.get(Service, job.service_id)
+    return None if service is None else await slots.describe(session, job, service)
 
 
 @dataclass(frozen=True, kw_only=True)

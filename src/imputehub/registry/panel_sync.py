@@ -6,6 +6,12 @@ updated (and offered again if they had been withdrawn), and panels the service n
 lists are deactivated — jobs keep pointing at them, new jobs cannot choose them.
 The phasing methods and r2 filters the service lists with its panels are recorded in its
 `api_config` (see `rules.PHASING_CHOICES`), where job creation looks them up.
+
+A service may list only the panels the caller's account may use (Cloudgene 3), so it is
+asked with the platform credential, the one jobs use unless their owner stored an own
+credential (None when the service has none; the connector decides whether it can list
+without one). Users' own credentials are compared with what this records when they are
+stored or verified (`user_credentials.check_panels`).
 """
 
 from __future__ import annotations

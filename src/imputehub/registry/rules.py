@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from imputehub.connectors.base import API_TYPES
 from imputehub.domain.errors import InvalidInput
 from imputehub.domain.jobs import Build
+from imputehub.domain.slots import LIMIT_KEY
 
 MAX_SLUG_LENGTH = 100
 MAX_URL_LENGTH = 2000
@@ -75,7 +76,7 @@ _SAFE_LAST_WORDS = frozenset({"url", "uri", "endpoint", "path", "type", "header"
 # job limit of Michigan servers (default 2), which the connector checks before uploading.
 PHASING_CHOICES = "phasing"
 R2_FILTER_CHOICES = "r2_filter"
-JOBS_PER_USER = "max_jobs_per_user"
+JOBS_PER_USER = LIMIT_KEY  # domain/slots.py: the hub's slots per account follow it
 MAX_CHOICE_LENGTH = 32
 
 

@@ -7,7 +7,10 @@ verification and the expiry - never the secret, in no return value, log or error
 
 Verification reads in one transaction, asks the connector OUTSIDE any transaction (a slow
 service must not hold database locks) and records the answer in a second one, like health
-checks do.
+checks do. Storing or verifying a user's own credential for a service that lists panels by
+account (`credentials.PANELS_BY_ACCOUNT`) also asks which panels it sees, the same way, and
+records how they differ from the hub's (`credentials.PanelAccess`; ids only): the status
+says it in one sentence and job creation refuses a panel the credential does not see.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +37,7 @@ from imputehub.domain.errors import (
     InvalidInput,
     TransientServiceError,
 )
-from imputehub.registry import rules, services
+from imputehub.registry import credentials, rules, services
 from imputehub.runtime import Runtime
 
 log = logging.getLogger("imputehub.registry.credentials")
@@ -64,6 +67,10 @@ class CredentialStatus:
     expires_soon: bool = False  # expires within EXPIRY_WARNING (or has expired)
     message: str | None = None
     updated_at: datetime | None = None
+    # The user's own credential against the hub's panels (None: not known).
+    panels_missing: tuple[str, ...] | None = None
+    panels_extra: tuple[str, ...] | None = None
+    panels_message: str | None = None
 
 
 def check_user_credential(credential: str) -> str:
@@ -107,6 +114,7 @@ def _user_status(
 ) -> CredentialStatus:
     if row is None:
         return CredentialStatus(service_id=service.id, scope="user", set=False)
+    access = credentials.recorded_panel_access(row)
     return CredentialStatus(
         service_id=service.id,
         scope="user",
@@ -118,6 +126,9 @@ def _user_status(
         expires_soon=expires_soon(row.expires_at, now),
         message=row.verification_message,
         updated_at=row.updated_at,
+        panels_missing=access.missing if access is not None else None,
+        panels_extra=access.extra if access is not None else None,
+        panels_message=credentials.describe_panel_access(service.name, access),
     )
 
 
@@ -142,13 +153,17 @@ def _platform_status(
 async def _own_row(
     session: AsyncSession, user_id: str, service_id: str
 ) -> UserServiceCredential | None:
-    row: UserServiceCredential | None = await session.scalar(
-        select(UserServiceCredential).where(
-            UserServiceCredential.user_id == user_id,
-            UserServiceCredential.service_id == service_id,
-        )
+    return await credentials.own_row(session, user_id=user_id, service_id=service_id)
+
+
+def _info(service: Service) -> ServiceInfo:
+    return ServiceInfo(
+        id=service.id,
+        slug=service.slug,
+        api_type=service.api_type,
+        base_url=service.base_url,
+        api_config=dict(service.api_config or {}),
     )
-    return row
 
 
 def _reset_platform_verification(service: Service) -> None:
@@ -189,6 +204,7 @@ async def set_credential(
     row.verified_at = None
     row.verification_message = None
     row.expires_at = None
+    credentials.record_panel_access(row, None)
     row.updated_at = now
     try:
         await session.flush()
@@ -292,14 +308,11 @@ async def verify(
             )
             raise Conflict(f"{who}; set one first", code="credential_not_set")
         secret = runtime.vault.decrypt(sealed)
-        info = ServiceInfo(
-            id=service.id,
-            slug=service.slug,
-            api_type=service.api_type,
-            base_url=service.base_url,
-            api_config=dict(service.api_config or {}),
-        )
+        info = _info(service)
     check = await _ask_connector(runtime, info, secret)
+    seen: list[str] | None = None
+    if scope == "user" and (check is None or check.valid):
+        seen = await _panels_seen(runtime, info, secret)
     now = runtime.clock.now()
     async with runtime.db.session() as session:
         service = await services.get_service(session, actor, info.id)
@@ -322,6 +335,7 @@ async def verify(
             row.verified_at = now
             row.verification_message = check.message if check is not None else CANNOT_VERIFY
             row.expires_at = check.expires_at if check is not None else None
+            await _record_seen(session, row, seen)
             status = _user_status(service, row, now=now)
     log.info(
         "credential verified",
@@ -334,6 +348,61 @@ async def verify(
         },
     )
     return status
+
+
+async def check_panels(runtime: Runtime, actor: User, ref: str) -> CredentialStatus:
+    """Ask the service which panels the actor's own credential sees, record how they differ
+    from the hub's, and return the status. Best effort: when the service cannot tell now
+    (or lists the same panels to everyone) the status is returned as it was."""
+    async with runtime.db.session() as session:
+        service = await services.get_service(session, actor, ref)
+        row = await _own_row(session, actor.id, service.id)
+        if row is None or service.api_type not in credentials.PANELS_BY_ACCOUNT:
+            return _user_status(service, row, now=runtime.clock.now())
+        secret = runtime.vault.decrypt(row.credential_encrypted)
+        info = _info(service)
+    seen = await _panels_seen(runtime, info, secret)
+    async with runtime.db.session() as session:
+        service = await services.get_service(session, actor, info.id)
+        row = await _own_row(session, actor.id, service.id)
+        # Replaced or deleted meanwhile: the answer is about another secret.
+        if row is not None and runtime.vault.decrypt(row.credential_encrypted) == secret:
+            await _record_seen(session, row, seen)
+        return _user_status(service, row, now=runtime.clock.now())
+
+
+async def _record_seen(
+    session: AsyncSession, row: UserServiceCredential, seen: list[str] | None
+) -> None:
+    if seen is None:
+        return  # not asked, or no answer: what was recorded for this secret stays
+    hub = await credentials.active_panel_ids(session, row.service_id)
+    credentials.record_panel_access(row, credentials.compare_panels(hub, seen))
+
+
+async def _panels_seen(runtime: Runtime, info: ServiceInfo, secret: str) -> list[str] | None:
+    """The panel ids the service lists to this credential; None when it cannot tell now."""
+    if info.api_type not in credentials.PANELS_BY_ACCOUNT:
+        return None
+    connector = runtime.connectors.get(info.api_type)
+    if connector is None:
+        return None
+    try:
+        async with asyncio.timeout(runtime.settings.health_check_timeout_seconds):
+            panels = await connector.list_panels(info, secret)
+    except Exception as exc:
+        # Any failure (timeout, refusal, network): nothing is known. Its text may carry
+        # anything the service echoed; only its kind is logged.
+        log.warning(
+            "could not list the panels a user credential sees",
+            extra={
+                "action": "user_credential_panels_unknown",
+                "service_id": info.id,
+                "error": type(exc).__name__,
+            },
+        )
+        return None
+    return [panel.panel_id for panel in panels]
 
 
 async def _ask_connector(

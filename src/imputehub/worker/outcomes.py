@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.db.models import Job, JobStatusUpdate
 from imputehub.domain import jobs as rules
 from imputehub.domain.jobs import JobStatus
-from imputehub.jobs import lifecycle
+from imputehub.jobs import lifecycle, slots
 from imputehub.monitoring import counters
 from imputehub.runtime import Runtime
 from imputehub.worker import leases
@@ -46,10 +46,14 @@ async def write(
             raise LeaseLost(claim.job_id)
         now = runtime.clock.now()
         current = job.next_step == claim.step
+        held = slots.holds_slot(job)
         if current:
             await apply(session, job, now)
         elif stale is not None and not rules.is_terminal(JobStatus(job.status)):
             await stale(session, job, now)
+        if held and not slots.holds_slot(job):
+            await session.flush()  # the job's new state counts in who holds slots now
+            await slots.release(session, job, now=now)
         if release or not current:
             leases.release(job)
         return current
@@ -118,6 +122,10 @@ async def retry_later(
                 job.attempts, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
             )
         )
+        deletes_at = job.service_deletes_results_at
+        if deletes_at is not None and deletes_at > now:
+            # Try again well before the service deletes what this step needs.
+            delay = min(delay, (deletes_at - now).total_seconds() / 2)
         job.next_run_at = now + seconds(delay)
         await note(
             session,

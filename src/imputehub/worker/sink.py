@@ -5,9 +5,15 @@ upserted by that key, so fetching again after a crash replaces files, never dupl
 
 A connector whose service limits downloads marks each service file it stored completely;
 the mark is a small JSON object in storage (`results/{job_id}/.fetched/{digest}.json`), so
-a fetch retried on any worker or machine sees it and skips that file. The fetch that
-completes the job removes the marks it saw or wrote (`forget_marks`); one left by a crash
-in between, or by a fetch that failed for good, is a few hundred bytes.
+a fetch retried on any worker or machine sees it and skips that file. While such a file
+arrives, it is kept in storage too (`StoredDownload`: numbered segments under
+`results/{job_id}/.downloads/{digest}/` and the connector's notes beside them), so a retry
+after any crash resumes it instead of spending another download. Keys name the service's
+file by a digest of its `source`, never by anything secret. A connector forgets a file's
+kept download once the file is stored, or when its fetch fails for good; the fetch that
+completes the job removes the marks and kept downloads it saw or wrote (`forget_marks`).
+A mark left by a crash in between is a few hundred bytes; what a job that ran out of
+transient retries kept is not removed here.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -26,7 +32,9 @@ from imputehub.runtime import Runtime
 from imputehub.worker.leases import Claim, LeaseLost, lock_leased_job
 
 MAX_NAME = 200
-FETCHED_DIR = ".fetched"  # safe_name never starts with a dot: no clash with a result
+# safe_name never starts with a dot: no clash with a result
+FETCHED_DIR = ".fetched"
+DOWNLOADS_DIR = ".downloads"
 MAX_MARK_BYTES = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -50,7 +58,7 @@ class StorageSink:
         self.claim = claim
         self.user_id = user_id
         self._names: dict[str, str] = {}  # service's name -> stored name, within one fetch
-        self._marks: set[str] = set()  # storage keys of the marks this fetch looked at
+        self._sources: set[str] = set()  # service files whose marks or downloads it touched
 
     def _unique(self, name: str) -> str:
         """The stored name for `name`; two service names never share one stored file."""
@@ -88,22 +96,26 @@ class StorageSink:
     # ---- files fetched completely by an earlier attempt ----------------------------------
 
     def _mark_key(self, source: str) -> str:
-        digest = hashlib.sha256(source.encode()).hexdigest()[:40]
-        key = f"results/{self.claim.job_id}/{FETCHED_DIR}/{digest}.json"
-        self._marks.add(key)
-        return key
+        self._sources.add(source)
+        return f"results/{self.claim.job_id}/{FETCHED_DIR}/{_digest(source)}.json"
+
+    def kept_download(self, source: str) -> StoredDownload:
+        self._sources.add(source)
+        return StoredDownload(self.runtime, self.claim, source)
 
     async def forget_marks(self) -> None:
-        """Remove the marks this fetch saw or wrote: the job has all its results now."""
-        for key in sorted(self._marks):
-            await self.runtime.storage.delete(key)
-        self._marks.clear()
+        """Remove the marks and kept downloads this fetch saw or wrote: the job has all
+        its results now."""
+        for source in sorted(self._sources):
+            await self.runtime.storage.delete(self._mark_key(source))
+            await StoredDownload(self.runtime, self.claim, source).forget()
+        self._sources.clear()
 
     async def fetched(self, source: str) -> list[ResultFile] | None:
         key = self._mark_key(source)
         if not await self.runtime.storage.exists(key):
             return None
-        mark = await self._read_mark(key)
+        mark = await _read_json(self.runtime, key)
         if mark is None or mark.get("source") != source:
             return None
         entries = [e for e in mark.get("files") or [] if isinstance(e, dict)]
@@ -143,15 +155,85 @@ class StorageSink:
 
         await self.runtime.storage.write(self._mark_key(source), chunks())
 
-    async def _read_mark(self, key: str) -> dict[str, Any] | None:
-        """The mark's JSON; a mark is small, so a large or garbled one counts as none."""
-        body = bytearray()
-        async for chunk in self.runtime.storage.read(key):
-            body.extend(chunk)
-            if len(body) > MAX_MARK_BYTES:
-                return None
-        try:
-            mark = json.loads(bytes(body))
-        except ValueError:
+
+class StoredDownload:
+    """A service file's download kept in storage while it arrives (the KeptDownload of
+    connectors/base.py): segment i at `results/{job}/.downloads/{digest}/{i}`, the
+    connector's notes at `results/{job}/.downloads/{digest}.json`.
+
+    Segments are written in index order, each replacing any old one of its index, so the
+    stored ones always run from 0 without a gap (deleting goes from the last down), and
+    finding them needs no listing. Writing checks the job's lease first: a worker that lost
+    the job stops before it overwrites what the new holder keeps.
+    """
+
+    def __init__(self, runtime: Runtime, claim: Claim, source: str) -> None:
+        self.runtime = runtime
+        self.claim = claim
+        self.source = source
+        folder = f"results/{claim.job_id}/{DOWNLOADS_DIR}/{_digest(source)}"
+        self._notes_key = f"{folder}.json"
+        self._folder = folder
+
+    def _segment_key(self, index: int) -> str:
+        return f"{self._folder}/{index}"
+
+    async def notes(self) -> dict[str, Any] | None:
+        if not await self.runtime.storage.exists(self._notes_key):
             return None
-        return mark if isinstance(mark, dict) else None
+        stored = await _read_json(self.runtime, self._notes_key)
+        if stored is None or stored.get("source") != self.source:
+            return None
+        notes = stored.get("notes")
+        return notes if isinstance(notes, dict) else None
+
+    async def save_notes(self, notes: Mapping[str, Any]) -> None:
+        await self._check_lease()
+        body = json.dumps({"source": self.source, "notes": dict(notes)}).encode()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        await self.runtime.storage.write(self._notes_key, chunks())
+
+    async def write_segment(self, index: int, chunks: AsyncIterator[bytes]) -> int:
+        await self._check_lease()
+        return (await self.runtime.storage.write(self._segment_key(index), chunks)).size
+
+    def read_segment(self, index: int) -> AsyncIterator[bytes]:
+        return self.runtime.storage.read(self._segment_key(index))
+
+    async def drop_segments(self) -> None:
+        count = 0
+        while await self.runtime.storage.exists(self._segment_key(count)):
+            count += 1
+        for index in reversed(range(count)):
+            await self.runtime.storage.delete(self._segment_key(index))
+
+    async def forget(self) -> None:
+        await self.drop_segments()
+        await self.runtime.storage.delete(self._notes_key)
+
+    async def _check_lease(self) -> None:
+        async with self.runtime.db.session() as session:
+            if await lock_leased_job(session, self.claim) is None:
+                raise LeaseLost(self.claim.job_id)
+
+
+def _digest(source: str) -> str:
+    """A service file's name in storage keys: unique per source, secret-free."""
+    return hashlib.sha256(source.encode()).hexdigest()[:40]
+
+
+async def _read_json(runtime: Runtime, key: str) -> dict[str, Any] | None:
+    """A small JSON object from storage; a large or garbled one counts as none."""
+    body = bytearray()
+    async for chunk in runtime.storage.read(key):
+        body.extend(chunk)
+        if len(body) > MAX_MARK_BYTES:
+            return None
+    try:
+        value = json.loads(bytes(body))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

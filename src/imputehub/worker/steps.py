@@ -34,11 +34,14 @@ from imputehub.domain.errors import (
     JobLost,
     PermanentServiceError,
     ServiceBusy,
+    ServiceError,
     ServiceInMaintenance,
     TransientServiceError,
 )
 from imputehub.domain.jobs import JobStatus, Step
+from imputehub.domain.slots import SlotWait
 from imputehub.files.links import LinkSigner
+from imputehub.jobs import slots
 from imputehub.logs import job_context
 from imputehub.monitoring import counters
 from imputehub.notify import outbox
@@ -67,6 +70,8 @@ class Context:
     service: ServiceInfo
     service_name: str
     time_limit_seconds: float
+    slot_limit: int | None  # jobs the account may have at the service at once
+    attempts: int  # transient failures counted so far
     connector: Connector | None
     credential: str | None = field(repr=False)
     credential_source: str
@@ -149,6 +154,8 @@ async def _run(runtime: Runtime, claim: Claim) -> None:
     except LeaseLost:
         raise
     except TransientServiceError as exc:
+        if isinstance(exc, ServiceBusy) and exc.limit is not None and ctx is not None:
+            await _learn_slot_limit(runtime, ctx, exc.limit)
         await outcomes.retry_later(
             runtime,
             claim,
@@ -169,6 +176,19 @@ async def _run(runtime: Runtime, claim: Claim) -> None:
             extra={"action": "step_error", "job_id": claim.job_id, "step": claim.step},
         )
         await outcomes.retry_later(runtime, claim, INTERNAL_ERROR, retry_after=None)
+
+
+async def _learn_slot_limit(runtime: Runtime, ctx: Context, limit: int) -> None:
+    """The service said how many jobs an account may run at once: the hub's slots follow."""
+    if limit <= 0 or limit == ctx.slot_limit:
+        return
+    async with runtime.db.session() as session:
+        await slots.learn_limit(session, ctx.service.id, limit)
+    logger.info(
+        "the service allows %d jobs per account; its slots follow",
+        limit,
+        extra={"action": "slot_limit_learnt", "service_id": ctx.service.id},
+    )
 
 
 def _retry_after(runtime: Runtime, exc: TransientServiceError) -> float | None:
@@ -228,6 +248,8 @@ async def _load(runtime: Runtime, claim: Claim) -> Context | None:
             time_limit_seconds=(
                 service.job_time_limit_seconds or runtime.settings.job_time_limit_seconds
             ),
+            slot_limit=slots.limit_of(service),
+            attempts=job.attempts,
             connector=runtime.connectors.get(service.api_type),
             credential=credential,
             credential_source=source,
@@ -290,9 +312,32 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
     assert ctx.spec is not None
     ref: ExternalRef | None = None
     if ctx.submit_started_at is None:
+        waits: list[SlotWait] = []
+
         # Record the intent, and commit it, before the service hears of the job: whoever
-        # finds it set after a crash looks the job up instead of submitting it twice.
+        # finds it set after a crash looks the job up instead of submitting it twice. The
+        # intent also takes one of the account's slots at the service, if one is free and
+        # the job is next in line; else the job waits in the hub, uploading nothing.
         async def intent(session: AsyncSession, job: Job, now: datetime) -> None:
+            group = slots.Group(
+                service_id=job.service_id,
+                user_id=job.user_id if ctx.credential_source == USER else None,
+            )
+            wait = await slots.take(session, job, group, limit=ctx.slot_limit)
+            if wait is not None:
+                waits.append(wait)
+                await outcomes.note(
+                    session,
+                    job,
+                    JobStatus.QUEUED,
+                    now=now,
+                    message=wait.message(ctx.service_name),
+                )
+                # Queued in the hub, not at the service: still to be submitted.
+                job.next_step = Step.SUBMIT.value
+                job.next_run_at = now + outcomes.seconds(slots.RECHECK_SECONDS)
+                leases.release(job)
+                return
             job.submit_started_at = now
             job.credential_source = ctx.credential_source
             if ctx.new_secret is not None:
@@ -306,7 +351,7 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
                 message=f"submitting to {ctx.service_name}",
             )
 
-        if not await outcomes.write(runtime, ctx.claim, intent, release=False):
+        if not await outcomes.write(runtime, ctx.claim, intent, release=False) or waits:
             return
     else:
         ref = await connector.find(
@@ -339,6 +384,8 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
             message=f"submitted to {ctx.service_name} as {submitted.external_id}",
         )
         interval = submitted.poll_after or runtime.settings.poll_interval_seconds
+        # Set, not left to the status change: a job that waited for a slot was queued already.
+        job.next_step = Step.POLL.value
         job.next_run_at = now + outcomes.seconds(interval)
 
     async def stale(session: AsyncSession, job: Job, now: datetime) -> None:
@@ -377,6 +424,7 @@ async def _apply_status(
 ) -> None:
     current = JobStatus(job.status)
     job.attempts = 0
+    _record_service_view(job, status)
     if status.state == ExternalState.FAILED:
         message = status.message or f"{service_name} reports that the job failed"
         outcomes.record_failure(job, message, now=now)
@@ -418,12 +466,28 @@ async def _apply_status(
     job.next_run_at = now + outcomes.seconds(interval)
 
 
+def _record_service_view(job: Job, status: ExternalStatus) -> None:
+    """What the service says about the job beyond its state, for its owner to see."""
+    queued = status.state == ExternalState.QUEUED
+    job.service_queue_position = status.queue_position if queued else None
+    if status.results_deleted_at is not None:
+        job.service_deletes_results_at = status.results_deleted_at
+
+
 async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:
     ref = await _external_ref(ctx, connector)
     if ref is None:
         raise JobLost("the service has no record of this job")
     sink = StorageSink(runtime, ctx.claim, user_id=ctx.user_id)
-    files = await connector.fetch_results(ctx.service, ref, ctx.credential, sink)
+    try:
+        files = await connector.fetch_results(ctx.service, ref, ctx.credential, sink)
+    except ServiceError as exc:
+        # A fetch that keeps failing races the service's deletion of the results: learn
+        # when that is (retries then come before it) and show it on the job.
+        await _learn_deletion(runtime, ctx, connector, ref)
+        if _fails_for_good(runtime, ctx, exc):
+            await sink.forget_marks()  # what earlier attempts kept is of no use now
+        raise
 
     async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
         count = f"{len(files)} result file{'' if len(files) == 1 else 's'}"
@@ -436,6 +500,32 @@ async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:
         "job completed",
         extra={"action": "job_completed", "job_id": ctx.job_id, "files": len(files)},
     )
+
+
+def _fails_for_good(runtime: Runtime, ctx: Context, exc: ServiceError) -> bool:
+    """Whether `exc` ends the job (as `_run` and `outcomes.retry_later` will decide)."""
+    if isinstance(exc, ServiceBusy):
+        return False
+    if isinstance(exc, TransientServiceError):
+        return ctx.attempts + 1 >= runtime.settings.max_transient_attempts
+    return True
+
+
+async def _learn_deletion(
+    runtime: Runtime, ctx: Context, connector: Connector, ref: ExternalRef
+) -> None:
+    try:
+        status = await connector.poll(ctx.service, ref, ctx.credential)
+    except ServiceError:
+        return  # the fetch's own error says what went wrong
+    deletes_at = status.results_deleted_at
+    if deletes_at is None:
+        return
+
+    async def note_deletion(session: AsyncSession, job: Job, now: datetime) -> None:
+        job.service_deletes_results_at = deletes_at
+
+    await outcomes.write(runtime, ctx.claim, note_deletion, release=False)
 
 
 async def _cancel(runtime: Runtime, ctx: Context, connector: Connector) -> None:

@@ -267,3 +267,19 @@ async def test_the_offered_choices_and_the_service_s_panel_id_make_a_job(
     )
     assert shown.json()["panel_id"] == "apps@topmed-r3@1.0.0"
     assert shown.json()["service_id"] == topmed.id
+
+
+async def test_a_service_without_a_platform_credential_is_synced_anonymously(
+    runtime: Runtime, client: httpx.AsyncClient, admin: Actor, emulator: MichiganEmulator
+) -> None:
+    # Users bring their own tokens; the server lists its app's panels to anyone.
+    service = await factories.make_service(
+        runtime, slug="michigan", api_type="michigan", base_url=emulator.base_url
+    )
+
+    response = await client.post(
+        f"/api/v1/services/{service.id}/sync-panels", headers=admin.headers
+    )
+
+    assert response.status_code == 200, response.text
+    assert len(response.json()["added"]) == 3

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from imputehub.clock import FakeClock
-from imputehub.db.models import Job
+from imputehub.db.models import Job, ReferencePanel, Service
 from imputehub.domain.jobs import JobStatus
 from imputehub.jobs import lifecycle
 from imputehub.runtime import Runtime
@@ -104,6 +105,57 @@ async def test_show_of_a_running_job_counts_to_now_and_survives_a_hidden_service
     assert field(done.out, "service") == job.service_id  # the hub shows it no more: its id
     assert re.fullmatch(r"\d+:\d\d:\d\d \(started → now\)", field(done.out, "run time"))
     assert "ended" not in done.out
+
+
+async def test_show_says_where_a_job_waits_and_when_the_service_deletes_results(
+    runtime: Runtime, alice: Actor, bob: Actor, clock: FakeClock, cli: Cli
+) -> None:
+    job = await a_job(runtime, alice.id)
+    async with runtime.db.session() as session:
+        service = await session.get(Service, job.service_id)
+        panel = await session.get(ReferencePanel, job.reference_panel_id)
+        assert service is not None
+        assert panel is not None
+    # Bob's two jobs hold the platform account's two slots at the service.
+    for _ in range(2):
+        stored = await factories.make_file(runtime, bob.id)
+        await factories.make_job(
+            runtime,
+            user_id=bob.id,
+            service=service,
+            panel=panel,
+            files=[stored],
+            status="queued",
+            next_step="poll",
+            submit_started_at=clock.now(),
+            credential_source="platform",
+        )
+
+    async with runtime.db.session() as session:  # the last health check's figure
+        row = await session.get(Service, job.service_id)
+        assert row is not None
+        row.queue_size = 41
+
+    done = await cli("jobs", "show", job.id)
+
+    assert done.code == 0, done.err
+    assert field(done.out, "service's queue") == "41 jobs waiting (all users)"
+    suffix = alice.id[:6]
+    assert field(done.out, "waiting") == (
+        f"for a free slot at mich-{suffix} — Michigan Imputation Server: 2 of 2 in use; 1st in line"
+    )
+
+    # Later: at the service, third in its queue; then its results have a deletion date.
+    async with runtime.db.session() as session:
+        row = await session.get(Job, job.id)
+        assert row is not None
+        row.submit_started_at = clock.now()
+        row.service_queue_position = 3
+        row.service_deletes_results_at = datetime(2026, 12, 12, 9, 30, tzinfo=UTC)
+    done = await cli("jobs", "show", job.id)
+    assert not any(line.startswith("waiting ") for line in done.out.splitlines())
+    assert field(done.out, "place in the service's queue") == "3"
+    assert field(done.out, "service deletes results").startswith("2026-12-12")
 
 
 async def test_show_json_is_the_hubs_answer(runtime: Runtime, alice: Actor, cli: Cli) -> None:

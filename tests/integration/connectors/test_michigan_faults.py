@@ -1,8 +1,9 @@
 """The hub with the real Michigan connector against an emulated server that misbehaves.
 
-AES-256 result zips, a connection dropped mid-download, result GETs failing for longer than
-one fetch attempt, slow and malformed status answers, the per-user job limit: each job ends
-completed with its decrypted results, says why it waited, and spends no download twice.
+AES-256 result zips, a connection dropped mid-download (the server's own stream, or a
+presigned URL's), result GETs failing for longer than one fetch attempt, slow and malformed
+status answers, the per-user job limit: each job ends completed with its decrypted
+results, says why it waited, and spends no download twice.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ RESULTS = {
     "snps-excluded.txt": EXCLUDED,
 }
 SOURCES = ["chr_20.zip", "qc_report.txt", "snps-excluded.txt"]
+SEGMENT = 1024  # downloads are kept in segments this small: a zip takes several
 
 
 def digest(source: str) -> str:
@@ -65,10 +67,14 @@ def emulator(tmp_path: Path) -> Iterator[MichiganEmulator]:
 
 @contextlib.asynccontextmanager
 async def michigan_hub(
-    settings: Settings, clock: FakeClock, *, storage_url: str | None = None
+    settings: Settings,
+    clock: FakeClock,
+    *,
+    storage_url: str | None = None,
+    segment_size: int = SEGMENT,
 ) -> AsyncIterator[Runtime]:
     # A short wait for API answers, so a slow server shows up within a fast test.
-    connector = MichiganConnector(api_seconds=0.3)
+    connector = MichiganConnector(api_seconds=0.3, download_segment_size=segment_size)
     if storage_url is not None:
         settings = settings.model_copy(update={"storage_url": SecretStr(storage_url)})
     runtime = build_runtime(settings, clock=clock, connectors={"michigan": connector})
@@ -97,7 +103,7 @@ def messages(job: Job) -> str:
     return "\n".join(str(entry.get("message")) for entry in job.error_log)
 
 
-async def test_aes_zips_are_asked_for_decrypted_and_resumed_after_a_drop(
+async def test_aes_zips_are_asked_for_decrypted_and_downloaded_again_after_a_drop(
     hub: Runtime, clock: FakeClock, emulator: MichiganEmulator
 ) -> None:
     job = await michigan_job(hub, emulator, api_config={"aes_encryption": True})
@@ -112,10 +118,13 @@ async def test_aes_zips_are_asked_for_decrypted_and_resumed_after_a_drop(
     with zipfile.ZipFile(zipped.path) as archive:  # the server really used AES
         assert {member.compress_type for member in archive.infolist()} == {AES}
     await assert_results(hub, done)
-    # One GET, then one Range resume from where it broke; every GET spends a download.
-    assert [d["range"] for d in emulator.downloads if d["name"] == "chr_20.zip"] == [
-        None,
-        "bytes=700-",
+    # The drop ended the attempt; the retry asked for the rest, and the server (which
+    # ignores Range) sent it all again. Every GET spends a download.
+    assert "the download of chr_20.zip broke off after 700 of" in messages(done)
+    size = zipped.path.stat().st_size
+    assert [(d["range"], d["sent"]) for d in emulator.downloads if d["name"] == "chr_20.zip"] == [
+        (None, 700),
+        ("bytes=700-", size),
     ]
     assert [emulator.spent(name) for name in SOURCES] == [2, 1, 1]
 
@@ -155,6 +164,115 @@ async def test_a_fetch_retried_after_a_failure_spends_no_download_twice(
         sources = [f"{done.external_job_id}/output/{name}" for name in SOURCES]
         marks = [f"results/{job.id}/.fetched/{digest(source)}.json" for source in sources]
         assert [await hub.storage.exists(key) for key in marks] == [False] * len(SOURCES)
+
+
+async def storage_of(storage: str, request: pytest.FixtureRequest) -> str | None:
+    if storage != "s3":
+        return None
+    seaweedfs: S3Server = request.getfixturevalue("seaweedfs")
+    return seaweedfs.storage_url()
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+async def test_a_partial_download_kept_in_storage_is_resumed_by_the_next_attempt(
+    settings: Settings,
+    clock: FakeClock,
+    emulator: MichiganEmulator,
+    storage: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    storage_url = await storage_of(storage, request)
+    async with michigan_hub(settings, clock, storage_url=storage_url) as hub:
+        job = await michigan_job(hub, emulator)
+        emulator.drop_after["chr_20.zip"] = 2500  # two whole segments and part of a third
+        worker = Worker(hub)
+        for _ in range(30):  # until the first fetch broke off
+            await worker.run_once()
+            clock.advance(1)
+            if "broke off" in messages(await load_job(hub, job.id)):
+                break
+        broken = await load_job(hub, job.id)
+        assert broken.external_job_id is not None
+        folder = (
+            f"results/{job.id}/.downloads/{digest(f'{broken.external_job_id}/output/chr_20.zip')}"
+        )
+        sizes = [await hub.storage.size(f"{folder}/{index}") for index in range(3)]
+        assert sizes == [SEGMENT, SEGMENT, 2500 - 2 * SEGMENT]
+        assert not await hub.storage.exists(f"{folder}/3")
+
+        emulator.redirect = True  # the next GET is redirected to a URL that honours Range
+        done = await drive(hub, worker, clock, job.id)
+
+        assert done.status == "completed", done.error_log
+        await assert_results(hub, done)
+        [zipped] = [blob for (_, name), blob in emulator.blobs.items() if name == "chr_20.zip"]
+        size = zipped.path.stat().st_size
+        assert [d["range"] for d in emulator.downloads if d["name"] == "chr_20.zip"] == [
+            None,
+            "bytes=2500-",
+        ]
+        assert [
+            (d["range"], d["sent"]) for d in emulator.presigned if d["name"] == "chr_20.zip"
+        ] == [("bytes=2500-", size - 2500)]
+        # Nothing kept for the fetch is left once the job has its results.
+        assert not await hub.storage.exists(f"{folder}.json")
+        assert not await hub.storage.exists(f"{folder}/0")
+
+
+async def test_a_drop_at_a_presigned_url_resumes_within_the_attempt(
+    hub: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    emulator.redirect = True
+    job = await michigan_job(hub, emulator)
+    emulator.drop_after["chr_20.zip"] = 700
+
+    done = await drive(hub, Worker(hub), clock, job.id)
+
+    assert done.status == "completed", done.error_log
+    await assert_results(hub, done)
+    assert done.error_log == []  # no attempt failed
+    assert [d["range"] for d in emulator.downloads if d["name"] == "chr_20.zip"] == [None]
+    assert [d["range"] for d in emulator.presigned if d["name"] == "chr_20.zip"] == [
+        None,
+        "bytes=700-",
+    ]
+    assert [emulator.spent(name) for name in SOURCES] == [1, 1, 1]
+
+
+async def test_the_last_download_of_a_file_is_kept_and_the_job_says_why(
+    hub: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    emulator.download_count = 2
+    job = await michigan_job(hub, emulator)
+    emulator.drop_after["chr_20.zip"] = 700
+
+    done = await drive(hub, Worker(hub), clock, job.id)
+
+    assert done.status == "failed"
+    assert done.error_message is not None
+    assert (
+        "chr_20.zip has 1 download left at the service and an earlier download of it broke off; "
+        "imputehub keeps it rather than spend it on a retry that could fail the same way"
+    ) in done.error_message
+    [zipped] = [blob for (_, name), blob in emulator.blobs.items() if name == "chr_20.zip"]
+    assert zipped.count == 1
+    assert len([d for d in emulator.downloads if d["name"] == "chr_20.zip"]) == 1
+
+
+async def test_a_zip_that_fails_its_published_md5_is_downloaded_again_and_not_stored(
+    hub: Runtime, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    emulator.publish_md5 = True  # like TOPMed
+    job = await michigan_job(hub, emulator)
+    emulator.corrupt["chr_20.zip"] = 1  # damaged on the way, once
+
+    done = await drive(hub, Worker(hub), clock, job.id)
+
+    assert done.status == "completed", done.error_log
+    assert "chr_20.zip arrived damaged: its MD5 differs" in messages(done)
+    await assert_results(hub, done)  # the .md5 is no result of the user's
+    gets = [d["name"] for d in emulator.downloads]
+    assert (gets.count("chr_20.zip"), gets.count("chr_20.zip.md5")) == (2, 1)
 
 
 async def test_a_status_answer_slower_than_the_connector_waits_is_retried(
@@ -257,3 +375,28 @@ async def test_a_job_held_back_by_maintenance_uploads_nothing_and_resumes_within
         assert len(emulator.accepted(job.id)) == 1
         assert emulator.submit_posts() == 1
         await assert_results(hub, done)
+
+
+async def test_a_fetch_that_runs_out_of_attempts_leaves_nothing_kept(
+    settings: Settings, clock: FakeClock, emulator: MichiganEmulator
+) -> None:
+    # One attempt allowed: the drop that ends it fails the job for good.
+    settings = settings.model_copy(update={"max_transient_attempts": 1})
+    async with michigan_hub(settings, clock) as hub:
+        job = await michigan_job(hub, emulator)
+        emulator.drop_after["chr_20.zip"] = 2500  # a partial download gets kept...
+
+        done = await drive(hub, Worker(hub), clock, job.id)
+
+        assert done.status == "failed"
+        assert "broke off" in str(done.error_message)
+        assert done.external_job_id is not None
+        # ...and goes with the job's last attempt: no bytes stay behind in storage.
+        folder = (
+            f"results/{job.id}/.downloads/{digest(f'{done.external_job_id}/output/chr_20.zip')}"
+        )
+        assert not await hub.storage.exists(f"{folder}.json")
+        assert not await hub.storage.exists(f"{folder}/0")
+        sources = [f"{done.external_job_id}/output/{name}" for name in SOURCES]
+        marks = [f"results/{job.id}/.fetched/{digest(source)}.json" for source in sources]
+        assert [await hub.storage.exists(key) for key in marks] == [False] * len(SOURCES)

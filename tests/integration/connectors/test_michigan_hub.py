@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import gzip
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -26,6 +28,7 @@ from tests.integration.worker.support import (
     stored_bytes,
 )
 from tests.support import factories
+from tests.support.api import Actor
 from tests.support.michigan_emulator import DOSE, INFO, MichiganEmulator, running_emulator
 
 TOKEN = "platform-michigan-token-42"
@@ -39,14 +42,23 @@ def emulator(tmp_path: Path) -> Iterator[MichiganEmulator]:
         yield server
 
 
-async def michigan_job(runtime: Runtime, emulator: MichiganEmulator, **service_fields: Any) -> Job:
-    """A pending job of a new user on a service registered for the emulator."""
+async def michigan_job(
+    runtime: Runtime,
+    emulator: MichiganEmulator,
+    *,
+    owner: Actor | None = None,
+    **service_fields: Any,
+) -> Job:
+    """A pending job of `owner` (else a new user) on a service registered for the emulator."""
     now = runtime.clock.now()
     async with runtime.db.session() as session:
         user = User(
             username="carol", password_hash="!", role="user", created_at=now, updated_at=now
         )
-        session.add(user)
+        if owner is None:
+            session.add(user)
+        else:
+            user.id = owner.id
     service = await factories.make_service(
         runtime,
         slug="michigan",
@@ -203,3 +215,45 @@ async def test_health_checks_record_how_many_jobs_wait_at_the_server(
     emulator.maintenance = True
     checked = await health.run_health_check(runtime, "michigan")
     assert (checked.status, checked.queue_size) == ("maintenance", None)
+
+
+async def test_a_fetch_that_keeps_failing_shows_when_the_server_deletes_the_results(
+    runtime: Runtime,
+    clock: FakeClock,
+    emulator: MichiganEmulator,
+    client: httpx.AsyncClient,
+    alice: Actor,
+) -> None:
+    job = await michigan_job(runtime, emulator, owner=alice)
+    emulator.download_failures["chr_20.zip"] = 1000  # the server keeps failing that file
+    worker = Worker(runtime)
+
+    async def fetch_failed() -> bool:
+        await worker.run_once()
+        clock.advance(1)
+        return "chr_20.zip" in str((await load_job(runtime, job.id)).error_log)
+
+    await eventually(fetch_failed, what="a failed download of chr_20.zip")
+    shown = (await client.get(f"/api/v1/jobs/{job.id}", headers=alice.headers)).json()
+    assert shown["service_deletes_results_at"] is None  # the server has not said yet
+
+    # Days later the server sends its retire notice: the results go in two days.
+    deletes_at = (clock.now() + timedelta(days=2)).replace(microsecond=0)
+    emulator.retire_notice(job.id, deletes_at)
+    clock.advance(3600)
+    await worker.run_once()
+
+    shown = (await client.get(f"/api/v1/jobs/{job.id}", headers=alice.headers)).json()
+    assert shown["status"] == "running"
+    assert datetime.fromisoformat(shown["service_deletes_results_at"]) == deletes_at
+
+    # Retries come well before the deletion, however long the backoff has grown (a day
+    # here, against the minute left).
+    runtime.settings = runtime.settings.model_copy(
+        update={"retry_base_seconds": 86400.0, "retry_max_seconds": 86400.0}
+    )
+    clock.advance((deletes_at - clock.now()).total_seconds() - 60)
+    await worker.run_once()
+    waiting = await load_job(runtime, job.id)
+    assert waiting.next_run_at is not None
+    assert waiting.next_run_at <= clock.now() + timedelta(seconds=30)

@@ -21,7 +21,7 @@ from imputehub.domain.errors import (
 # A wait the server gives no hint for: a busy per-user job slot. (How long a job waits for
 # the end of a maintenance is the worker's choice: one health-check interval.)
 JOB_LIMIT_RETRY_SECONDS = 300.0
-_JOB_LIMIT = re.compile(r"Only \d+ jobs per user", re.IGNORECASE)
+_JOB_LIMIT = re.compile(r"Only (\d+) jobs per user", re.IGNORECASE)
 
 
 def in_maintenance(server: Mapping[str, Any]) -> bool:
@@ -38,9 +38,11 @@ def maintenance(retry_after: float | None = None) -> ServiceInMaintenance:
 
 def job_limit(message: str, retry_after: float | None = None) -> ServiceBusy:
     """The error for an account at its job limit; `message` is the server's words."""
+    said = _JOB_LIMIT.search(message)
     return ServiceBusy(
         f"the service is busy with this account's other jobs ({message}); waiting",
         retry_after=JOB_LIMIT_RETRY_SECONDS if retry_after is None else retry_after,
+        limit=int(said.group(1)) if said else None,
     )
 
 

@@ -12,8 +12,10 @@ They all run Cloudgene 3 with the `imputationserver2` app; protocol facts are in
   hub can decrypt the result zips itself. POSTs are never retried here.
 - poll: `GET /api/v2/jobs/{id}/status`; states are mapped in `states.py` (table there and in
   the README).
-- fetch_results: each output file downloaded exactly once, also across retried fetches:
-  the sink remembers the files already stored (see `results.py`).
+- fetch_results: each output file downloaded once, also across retried fetches and
+  crashes: what arrives is kept in the hub's storage and a retry resumes it, the sink
+  remembers the files already stored, and a file's last download is never spent on a
+  retry (see `downloads.py`); zips are decrypted into their members (`results.py`).
 Answers are classified in `answers.py`: 401 -> CredentialRejected; 503 and "Only N jobs per
 user" -> transient with a wait; 5xx and network errors -> transient; 404 for a job -> JobLost;
 any other 400 -> permanent with the server's message.
@@ -49,7 +51,7 @@ from imputehub.connectors.base import (
 )
 from imputehub.connectors.health_probe import probe_json
 from imputehub.connectors.http import transient_client
-from imputehub.connectors.michigan import results, states
+from imputehub.connectors.michigan import downloads, results, states
 from imputehub.connectors.michigan.answers import (
     check,
     in_maintenance,
@@ -60,6 +62,7 @@ from imputehub.connectors.michigan.answers import (
 )
 from imputehub.connectors.multipart import MultipartBody
 from imputehub.domain.errors import CredentialRejected, PermanentServiceError
+from imputehub.domain.slots import DEFAULT_LIMITS, slot_limit
 
 DEFAULT_APP = "imputationserver2"
 HEALTH_TIMEOUT = httpx.Timeout(5.0)
@@ -73,9 +76,9 @@ MAX_PAGES = 100
 CLOCK_SKEW_SECONDS = 3600.0
 MODES = {"imputation": "imputation", "qc_only": "qconly", "qconly": "qconly"}
 # Cloudgene's default per-user limit of waiting + running jobs; a service's `api_config`
-# says otherwise with `max_jobs_per_user` (TOPMed: 3). Connectors hold no state, so a limit
-# learnt from an "Only N jobs" answer is not remembered: set it there.
-DEFAULT_JOBS_PER_USER = 2
+# says otherwise with `max_jobs_per_user` (TOPMed: 3), which the worker also updates from
+# an "Only N jobs" answer (domain/slots.py, where the hub's slots follow the same figure).
+DEFAULT_JOBS_PER_USER = DEFAULT_LIMITS["michigan"]
 ACTIVE_STATES = frozenset({1, 2, 3})  # waiting, running, exporting
 # Active jobs are among the newest: the job-limit check before an upload reads this many
 # pages of the list at most (the server's own check after the upload stays the last word).
@@ -95,10 +98,7 @@ def _aes(service: ServiceInfo) -> bool:
 
 
 def _jobs_per_user(service: ServiceInfo) -> int:
-    limit = service.api_config.get("max_jobs_per_user")
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-        return limit
-    return DEFAULT_JOBS_PER_USER
+    return slot_limit("michigan", service.api_config) or DEFAULT_JOBS_PER_USER
 
 
 async def _queue_size(service: ServiceInfo) -> int | None:
@@ -135,12 +135,18 @@ class MichiganConnector:
     """Stateless; every call opens its own HTTP client.
 
     `api_seconds` bounds a wait for one API answer, `transfer_seconds` a pause between
-    bytes of an upload or download.
+    bytes of an upload or download; a result download is kept in the hub's storage in
+    segments of `download_segment_size` bytes as it arrives.
     """
 
     def __init__(
-        self, *, api_seconds: float = API_SECONDS, transfer_seconds: float = TRANSFER_SECONDS
+        self,
+        *,
+        api_seconds: float = API_SECONDS,
+        transfer_seconds: float = TRANSFER_SECONDS,
+        download_segment_size: int = downloads.SEGMENT_SIZE,
     ) -> None:
+        self.segment_size = download_segment_size
         connect = min(CONNECT_SECONDS, api_seconds)
         self.api_timeout = httpx.Timeout(api_seconds, connect=connect)
         self.transfer_timeout = httpx.Timeout(transfer_seconds, connect=connect)
@@ -176,7 +182,9 @@ class MichiganConnector:
         return CredentialCheck(valid=valid, message=message, expires_at=expires_at)
 
     async def list_panels(self, service: ServiceInfo, credential: str | None) -> list[PanelInfo]:
-        headers = _headers(credential)
+        # Cloudgene 3 serves the app anonymously, listing what an anonymous caller may use;
+        # with a token, what that account may use.
+        headers = {"X-Auth-Token": credential} if credential else {}
         app = _app(service)
         async with transient_client(self.api_timeout, headers=headers) as client:
             response = await client.get(f"{_base(service)}/api/v2/server")
@@ -326,28 +334,55 @@ class MichiganConnector:
         credential: str | None,
         sink: ResultSink,
     ) -> list[ResultFile]:
-        job = await self._job(service, ref, credential)
+        job = await self._job(service, ref, credential)  # with each file's downloads left
         if states.is_retired(job):  # like imputationbot: nothing left to download
             raise PermanentServiceError(states.RETIRED_MESSAGE)
         stored: list[ResultFile] = []
         # Downloads are anonymous (the hash is the secret) and may redirect to object storage.
         async with transient_client(self.transfer_timeout, follow_redirects=True) as client:
             with tempfile.TemporaryDirectory(prefix="imputehub-michigan-") as tmp:
-                for index, file in enumerate(results.output_files(job)):
+                for index, (file, checksum) in enumerate(
+                    results.with_checksums(results.output_files(job))
+                ):
                     earlier = await sink.fetched(file.source)
                     if earlier is not None:  # stored by an earlier attempt: spend no download
                         stored.extend(earlier)
                         continue
-                    path = Path(tmp) / f"{index}.download"
-                    await results.download(client, _base(service), file, path)
-                    if file.name.endswith(".zip") and ref.secret:
-                        files = await results.store_zip_members(path, file.name, ref.secret, sink)
-                    else:
-                        files = [await results.store(path, file.name, sink)]
+                    kept = sink.kept_download(file.source)
+                    download = downloads.Download(
+                        client=client,
+                        base_url=_base(service),
+                        file=file,
+                        kept=kept,
+                        target=Path(tmp) / f"{index}.download",
+                        checksum=checksum,
+                        segment_size=self.segment_size,
+                    )
+                    try:
+                        files = await self._store(download, ref.secret, sink)
+                    except PermanentServiceError:
+                        await kept.forget()  # the job ends here: its bytes are no use
+                        raise
                     await sink.mark_fetched(file.source, files)
+                    await kept.forget()
+                    download.target.unlink()
                     stored.extend(files)
-                    path.unlink()
         return stored
+
+    async def _store(
+        self, download: downloads.Download, secret: str | None, sink: ResultSink
+    ) -> list[ResultFile]:
+        """Download the file (or take it from storage) and store it, zips decrypted."""
+        notes = await download.run()
+        name, path = download.file.name, download.target
+        if not (name.endswith(".zip") and secret):
+            return [await results.store(path, name, sink)]
+        try:
+            return await results.store_zip_members(path, name, secret, sink)
+        except results.DamagedZip as exc:
+            error = downloads.damage_verdict(name, notes, exc.detail)
+            await download.discard_damaged(notes)
+            raise error from exc
 
     async def _job(
         self, service: ServiceInfo, ref: ExternalRef, credential: str | None

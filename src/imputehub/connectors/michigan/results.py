@@ -1,40 +1,49 @@
-"""Fetching a finished Michigan job's outputs: each file downloaded once, zips decrypted.
+"""A finished Michigan job's outputs: which files to fetch, and storing them, zips decrypted.
 
-Every GET of `/share/results/{hash}/{name}` spends one of the file's limited downloads, so
-there is no size probe; a dropped connection resumes with `Range` from the bytes already on
-disk. Each file lands in a temporary file first (never whole in memory); zips are opened
-there with the job's password (ZipCrypto or AES-256, both read by pyzipper) and their
-members streamed to the sink in bounded chunks. Once a file is completely stored, the sink
-remembers it, so a fetch retried after a failure (on any worker) skips it instead of
-spending another download.
+The JobResponse lists the downloadable files with their share hashes and remaining
+downloads; `downloads.py` brings each into a local temporary file (never whole in memory).
+Zips are opened there with the job's password (ZipCrypto or AES-256, both read by
+pyzipper) and their members streamed to the sink in bounded chunks. A member that fails
+its CRC-32 (or AES HMAC) is a damaged download (`DamagedZip`), which the connector weighs
+against what it knows of earlier downloads; a wrong password is final.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zipfile
+import zlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
-from urllib.parse import quote
 
-import httpx
 import pyzipper  # type: ignore[import-untyped]
 
 from imputehub.connectors.base import ResultFile, ResultSink
-from imputehub.connectors.michigan.answers import check
 from imputehub.domain.errors import PermanentServiceError, TransientServiceError
 
 CHUNK_SIZE = 1024 * 1024
-MAX_RESUMES = 5
+CHECKSUM_SUFFIX = ".md5"
+# What a damaged zip raises while it is read: a bad CRC-32 or AES HMAC (BadZipFile), or
+# garbage where deflated data should be.
+_DAMAGE = (zipfile.BadZipFile, pyzipper.BadZipFile, zlib.error, EOFError)
+
+
+class DamagedZip(TransientServiceError):
+    """A zip that fails its own checks: damaged on the way, or at the service."""
+
+    def __init__(self, zip_name: str, detail: str) -> None:
+        super().__init__(f"{zip_name} arrived damaged ({detail})")
+        self.detail = detail
 
 
 @dataclass(frozen=True)
 class OutputFile:
     name: str
-    hash: str
+    hash: str = field(repr=False)  # the share secret: never in logs or messages
     path: str = ""  # the server's path of the file within the job, e.g. job-…/output/x.zip
+    count: int | None = None  # downloads the server still allows (None: it does not say)
 
     @property
     def source(self) -> str:
@@ -51,61 +60,36 @@ def output_files(response: Mapping[str, Any]) -> list[OutputFile]:
             continue
         for entry in param.get("files") or []:
             if isinstance(entry, Mapping) and entry.get("name") and entry.get("hash"):
+                count = entry.get("count")
                 found.append(
                     OutputFile(
                         name=str(entry["name"]),
                         hash=str(entry["hash"]),
                         path=str(entry.get("path") or ""),
+                        count=count
+                        if isinstance(count, int) and not isinstance(count, bool)
+                        else None,
                     )
                 )
     return found
 
 
-async def download(
-    client: httpx.AsyncClient, base_url: str, file: OutputFile, target: Path
-) -> None:
-    """GET the file once into `target`, resuming with Range after a dropped connection."""
-    url = f"{base_url}/share/results/{quote(file.hash)}/{quote(file.name)}"
-    with target.open("wb") as out:
-        for attempt in range(MAX_RESUMES + 1):
-            have = out.tell()
-            headers = {"Range": f"bytes={have}-"} if have else {}
-            try:
-                async with client.stream("GET", url, headers=headers) as response:
-                    if response.status_code == 404:
-                        raise PermanentServiceError(
-                            f"the service no longer has the result file {file.name}"
-                        )
-                    if response.status_code == 400:
-                        await response.aread()
-                        raise PermanentServiceError(
-                            f"the service refused to send {file.name} again "
-                            f"(its downloads are used up): {response.text.strip()[:200]}"
-                        )
-                    if response.status_code >= 400:
-                        await response.aread()
-                        try:
-                            check(response)
-                        except TransientServiceError as exc:  # say which file, for the job
-                            raise TransientServiceError(
-                                f"the download of {file.name} failed: {exc.message}",
-                                retry_after=exc.retry_after,
-                            ) from exc
-                    if have and response.status_code != 206:
-                        # The server ignored Range: start this file over.
-                        out.seek(0)
-                        out.truncate()
-                    # Written as received (httpx's own bounded reads), not re-chunked: a
-                    # buffer would lose what arrived before a drop.
-                    async for chunk in response.aiter_bytes():
-                        out.write(chunk)
-                return
-            except httpx.TransportError as exc:
-                if attempt == MAX_RESUMES:
-                    raise TransientServiceError(
-                        f"the download of {file.name} kept breaking off: {type(exc).__name__}"
-                    ) from exc
-                out.flush()
+def with_checksums(files: list[OutputFile]) -> list[tuple[OutputFile, OutputFile | None]]:
+    """The files to fetch, each with the `.md5` file the server publishes next to it, if any.
+
+    An `X.md5` next to `X` (TOPMed) is no result of its own: it checks the encrypted zip,
+    which the user never sees (the hub stores the zip's members), so it is only used to
+    check `X` and is not stored.
+    """
+    sources = {file.source for file in files}
+    checksums = {
+        file.source.removesuffix(CHECKSUM_SUFFIX): file
+        for file in files
+        if file.source.endswith(CHECKSUM_SUFFIX)
+        and file.source.removesuffix(CHECKSUM_SUFFIX) in sources
+    }
+    checking = {file.source for file in checksums.values()}
+    return [(file, checksums.get(file.source)) for file in files if file.source not in checking]
 
 
 async def store(path: Path, name: str, sink: ResultSink) -> ResultFile:
@@ -125,8 +109,8 @@ async def store_zip_members(
     stored: list[ResultFile] = []
     try:
         archive = pyzipper.AESZipFile(path)
-    except (zipfile.BadZipFile, pyzipper.BadZipFile) as exc:
-        raise PermanentServiceError(f"the service sent a damaged zip ({zip_name})") from exc
+    except _DAMAGE as exc:
+        raise DamagedZip(zip_name, str(exc) or type(exc).__name__) from exc
     with archive:
         archive.setpassword(secret.encode())
         for member in archive.infolist():
@@ -151,6 +135,8 @@ async def _read_member(archive: Any, member: Any, zip_name: str) -> AsyncIterato
             # Decrypting and inflating are CPU work: off the event loop, a chunk at a time.
             while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
                 yield chunk
-        # A CRC or HMAC error: the file is damaged, or the password is wrong.
-        except (zipfile.BadZipFile, pyzipper.BadZipFile) as exc:
-            raise PermanentServiceError(f"could not decrypt {zip_name}: {exc}") from exc
+        # A CRC or HMAC error, or garbage to inflate: the download is damaged. (With
+        # ZipCrypto, a wrong password passes its one-byte check once in 256 and then fails
+        # here too; the hub always sets the password itself.)
+        except _DAMAGE as exc:
+            raise DamagedZip(zip_name, str(exc) or type(exc).__name__) from exc

@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from imputehub.connectors.base import ExternalState, ExternalStatus
@@ -78,7 +79,20 @@ def to_status(response: Mapping[str, Any]) -> ExternalStatus:
         message=message,
         queue_position=position,
         logs=logs,
+        results_deleted_at=deleted_on(response),
     )
+
+
+def deleted_on(response: Mapping[str, Any]) -> datetime | None:
+    """When the server deletes the job's results: `deletedOn` (epoch ms), set when the retire
+    notice goes out (0 until then)."""
+    millis = _as_int(response.get("deletedOn"), default=0)
+    if millis <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def is_retired(response: Mapping[str, Any]) -> bool:
