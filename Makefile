@@ -6,9 +6,13 @@ export UV_LINK_MODE := copy
 
 # Debian packages the hub needs at run time, and the extra ones its tests need.
 APT_RUN := beagle bcftools tabix jq curl
+# libarchive13: the C library that decrypts Michigan result zips (through libarchive-c).
+APT_RUN += libarchive13
 APT_TEST := htslib-test bcftools tabix
 # jq: the sapporo WES test peer's run script reads its run requests with it.
 APT_TEST += jq
+# zip: the Michigan test server encrypts its result zips with `zip -P`, as Cloudgene does.
+APT_TEST += zip
 # chromium: the browser tests (Playwright for Python drives Debian's chromium; no download).
 APT_TEST += chromium
 

@@ -15,7 +15,7 @@ running until its `chr_20.zip` is ready: a zip of `--size` MB (10^6 bytes) made 
                 downloads), and `curl` + `sync` of the copy: the hub fsyncs every object it
                 stores, so that is the fair baseline
   unzip         `unzip -P` of the same zip to disk, and `unzip` + `sync`. unzip 6.0 reads no
-                AES, so with `--encryption aes` pyzipper (the hub's zip library) stands in
+                AES, so with `--encryption aes` pyzipper (pycryptodome's C AES) stands in
   hub           the fetch step alone: from the job reaching it (its poll saw the job
                 finished) to `completed`: one `run_once` that downloads each result file
                 (keeping what arrives in the hub's storage in 64 MiB segments, fsynced, plus
@@ -26,14 +26,12 @@ The hub's peak RSS growth during the fetch is this process's VmRSS sampled every
 (`ru_maxrss` too, though it mostly shows an earlier peak), to show that nothing is held
 whole in memory. `--library-baseline` also times pyzipper alone decrypting the zip to disk.
 
-Mind the time: pyzipper decrypts ZipCrypto in pure Python, a byte at a time, about 1 MB/s,
-so with ZipCrypto the hub's fetch takes about a second per MB (the default 512 MB: about
-nine minutes on a 2-core VM; `--size 64`: about 1.5 minutes all told). AES-256 is decrypted
-in C (pycryptodome): 512 MB takes under a minute all told. A benchmark that prints figures,
-never a test:
+The hub reads zips with libarchive (C); pure-Python ZipCrypto (zipfile, pyzipper, which the
+hub used before) managed about 1 MB/s here, so the default 512 MB took about nine minutes,
+against about 20 s now. A benchmark that prints figures, never a test:
 
-    python bench/michigan_fetch.py                      # 512 MB ZipCrypto zip (slow)
-    python bench/michigan_fetch.py --size 64            # ZipCrypto, 1.5 minutes
+    python bench/michigan_fetch.py                      # 512 MB ZipCrypto zip
+    python bench/michigan_fetch.py --size 64            # ZipCrypto, quick
     python bench/michigan_fetch.py --size 512 --encryption aes
 """
 
@@ -289,7 +287,7 @@ def baselines(url: str, zipped: Path, password: str, work: Path, args: Any) -> B
 
         library_s, _ = timed(library)
         shutil.rmtree(out)
-        found.rows.append(("pyzipper to disk + sync (the hub's library)", library_s))
+        found.rows.append(("pyzipper to disk + sync", library_s))
         decrypts.append(library_s)
     found.decrypt = min(decrypts)
     return found
