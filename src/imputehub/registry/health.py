@@ -110,13 +110,7 @@ async def _claim_due(runtime: Runtime, *, worker_id: str) -> list[str]:
 async def _check(runtime: Runtime, ref: str, *, lease_owner: str | None) -> HealthCheckResult:
     async with runtime.db.session() as session:
         service = await lookup.get_service(session, ref, include_inactive=True)
-        info = ServiceInfo(
-            id=service.id,
-            slug=service.slug,
-            api_type=service.api_type,
-            base_url=service.base_url,
-            api_config=dict(service.api_config or {}),
-        )
+        info = lookup.service_info(service)
     health = await _ask_connector(runtime, info)
     now = runtime.clock.now()
     async with runtime.db.session() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imputehub.connectors.base import ServiceInfo
 from imputehub.db.models import ReferencePanel, Service
 from imputehub.domain.errors import InvalidInput, NotFound
 
@@ -69,3 +70,14 @@ async def get_panel(
             field="reference_panel_id",
         )
     return found[0]
+
+
+def service_info(service: Service) -> ServiceInfo:
+    """What a connector is told about `service` (a copy: no database row leaves the session)."""
+    return ServiceInfo(
+        id=service.id,
+        slug=service.slug,
+        api_type=service.api_type,
+        base_url=service.base_url,
+        api_config=dict(service.api_config or {}),
+    )

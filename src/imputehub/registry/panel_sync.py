@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from imputehub.accounts.users import require_admin
-from imputehub.connectors.base import PanelInfo, ServiceInfo
+from imputehub.connectors.base import PanelInfo
 from imputehub.db.models import ReferencePanel, Service, User
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, PermanentServiceError, TransientServiceError
@@ -49,13 +49,7 @@ async def sync_panels(runtime: Runtime, actor: User, ref: str) -> SyncResult:
     require_admin(actor)
     async with runtime.db.session() as session:
         service = await lookup.get_service(session, ref, include_inactive=True)
-        info = ServiceInfo(
-            id=service.id,
-            slug=service.slug,
-            api_type=service.api_type,
-            base_url=service.base_url,
-            api_config=dict(service.api_config or {}),
-        )
+        info = lookup.service_info(service)
         credential = platform_credential(runtime.vault, service)
     connector = runtime.connectors.get(info.api_type)
     if connector is None:

@@ -37,7 +37,7 @@ from imputehub.domain.errors import (
     InvalidInput,
     TransientServiceError,
 )
-from imputehub.registry import credentials, rules, services
+from imputehub.registry import credentials, lookup, rules, services
 from imputehub.runtime import Runtime
 
 log = logging.getLogger("imputehub.registry.credentials")
@@ -154,16 +154,6 @@ async def _own_row(
     session: AsyncSession, user_id: str, service_id: str
 ) -> UserServiceCredential | None:
     return await credentials.own_row(session, user_id=user_id, service_id=service_id)
-
-
-def _info(service: Service) -> ServiceInfo:
-    return ServiceInfo(
-        id=service.id,
-        slug=service.slug,
-        api_type=service.api_type,
-        base_url=service.base_url,
-        api_config=dict(service.api_config or {}),
-    )
 
 
 def _reset_platform_verification(service: Service) -> None:
@@ -308,7 +298,7 @@ async def verify(
             )
             raise Conflict(f"{who}; set one first", code="credential_not_set")
         secret = runtime.vault.decrypt(sealed)
-        info = _info(service)
+        info = lookup.service_info(service)
     check = await _ask_connector(runtime, info, secret)
     seen: list[str] | None = None
     if scope == "user" and (check is None or check.valid):
@@ -360,7 +350,7 @@ async def check_panels(runtime: Runtime, actor: User, ref: str) -> CredentialSta
         if row is None or service.api_type not in credentials.PANELS_BY_ACCOUNT:
             return _user_status(service, row, now=runtime.clock.now())
         secret = runtime.vault.decrypt(row.credential_encrypted)
-        info = _info(service)
+        info = lookup.service_info(service)
     seen = await _panels_seen(runtime, info, secret)
     async with runtime.db.session() as session:
         service = await services.get_service(session, actor, info.id)

@@ -45,6 +45,7 @@ from imputehub.jobs import slots
 from imputehub.logs import job_context
 from imputehub.monitoring import counters
 from imputehub.notify import outbox
+from imputehub.registry import lookup
 from imputehub.registry.credentials import USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
 from imputehub.runtime import Runtime
@@ -237,13 +238,7 @@ async def _load(runtime: Runtime, claim: Claim) -> Context | None:
             created_at=job.created_at,
             external_job_id=job.external_job_id,
             submit_started_at=job.submit_started_at,
-            service=ServiceInfo(
-                id=service.id,
-                slug=service.slug,
-                api_type=service.api_type,
-                base_url=service.base_url,
-                api_config=dict(service.api_config or {}),
-            ),
+            service=lookup.service_info(service),
             service_name=service.name,
             time_limit_seconds=(
                 service.job_time_limit_seconds or runtime.settings.job_time_limit_seconds
