@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from imputehub.connectors.base import ExternalState
-from imputehub.connectors.michigan.states import deleted_on, to_status
+from imputehub.connectors.michigan.states import (
+    MAX_MESSAGE_CHARS,
+    deleted_on,
+    html_to_text,
+    to_status,
+)
 
 NOTICE = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
 
@@ -57,3 +62,41 @@ def test_deleted_on_is_when_the_server_deletes_the_results(
 
 def test_an_answer_without_deleted_on_says_nothing_about_deletion() -> None:
     assert to_status({"state": 4}).results_deleted_at is None
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<b>Imputation</b> finished.<br/>Chunks: <i>3</i>", "Imputation finished.\nChunks: 3"),
+        ("one<br>two<BR />three<br\t/ >four</p>five", "one\ntwo\nthree\nfour\nfive"),
+        ("a &lt; b &amp;&amp; c", "a < b && c"),
+        ("a < b", "a < b"),  # no tag closes: the rest is text, as `<[^>]*>` leaves it
+        ("<<x>y", "y"),
+        ("<p>  lots   of\tspace  </p>", "lots of space"),
+        ("", ""),
+    ],
+)
+def test_step_messages_are_plain_text(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
+HOSTILE = [
+    "<" * 1_000_000,  # `<[^>]*>` tried from every `<` to the end: quadratic
+    "<br" + " " * 1_000_000 + "x",  # two `\s*` around an optional `/`: quadratic
+    ("<" + " " * 50) * 20_000,
+    "<a " + "<" * 999_000 + ">",
+]
+
+
+@pytest.mark.timeout(10)  # the quadratic patterns took minutes on these; now milliseconds
+@pytest.mark.parametrize("markup", HOSTILE, ids=["lt-run", "br-spaces", "lt-spaces", "one-tag"])
+def test_a_megabyte_of_hostile_markup_is_read_in_linear_time(markup: str) -> None:
+    text = html_to_text(markup)
+
+    assert len(text) <= MAX_MESSAGE_CHARS + 4  # cut, and marked so
+    assert text.endswith("[…]") or text == ""
+
+
+def test_a_long_message_is_cut_and_says_so() -> None:
+    text = html_to_text("x" * (MAX_MESSAGE_CHARS + 10))
+    assert text == "x" * MAX_MESSAGE_CHARS + " […]"

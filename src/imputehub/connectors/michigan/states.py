@@ -48,16 +48,36 @@ _FIXED_MESSAGES = {
     10: "the service deleted the job",
     -1: "the job died at the service",
 }
-_BREAK = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h\d)\s*/?\s*>", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]*>")
+# Service text is untrusted: every pattern here runs in linear time (no two unbounded
+# repeats that can take the same characters), tags are removed by scanning, not by a
+# `<[^>]*>` regex (quadratic over a run of `<` without `>`), and a message is cut first.
+_BREAK = re.compile(r"<\s*(?:br|/p|/div|/li|/tr|/h\d)\s*(?:/\s*)?>", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t]+")
+MAX_MESSAGE_CHARS = 20_000
 
 
 def html_to_text(markup: str) -> str:
-    """Step messages are HTML fragments; the hub shows plain text."""
-    text = _TAG.sub("", _BREAK.sub("\n", markup))
+    """Step messages are HTML fragments; the hub shows plain text (at most
+    MAX_MESSAGE_CHARS of each, the rest marked cut)."""
+    cut = len(markup) > MAX_MESSAGE_CHARS
+    text = _strip_tags(_BREAK.sub("\n", markup[:MAX_MESSAGE_CHARS]))
     lines = (_SPACES.sub(" ", line).strip() for line in html.unescape(text).splitlines())
-    return "\n".join(line for line in lines if line)
+    plain = "\n".join(line for line in lines if line)
+    return f"{plain} […]" if cut else plain
+
+
+def _strip_tags(markup: str) -> str:
+    """Drop each `<…>`, as the regex `<[^>]*>` would, in one pass."""
+    kept: list[str] = []
+    at = 0
+    while (start := markup.find("<", at)) >= 0:
+        end = markup.find(">", start + 1)
+        if end < 0:  # no tag closes after this point: the rest is text
+            break
+        kept.append(markup[at:start])
+        at = end + 1
+    kept.append(markup[at:])
+    return "".join(kept)
 
 
 def to_status(response: Mapping[str, Any]) -> ExternalStatus:
