@@ -38,6 +38,13 @@ from imputehub.files.ranges import (
         ("bytes=x-1", 100, WholeFile()),
         ("bytes=\u00b2-3", 100, WholeFile()),
         ("bytes=0-1-2", 100, WholeFile()),
+        # More digits than any file has bytes (and than int() takes): never an error.
+        ("bytes=" + "9" * 5000 + "-", 100, Unsatisfiable(100)),
+        ("bytes=0-" + "9" * 5000, 100, ByteRange(0, 100, 100)),
+        ("bytes=-" + "9" * 5000, 100, ByteRange(0, 100, 100)),
+        ("bytes=" + "0" * 5000 + "5-9", 100, ByteRange(5, 10, 100)),
+        ("bytes=5-" + "0" * 5000 + "9", 100, ByteRange(5, 10, 100)),
+        ("bytes=" + "9" * 30 + "-" + "9" * 31, 100, Unsatisfiable(100)),
     ],
 )
 def test_parse_range(header: str | None, size: int, expected: RangeAnswer) -> None:

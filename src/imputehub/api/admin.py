@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts import api_tokens
 from imputehub.accounts.users import require_admin
-from imputehub.api.deps import AdminUser, Now, RuntimeDep, SessionDep
+from imputehub.api.deps import AdminUser, Now, Offset, RuntimeDep, SessionDep
 from imputehub.domain.errors import AuthenticationRequired
 from imputehub.monitoring import audit, metrics, stats
 from imputehub.runtime import Runtime
@@ -99,7 +99,7 @@ async def audit_log(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AuditPage:
     query = audit.AuditQuery(
         action=action,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,10 @@ def get_now(runtime: RuntimeDep) -> datetime:
 
 
 Now = Annotated[datetime, Depends(get_now)]
+# Where a page of a list starts: bounded, as the databases' OFFSET is a signed 64-bit
+# integer (a larger one was a 500).
+MAX_OFFSET = 2**53
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")]
 
 _bearer = HTTPBearer(auto_error=False, description="access token or personal API token")
 

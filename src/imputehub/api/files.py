@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
 from imputehub.accounts import api_tokens
-from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
+from imputehub.api.deps import CurrentUser, Now, Offset, RuntimeDep, SessionDep
 from imputehub.api.downloads import download_response
 from imputehub.db.models import User
 from imputehub.domain.errors import AuthenticationRequired, InvalidInput
@@ -128,7 +128,7 @@ async def list_files(
     session: SessionDep,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=records.MAX_LIMIT)] = records.DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> FilePage:
     page = await records.list_files(session, user, limit=limit, offset=offset)
     return FilePage(

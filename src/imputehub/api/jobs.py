@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from imputehub.api.admin import request_origin
-from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
+from imputehub.api.deps import CurrentUser, Now, Offset, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser, multipart_body, request_chunks
 from imputehub.api.job_schemas import (
     JobCheck,
@@ -217,7 +217,7 @@ async def list_jobs(
     mode: JobMode | None = None,
     q: Annotated[str | None, Query(max_length=queries.MAX_QUERY)] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     all_users: Annotated[bool, Query(alias="all", description="admins: everyone's jobs")] = False,
 ) -> JobPage:
     filters = queries.JobFilters(

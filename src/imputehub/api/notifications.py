@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from imputehub.api.deps import CurrentUser, Now, SessionDep
+from imputehub.api.deps import CurrentUser, Now, Offset, SessionDep
 from imputehub.db.models import Notification
 from imputehub.notify import inbox
 
@@ -99,7 +99,7 @@ async def list_notifications(
     user: CurrentUser,
     unread: Annotated[bool, Query(description="only unread notifications")] = False,
     limit: Annotated[int, Query(ge=1, le=inbox.MAX_LIMIT)] = inbox.DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> NotificationPage:
     page = await inbox.list_notifications(
         session, user, unread_only=unread, limit=limit, offset=offset

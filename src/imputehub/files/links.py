@@ -60,4 +60,7 @@ class LinkSigner:
     ) -> bool:
         """The signature matches and the link has not expired (compared in constant time)."""
         expected = self.signature(job_id, file_id, filename, expires)
-        return hmac.compare_digest(expected, signature) and now.timestamp() < expires
+        # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, not
+        # a mismatch), and anyone may send any signature.
+        given = signature.encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(expected.encode(), given) and now.timestamp() < expires

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 # One range; a comma (several ranges) or anything else does not match.
 _SPEC = re.compile(r"(\d*)[ \t]*-[ \t]*(\d*)", re.ASCII)
+# Beyond any file: what a position of more digits than this stands for (Python's int() also
+# refuses strings of more than 4,300 digits, and a client may send any number of them).
+_MAX_DIGITS = 18
+_BEYOND = 10**_MAX_DIGITS
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,23 @@ def parse_range(header: str | None, size: int) -> RangeAnswer:
     if not first and not last:
         return WholeFile()
     if not first:  # bytes=-n: the last n bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             return Unsatisfiable(size)
         return ByteRange(max(size - suffix, 0), size, size)
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return WholeFile()  # invalid, so ignored, as the standard says
     if start >= size:
         return Unsatisfiable(size)
-    stop = size if not last else min(int(last) + 1, size)
+    stop = size if not last else min(_position(last) + 1, size)
     return ByteRange(start, stop, size)
+
+
+def _position(digits: str) -> int:
+    """A byte position from its digits; any number past _BEYOND counts as _BEYOND."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else _BEYOND
 
 
 def _tags(header: str) -> list[str]:

@@ -262,7 +262,7 @@ def verify_signature(
     if abs(now - timestamp) > tolerance:
         return False
     expected = signature(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    return hmac.compare_digest(expected.encode(), parts.get("v1", "").encode())
 
 
 @dataclass(frozen=True, kw_only=True)

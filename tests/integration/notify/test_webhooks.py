@@ -231,6 +231,9 @@ def test_a_signature_verifies_with_the_secret_and_a_recent_timestamp() -> None:
     assert not webhooks.verify_signature("whsec_other", header, body, now=1_700_000_100)
     assert not webhooks.verify_signature("whsec_abc", header, body, now=1_700_003_600)
     assert not webhooks.verify_signature("whsec_abc", "garbage", body, now=1_700_000_000)
+    # A forged header need not be ASCII: still a plain "no", never an error.
+    forged = "t=1700000000,v1=" + "é" * 64
+    assert not webhooks.verify_signature("whsec_abc", forged, body, now=1_700_000_100)
 
 
 async def test_registering_and_deleting_a_webhook_is_in_the_audit_log(
