@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from imputehub import __version__
 from imputehub.api import docs, problems
 from imputehub.api.admin import metrics_router
+from imputehub.api.body_limit import BodyLimit
 from imputehub.api.router import api_router
 from imputehub.monitoring.middleware import RateLimit, RequestContext
 from imputehub.runtime import Runtime
@@ -51,7 +52,9 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(api_router)
     app.include_router(metrics_router)  # /metrics at the root, where Prometheus looks
     docs.install(app)  # /docs, working without internet access
-    # Added last = outermost: the request id exists before the rate limit may answer 429.
+    # Added last = outermost: the request id exists before the rate limit may answer 429,
+    # and a body is refused for its size only after the rate limit has had its say.
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_request_body_bytes)
     app.add_middleware(RateLimit, runtime=runtime)
     app.add_middleware(RequestContext)
     return app

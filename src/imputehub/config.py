@@ -51,11 +51,16 @@ class Settings(BaseSettings):
 
     max_active_jobs_per_user: int = Field(default=4, gt=0)
     max_upload_size: int = Field(default=50 * 1024**3, gt=0)
+    # The largest request body a route that reads its body whole (JSON, forms) accepts;
+    # files go through the upload routes, which stream (api/body_limit.py).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     upload_chunk_size: int = Field(default=1024 * 1024, gt=0)
     # Resumable uploads: an unfinished upload expires this long after its last part.
     upload_expiry_seconds: float = Field(default=24 * 3600, gt=0)
     # Bytes each user may keep (stored files + unfinished uploads); None: no quota.
     storage_quota_bytes: int | None = Field(default=None, gt=0)
+    # Bytes of results one job may store (a service's api_config `max_result_bytes` wins).
+    max_result_bytes_per_job: int = Field(default=200 * 1024**3, gt=0)
 
     # Unset: files on local disk under the data dir. Else e.g.
     # s3://KEY:SECRET@bucket/prefix?endpoint_url=http://127.0.0.1:8333&region=us-east-1

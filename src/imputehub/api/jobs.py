@@ -27,7 +27,7 @@ from imputehub.api.job_schemas import (
     job_public,
     job_summary,
 )
-from imputehub.domain.errors import InvalidInput, PayloadTooLarge
+from imputehub.domain.errors import InvalidInput
 from imputehub.domain.jobs import JobMode, JobStatus
 from imputehub.files import forms, uploads
 from imputehub.jobs import actions, create, queries, stats, validation
@@ -35,8 +35,6 @@ from imputehub.monitoring import audit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 Body = TypeVar("Body", bound=BaseModel)
-
-MAX_JSON_BODY = 1024 * 1024
 
 
 # --- creating -----------------------------------------------------------------------------
@@ -100,14 +98,10 @@ def _is_json(request: Request) -> bool:
 
 
 async def _json_body(request: Request, model: type[Body]) -> Body:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"a job request is at most {MAX_JSON_BODY} bytes of JSON")
+    # The body's size is bounded before it gets here (api/body_limit.py).
     body = bytearray()
     async for chunk in request_chunks(request):
         body += chunk
-        if len(body) > MAX_JSON_BODY:
-            raise PayloadTooLarge(f"a job request is at most {MAX_JSON_BODY} bytes of JSON")
     try:
         return model.model_validate_json(bytes(body))
     except ValidationError as exc:

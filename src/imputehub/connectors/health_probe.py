@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 from imputehub.connectors.base import Health, HealthStatus
+from imputehub.connectors.http import ask
+from imputehub.domain.errors import TransientServiceError
 
 MAINTENANCE_MESSAGE = "the service is in maintenance"
 
@@ -31,12 +33,14 @@ async def probe_json(
     started = time.monotonic()
     try:
         async with httpx.AsyncClient(timeout=http_timeout) as client:
-            response = await client.get(url)
+            response = await ask(client, "GET", url)
     except httpx.HTTPError as exc:
         return Health(
             status=HealthStatus.UNHEALTHY,
             message=f"could not reach the service: {type(exc).__name__}",
         )
+    except TransientServiceError as exc:  # an answer beyond the hub's limit
+        return Health(status=HealthStatus.UNHEALTHY, message=exc.message)
     elapsed = round((time.monotonic() - started) * 1000.0, 1)
 
     def health(status: HealthStatus, message: str | None = None) -> Health:

@@ -14,6 +14,12 @@ kept download once the file is stored, or when its fetch fails for good; the fet
 completes the job removes the marks and kept downloads it saw or wrote (`forget_marks`).
 A mark left by a crash in between is a few hundred bytes; what a job that ran out of
 transient retries kept is not removed here.
+
+A service is untrusted, so its results are bounded as they stream in: all result files of
+one job together may hold at most `max_result_bytes` (the service's api_config) or else
+IMPUTEHUB_MAX_RESULT_BYTES_PER_JOB, and, with a storage quota, no more than the owner has
+left. A file that would pass either limit is not stored at all and fails the job for good
+(a re-store of a file replaces it, so its old size does not count).
 """
 
 from __future__ import annotations
@@ -22,12 +28,17 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.connectors.base import ResultFile
-from imputehub.db.models import StoredFile
+from imputehub.db.models import Job, Service, StoredFile, User
+from imputehub.db.session import lock_row
+from imputehub.domain.errors import PayloadTooLarge, PermanentServiceError
+from imputehub.files.quota import bytes_in_use
 from imputehub.runtime import Runtime
 from imputehub.worker.leases import Claim, LeaseLost, lock_leased_job
 
@@ -36,6 +47,8 @@ MAX_NAME = 200
 FETCHED_DIR = ".fetched"
 DOWNLOADS_DIR = ".downloads"
 MAX_MARK_BYTES = 1024 * 1024
+# The api_config key that bounds one job's results at a service (a positive whole number).
+MAX_RESULT_BYTES = "max_result_bytes"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -76,22 +89,82 @@ class StorageSink:
     async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile:
         stored_name = self._unique(name)
         key = f"results/{self.claim.job_id}/{stored_name}"
-        written = await self.runtime.storage.write(key, chunks)
+        async with self.runtime.db.session() as session:
+            room = await self._room(session, key)
+        try:
+            written = await self.runtime.storage.write(key, chunks, max_size=room.size)
+        except PayloadTooLarge as exc:
+            raise PermanentServiceError(room.message) from exc
         now = self.runtime.clock.now()
+        over_quota = False
         async with self.runtime.db.session() as session:
             if await lock_leased_job(session, self.claim) is None:
                 raise LeaseLost(self.claim.job_id)
             record = await session.scalar(select(StoredFile).where(StoredFile.storage_key == key))
-            if record is None:
-                record = StoredFile(storage_key=key, kind="result")
-                session.add(record)
-            record.user_id = self.user_id
-            record.job_id = self.claim.job_id
-            record.filename = stored_name
-            record.size = written.size
-            record.sha256 = written.sha256
-            record.created_at = now
+            over_quota = await self._past_quota(session, record, written.size)
+            if over_quota:
+                # Its bytes already replaced the old copy's: neither stays.
+                await self.runtime.storage.delete(key)
+                if record is not None:
+                    await session.delete(record)
+            else:
+                if record is None:
+                    record = StoredFile(storage_key=key, kind="result")
+                    session.add(record)
+                record.user_id = self.user_id
+                record.job_id = self.claim.job_id
+                record.filename = stored_name
+                record.size = written.size
+                record.sha256 = written.sha256
+                record.created_at = now
+        if over_quota:
+            raise PermanentServiceError(_quota_message(self.runtime.settings.storage_quota_bytes))
         return ResultFile(name=stored_name, size=written.size, sha256=written.sha256)
+
+    async def _past_quota(
+        self, session: AsyncSession, record: StoredFile | None, size: int
+    ) -> bool:
+        """Whether `size` more bytes (replacing `record`) pass the owner's storage quota.
+
+        Uploads of the same user may have taken room since `_room` looked: check again
+        under the user's lock, as uploads do, before the bytes count as stored.
+        """
+        quota = self.runtime.settings.storage_quota_bytes
+        if quota is None:
+            return False
+        await lock_row(session, User, self.user_id)
+        used = await bytes_in_use(session, self.user_id)
+        if record is not None and record.user_id == self.user_id:
+            used -= record.size
+        return used + size > quota
+
+    async def _room(self, session: AsyncSession, key: str) -> _Room:
+        """How many bytes the file stored under `key` may have, and what to say past that."""
+        config = await session.scalar(
+            select(Service.api_config)
+            .join(Job, Job.service_id == Service.id)
+            .where(Job.id == self.claim.job_id)
+        )
+        limit = result_limit(config or {}, self.runtime.settings.max_result_bytes_per_job)
+        others = await session.scalar(
+            select(func.coalesce(func.sum(StoredFile.size), 0)).where(
+                StoredFile.job_id == self.claim.job_id,
+                StoredFile.kind == "result",
+                StoredFile.storage_key != key,
+            )
+        )
+        room = _Room(size=max(limit - int(others or 0), 0), message=_limit_message(limit))
+        quota = self.runtime.settings.storage_quota_bytes
+        if quota is None:
+            return room
+        used = await bytes_in_use(session, self.user_id)
+        replaced = await session.scalar(
+            select(StoredFile.size).where(
+                StoredFile.storage_key == key, StoredFile.user_id == self.user_id
+            )
+        )
+        left = max(quota - (used - int(replaced or 0)), 0)
+        return room if room.size <= left else _Room(size=left, message=_quota_message(quota))
 
     # ---- files fetched completely by an earlier attempt ----------------------------------
 
@@ -218,6 +291,44 @@ class StoredDownload:
         async with self.runtime.db.session() as session:
             if await lock_leased_job(session, self.claim) is None:
                 raise LeaseLost(self.claim.job_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Room:
+    size: int  # bytes the next result file may have
+    message: str  # why the job fails when it has more
+
+
+def result_limit(config: Mapping[str, Any], default: int) -> int:
+    """The bytes of results one job at the service may store: its `max_result_bytes` if
+    that is a positive whole number, else `default` (IMPUTEHUB_MAX_RESULT_BYTES_PER_JOB)."""
+    value = config.get(MAX_RESULT_BYTES)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return default
+
+
+def human_bytes(size: int) -> str:
+    """`size` in the largest binary unit it is a whole number of, e.g. '200 GiB'."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def _limit_message(limit: int) -> str:
+    return (
+        f"the results of this job exceed the limit of {human_bytes(limit)} "
+        "(IMPUTEHUB_MAX_RESULT_BYTES_PER_JOB, or the service's max_result_bytes); "
+        "nothing more was stored"
+    )
+
+
+def _quota_message(quota: int | None) -> str:
+    return (
+        f"the results of this job exceed what is left of the owner's storage quota of "
+        f"{human_bytes(quota or 0)} (IMPUTEHUB_STORAGE_QUOTA_BYTES); nothing more was stored"
+    )
 
 
 def _digest(source: str) -> str:

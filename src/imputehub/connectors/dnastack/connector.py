@@ -49,6 +49,7 @@ from imputehub.connectors.wes.connector import (
     PAGE_SIZE,
     TAG,
     WesConnector,
+    ask_wes,
     workflow_params,
 )
 from imputehub.connectors.wes.outputs import same_origin
@@ -225,7 +226,7 @@ class DnastackConnector(WesConnector):
         params: dict[str, int] | None = {"page_size": PAGE_SIZE}
         seen = {url}
         for _ in range(MAX_PAGES):
-            response = await client.get(url, params=params)
+            response = await ask_wes(client, "GET", url, params=params)
             self._check(service, credential, response)
             body = json_object(response)
             runs = body.get("runs")

@@ -50,7 +50,7 @@ from imputehub.connectors.base import (
     ServiceInfo,
 )
 from imputehub.connectors.health_probe import probe_json
-from imputehub.connectors.http import transient_client
+from imputehub.connectors.http import ask, transient_client
 from imputehub.connectors.michigan import downloads, results, states
 from imputehub.connectors.michigan.answers import (
     check,
@@ -61,7 +61,11 @@ from imputehub.connectors.michigan.answers import (
     message_of,
 )
 from imputehub.connectors.multipart import MultipartBody
-from imputehub.domain.errors import CredentialRejected, PermanentServiceError
+from imputehub.domain.errors import (
+    CredentialRejected,
+    PermanentServiceError,
+    TransientServiceError,
+)
 from imputehub.domain.slots import DEFAULT_LIMITS, slot_limit
 
 DEFAULT_APP = "imputationserver2"
@@ -106,9 +110,9 @@ async def _queue_size(service: ServiceInfo) -> int | None:
     None when it does not say. Only a figure to show: it never makes a service unhealthy."""
     try:
         async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
-            response = await client.get(f"{_base(service)}/api/v2/server/counters")
+            response = await ask(client, "GET", f"{_base(service)}/api/v2/server/counters")
         body = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, TransientServiceError):
         return None
     queue = body.get("queue") if isinstance(body, dict) else None
     size = queue.get("size") if isinstance(queue, dict) else None
@@ -166,8 +170,8 @@ class MichiganConnector:
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
         async with transient_client(self.api_timeout) as client:
-            response = await client.post(
-                f"{_base(service)}/api/v2/tokens/verify", data={"token": credential}
+            response = await ask(
+                client, "POST", f"{_base(service)}/api/v2/tokens/verify", data={"token": credential}
             )
         check(response)
         body = json_object(response)
@@ -187,7 +191,7 @@ class MichiganConnector:
         headers = {"X-Auth-Token": credential} if credential else {}
         app = _app(service)
         async with transient_client(self.api_timeout, headers=headers) as client:
-            response = await client.get(f"{_base(service)}/api/v2/server")
+            response = await ask(client, "GET", f"{_base(service)}/api/v2/server")
             check(response)
             apps = json_object(response).get("apps") or []
             full_ids = [
@@ -197,7 +201,9 @@ class MichiganConnector:
             ]
             if not full_ids:
                 raise PermanentServiceError(f"the service offers no application '{app}'")
-            response = await client.get(f"{_base(service)}/api/v2/server/apps/{quote(full_ids[0])}")
+            response = await ask(
+                client, "GET", f"{_base(service)}/api/v2/server/apps/{quote(full_ids[0])}"
+            )
             check(response)
             details = json_object(response)
         return app_panels(details)
@@ -224,7 +230,9 @@ class MichiganConnector:
             for _ in range(MAX_PAGES):
                 if page is None:
                     break
-                response = await client.get(f"{_base(service)}/api/v2/jobs", params={"page": page})
+                response = await ask(
+                    client, "GET", f"{_base(service)}/api/v2/jobs", params={"page": page}
+                )
                 check(response)
                 body = json_object(response)
                 for job in body.get("data") or []:
@@ -269,7 +277,9 @@ class MichiganConnector:
         body = MultipartBody(fields=fields, files=[("files", f) for f in job.inputs])
         url = f"{_base(service)}/api/v2/jobs/submit/{quote(_app(service))}"
         async with transient_client(self.transfer_timeout) as client:
-            response = await client.post(
+            response = await ask(
+                client,
+                "POST",
                 url,
                 content=body.stream(),
                 headers={
@@ -290,7 +300,7 @@ class MichiganConnector:
         """Raise what the server would answer after the whole upload, before sending a byte:
         maintenance (`GET /api/v2/server`), or the account at its job limit (waiting, running
         and exporting jobs among the newest LIMIT_CHECK_PAGES pages of its job list)."""
-        response = await client.get(f"{_base(service)}/api/v2/server")
+        response = await ask(client, "GET", f"{_base(service)}/api/v2/server")
         check(response)
         if in_maintenance(json_object(response)):
             raise maintenance()
@@ -300,7 +310,9 @@ class MichiganConnector:
         for _ in range(LIMIT_CHECK_PAGES):
             if page is None:
                 break
-            response = await client.get(f"{_base(service)}/api/v2/jobs", params={"page": page})
+            response = await ask(
+                client, "GET", f"{_base(service)}/api/v2/jobs", params={"page": page}
+            )
             check(response)
             body = json_object(response)
             jobs = [job for job in body.get("data") or [] if isinstance(job, Mapping)]
@@ -322,7 +334,7 @@ class MichiganConnector:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/cancel"
         async with transient_client(self.api_timeout, headers=headers) as client:
-            response = await client.get(url)
+            response = await ask(client, "GET", url)
         if response.status_code == 404:
             return  # nothing left to cancel
         check(response, job=ref.external_id)
@@ -390,7 +402,7 @@ class MichiganConnector:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/status"
         async with transient_client(self.api_timeout, headers=headers) as client:
-            response = await client.get(url)
+            response = await ask(client, "GET", url)
         check(response, job=ref.external_id)
         return json_object(response)
 

@@ -8,12 +8,21 @@ libarchive-c): pure-Python ZipCrypto (zipfile, pyzipper) decrypts about 1 MB/s, 
 about 40 (bench/michigan_fetch.py). A member that fails its CRC-32 (or AES HMAC), or a zip
 that is not one, is a damaged download (`DamagedZip`), which the connector weighs against
 what it knows of earlier downloads; a wrong password is final.
+
+A service is untrusted, and a zip can be a bomb: a zip with more than MAX_MEMBERS members,
+or a member that inflates to more than MAX_RATIO times its compressed size (and past
+RATIO_FLOOR), fails the job for good. The sizes the zip's central directory declares
+(read with the standard library's zipfile, which needs no password for that) are checked
+before anything of it is stored; as they can lie, the bytes that actually inflate are
+counted too, against the member's declared compressed size and the zip's own size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import struct
+import zipfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from ctypes import byref, c_longlong, c_size_t, c_void_p, string_at
 from dataclasses import dataclass, field
@@ -28,6 +37,11 @@ from imputehub.connectors.base import ResultFile, ResultSink
 from imputehub.domain.errors import PermanentServiceError, TransientServiceError
 
 CHUNK_SIZE = 1024 * 1024
+# Zip bombs. Dose files are bgzipped and compress about 1:1; text files are small.
+MAX_MEMBERS = 1000
+MAX_RATIO = 100  # inflated bytes per compressed byte
+RATIO_FLOOR = 16 * 1024 * 1024  # a member may inflate this far whatever its ratio
+_EOCD_SEARCH = 22 + 65535 + 20  # the end record, its longest comment, the zip64 locator
 CHECKSUM_SUFFIX = ".md5"
 # libarchive's words for a wrong password, and for what it cannot read at all.
 _PASSWORD = re.compile(r"passphrase", re.IGNORECASE)
@@ -111,13 +125,73 @@ async def store_zip_members(
 ) -> list[ResultFile]:
     """Decrypt the zip (ZipCrypto or AES-256) with the job's password; store each member."""
     stored: list[ResultFile] = []
-    reader = _ZipReader(path, zip_name, secret)
+    declared = await asyncio.to_thread(_declared_sizes, path, zip_name)
+    reader = _ZipReader(path, zip_name, secret, declared)
     try:
         while (name := await reader.next_member()) is not None:
             stored.append(await sink.store(name, reader.member_chunks()))
     finally:
         await reader.close()
     return stored
+
+
+def inflate_limit(compressed: int) -> int:
+    """The most bytes a member of `compressed` bytes may inflate to."""
+    return max(RATIO_FLOOR, MAX_RATIO * compressed)
+
+
+def _bomb(zip_name: str, reason: str) -> PermanentServiceError:
+    return PermanentServiceError(
+        f"{zip_name} looks like a zip bomb: {reason}; nothing more was stored from it"
+    )
+
+
+def _declared_sizes(path: Path, zip_name: str) -> dict[str, int]:
+    """Each member's compressed size, as the zip's central directory declares it.
+
+    Refuses a zip with too many members, or a member declared to inflate too far. A zip
+    whose directory the standard library cannot read gives {}: libarchive, which reads
+    the zip from its start, judges it.
+    """
+    count = _declared_count(path)
+    if count is not None and count > MAX_MEMBERS:  # before zipfile reads them all
+        raise _bomb(zip_name, f"it holds {count} files, more than {MAX_MEMBERS}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return {}
+    if len(infos) > MAX_MEMBERS:
+        raise _bomb(zip_name, f"it holds {len(infos)} files, more than {MAX_MEMBERS}")
+    for info in infos:
+        if info.file_size > inflate_limit(info.compress_size):
+            raise _bomb(
+                zip_name,
+                f"{PurePosixPath(info.filename).name} would inflate from "
+                f"{info.compress_size} to {info.file_size} bytes",
+            )
+    return {info.filename: info.compress_size for info in infos}
+
+
+def _declared_count(path: Path) -> int | None:
+    """The number of members the zip's end records declare (zip64 too), if found."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        start = max(size - _EOCD_SEARCH, 0)
+        handle.seek(start)
+        tail = handle.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return None
+        (count,) = struct.unpack_from("<H", tail, at + 10)
+        if count != 0xFFFF or at < 20 or tail[at - 20 : at - 16] != b"PK\x06\x07":
+            return int(count)
+        (offset,) = struct.unpack_from("<Q", tail, at - 12)  # the zip64 end record's
+        handle.seek(offset)
+        record = handle.read(56)
+    if len(record) < 56 or record[:4] != b"PK\x06\x06":
+        return None
+    return int(struct.unpack_from("<Q", record, 32)[0])
 
 
 def _blocks(archive_p: Any) -> Iterator[bytes]:
@@ -146,8 +220,12 @@ class _ZipReader:
     """One pass over a zip's members, each blocking libarchive call in a thread (decrypting
     and inflating are CPU work), and libarchive's errors in the hub's terms."""
 
-    def __init__(self, path: Path, zip_name: str, secret: str) -> None:
+    def __init__(self, path: Path, zip_name: str, secret: str, declared: dict[str, int]) -> None:
         self._zip_name = zip_name
+        self._declared = declared
+        self._zip_size = path.stat().st_size
+        self._members = 0
+        self._inflated = 0  # bytes of all members so far
         self._opened = libarchive.file_reader(
             str(path), format_name="zip", passphrase=secret, block_size=CHUNK_SIZE
         )
@@ -160,13 +238,29 @@ class _ZipReader:
             entry = await self._call(self._next_entry)
             if entry is None:
                 return None
+            self._members += 1
+            if self._members > MAX_MEMBERS:
+                raise _bomb(self._zip_name, f"it holds more than {MAX_MEMBERS} files")
             if not entry.isdir:
                 self._entry = entry
                 return PurePosixPath(entry.pathname).name
 
     async def member_chunks(self) -> AsyncIterator[bytes]:
+        pathname = self._entry.pathname
+        compressed = min(self._declared.get(pathname, self._zip_size), self._zip_size)
+        limit, total_limit = inflate_limit(compressed), inflate_limit(self._zip_size)
+        name, size = PurePosixPath(pathname).name, 0
         blocks = _blocks(self._entry._archive_p)
         while (block := await self._call(next, blocks, None)) is not None:
+            size += len(block)
+            self._inflated += len(block)
+            if size > limit:
+                raise _bomb(self._zip_name, f"{name} inflates to more than {limit} bytes")
+            if self._inflated > total_limit:
+                raise _bomb(
+                    self._zip_name,
+                    f"its files inflate to more than {total_limit} bytes from {self._zip_size}",
+                )
             yield block
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from imputehub.connectors.http import ask
 from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
 
 # Renew a cached token this long before the server says it expires.
@@ -78,8 +79,13 @@ class TokenCache:
                 form[name] = str(api_config[name])
         try:
             async with httpx.AsyncClient(timeout=TOKEN_TIMEOUT) as client:
-                response = await client.post(
-                    str(token_url), data=form, auth=(str(client_id), secret)
+                response = await ask(
+                    client,
+                    "POST",
+                    str(token_url),
+                    service="the token endpoint",
+                    data=form,
+                    auth=(str(client_id), secret),
                 )
         except httpx.TransportError as exc:
             raise TransientServiceError(f"could not reach the token endpoint: {exc}") from exc

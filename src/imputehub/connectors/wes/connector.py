@@ -53,7 +53,7 @@ from imputehub.connectors.base import (
     ServiceInfo,
 )
 from imputehub.connectors.health_probe import probe_json
-from imputehub.connectors.http import transient_client
+from imputehub.connectors.http import ask, read_answer, transient_client
 from imputehub.connectors.multipart import MultipartBody
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.answers import check, json_object, message_of
@@ -65,6 +65,7 @@ from imputehub.connectors.wes.outputs import output_files, same_origin
 from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
 from imputehub.workflows import IMPUTE_CWL
 
+SERVICE = "the WES service"
 TAG = "imputehub_job_id"
 HEALTH_TIMEOUT = httpx.Timeout(5.0)
 API_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
@@ -88,7 +89,14 @@ DEFAULT_PARAMS: dict[str, str | None] = {
 def _client(
     timeouts: httpx.Timeout, **options: Any
 ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-    return transient_client(timeouts, service="the WES service", **options)
+    return transient_client(timeouts, service=SERVICE, **options)
+
+
+async def ask_wes(
+    client: httpx.AsyncClient, method: str, url: str, **options: Any
+) -> httpx.Response:
+    """A request whose answer is read up to the hub's limit (see `connectors/http.py`)."""
+    return await ask(client, method, url, service=SERVICE, **options)
 
 
 async def _read(path: Path) -> AsyncIterator[bytes]:
@@ -150,8 +158,8 @@ class WesConnector:
         try:
             headers = await self._headers(service, credential)
             async with _client(API_TIMEOUT, headers=headers) as client:
-                response = await client.get(
-                    f"{self.base_url(service)}/runs", params={"page_size": 1}
+                response = await ask_wes(
+                    client, "GET", f"{self.base_url(service)}/runs", params={"page_size": 1}
                 )
             self._check(service, credential, response)
         except CredentialRejected as exc:
@@ -193,7 +201,9 @@ class WesConnector:
                     tags = _tags_of(run)
                     if tags is None and lookups < MAX_RUN_LOOKUPS:
                         lookups += 1
-                        detail = await client.get(f"{self.base_url(service)}/runs/{quote(run_id)}")
+                        detail = await ask_wes(
+                            client, "GET", f"{self.base_url(service)}/runs/{quote(run_id)}"
+                        )
                         if detail.status_code == 404:
                             continue  # deleted between the list and now
                         self._check(service, credential, detail)
@@ -211,7 +221,7 @@ class WesConnector:
             params: dict[str, str | int] = {"page_size": PAGE_SIZE}
             if token:
                 params["page_token"] = token
-            response = await client.get(f"{self.base_url(service)}/runs", params=params)
+            response = await ask_wes(client, "GET", f"{self.base_url(service)}/runs", params=params)
             self._check(service, credential, response)
             body = json_object(response)
             runs = body.get("runs")
@@ -233,7 +243,9 @@ class WesConnector:
         headers = await self._headers(service, credential)
         content, content_headers = self._submission(service, job, idempotency_key)
         async with _client(TRANSFER_TIMEOUT) as client:
-            response = await client.post(
+            response = await ask_wes(
+                client,
+                "POST",
                 f"{self.base_url(service)}/runs",
                 content=content,
                 headers={**headers, **content_headers},
@@ -289,7 +301,7 @@ class WesConnector:
         headers = await self._headers(service, credential)
         url = f"{self.base_url(service)}/runs/{quote(ref.external_id)}/cancel"
         async with _client(API_TIMEOUT, headers=headers) as client:
-            response = await client.post(url)
+            response = await ask_wes(client, "POST", url)
         if response.status_code == 404:
             return  # nothing left to cancel
         self._check(service, credential, response, run=ref.external_id)
@@ -331,10 +343,10 @@ class WesConnector:
                 try:
                     async with client.stream("GET", source.url, headers=sent) as response:
                         if response.status_code >= 400:
-                            await response.aread()
-                            if source.send_credential and response.status_code in (401, 403):
-                                self._check(service, credential, response)
-                            refused(response, file.name)
+                            answer = await read_answer(response, service=SERVICE)
+                            if source.send_credential and answer.status_code in (401, 403):
+                                self._check(service, credential, answer)
+                            refused(answer, file.name)
                         chunks = checked(response.aiter_bytes(CHUNK_SIZE), file.name, source)
                         stored.append(await sink.store(file.name, chunks))
                 except httpx.TransportError as exc:
@@ -358,7 +370,7 @@ class WesConnector:
         timeouts = API_TIMEOUT
         async with _client(timeouts, headers=headers) as client:
             try:
-                response = await client.get(url)
+                response = await ask_wes(client, "GET", url)
             except httpx.TimeoutException as exc:
                 raise TransientServiceError(
                     f"the WES service did not answer within {timeouts.read:g} s "

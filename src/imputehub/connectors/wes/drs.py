@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from imputehub.connectors.http import ask
 from imputehub.connectors.retry_after import retry_after
 from imputehub.connectors.wes.downloads import Download
 from imputehub.connectors.wes.outputs import OutputFile, name_from, same_origin
@@ -79,7 +80,9 @@ async def _drs_answer(
     client: httpx.AsyncClient, url: str, headers: dict[str, str], uri: str
 ) -> dict[str, Any]:
     try:
-        response = await client.get(url, headers=headers)
+        response = await ask(
+            client, "GET", url, service=f"the DRS server for {uri}", headers=headers
+        )
     except httpx.TransportError as exc:
         raise TransientServiceError(
             f"the DRS server for {uri} could not be reached ({type(exc).__name__})"
