@@ -179,6 +179,9 @@ def test_api_config_refuses_secret_keys_at_any_depth_and_points_to_credential() 
         ({"r2_filter": [True]}, "'r2_filter' must list"),
         ({"max_jobs_per_user": 0}, "'max_jobs_per_user' must be a positive whole number"),
         ({"max_jobs_per_user": 2.5}, "'max_jobs_per_user' must be a positive whole number"),
+        ({"max_result_bytes": -1}, "'max_result_bytes' must be a positive whole number"),
+        ({"max_result_bytes": "1 GiB"}, "'max_result_bytes' must be a positive whole number"),
+        ({"max_result_bytes": True}, "'max_result_bytes' must be a positive whole number"),
     ],
 )
 def test_api_config_rejects(config: dict[Any, Any], reason: str) -> None:
@@ -202,7 +205,12 @@ def test_api_config_keeps_ordinary_settings() -> None:
 
 
 def test_api_config_says_what_a_service_offers_jobs() -> None:
-    config = {"phasing": ["eagle", "no_phasing"], "r2_filter": [0, 0.3], "max_jobs_per_user": 3}
+    config = {
+        "phasing": ["eagle", "no_phasing"],
+        "r2_filter": [0, 0.3],
+        "max_jobs_per_user": 3,
+        "max_result_bytes": 10 * 1024**3,
+    }
 
     assert rules.check_api_config(config) == config
     assert rules.offered_phasing(config) == ("eagle", "no_phasing")

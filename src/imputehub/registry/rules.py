@@ -77,6 +77,8 @@ _SAFE_LAST_WORDS = frozenset({"url", "uri", "endpoint", "path", "type", "header"
 PHASING_CHOICES = "phasing"
 R2_FILTER_CHOICES = "r2_filter"
 JOBS_PER_USER = LIMIT_KEY  # domain/slots.py: the hub's slots per account follow it
+# The bytes of results one job may store (worker/sink.py); the hub's setting otherwise.
+RESULT_BYTES = "max_result_bytes"
 MAX_CHOICE_LENGTH = 32
 
 
@@ -313,11 +315,10 @@ def _check_offered(config: Mapping[str, Any]) -> None:
             "numbers from 0 to 1, e.g. [0, 0.001, 0.1, 0.2, 0.3]",
             field=field,
         )
-    limit = config.get(JOBS_PER_USER)
-    if limit is not None and not (isinstance(limit, int) and _is_number(limit) and limit > 0):
-        raise InvalidInput(
-            f"api_config '{JOBS_PER_USER}' must be a positive whole number", field=field
-        )
+    for key in (JOBS_PER_USER, RESULT_BYTES):
+        limit = config.get(key)
+        if limit is not None and not (isinstance(limit, int) and _is_number(limit) and limit > 0):
+            raise InvalidInput(f"api_config '{key}' must be a positive whole number", field=field)
 
 
 def offered_phasing(config: Mapping[str, Any]) -> tuple[str, ...]:

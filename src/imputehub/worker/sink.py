@@ -39,6 +39,7 @@ from imputehub.db.models import Job, Service, StoredFile, User
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import PayloadTooLarge, PermanentServiceError
 from imputehub.files.quota import bytes_in_use
+from imputehub.registry import rules
 from imputehub.runtime import Runtime
 from imputehub.worker.leases import Claim, LeaseLost, lock_leased_job
 
@@ -48,7 +49,6 @@ FETCHED_DIR = ".fetched"
 DOWNLOADS_DIR = ".downloads"
 MAX_MARK_BYTES = 1024 * 1024
 # The api_config key that bounds one job's results at a service (a positive whole number).
-MAX_RESULT_BYTES = "max_result_bytes"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -302,7 +302,7 @@ class _Room:
 def result_limit(config: Mapping[str, Any], default: int) -> int:
     """The bytes of results one job at the service may store: its `max_result_bytes` if
     that is a positive whole number, else `default` (IMPUTEHUB_MAX_RESULT_BYTES_PER_JOB)."""
-    value = config.get(MAX_RESULT_BYTES)
+    value = config.get(rules.RESULT_BYTES)
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return default
