@@ -28,16 +28,23 @@ def emulator(tmp_path: Path) -> Iterator[MichiganEmulator]:
         yield server
 
 
-async def test_sync_adds_updates_and_withdraws_panels_as_the_service_lists_them(
-    runtime: Runtime, client: httpx.AsyncClient, admin: Actor, emulator: MichiganEmulator
-) -> None:
-    service = await factories.make_service(
+async def michigan_service(
+    runtime: Runtime, emulator: MichiganEmulator, *, slug: str = "michigan"
+) -> Service:
+    """A Michigan service at the emulator, holding the platform token."""
+    return await factories.make_service(
         runtime,
-        slug="michigan",
+        slug=slug,
         api_type="michigan",
         base_url=emulator.base_url,
         credential_encrypted=runtime.vault.encrypt(TOKEN),
     )
+
+
+async def test_sync_adds_updates_and_withdraws_panels_as_the_service_lists_them(
+    runtime: Runtime, client: httpx.AsyncClient, admin: Actor, emulator: MichiganEmulator
+) -> None:
+    service = await michigan_service(runtime, emulator)
     await factories.make_panel(
         runtime,
         service,
@@ -83,13 +90,7 @@ async def test_two_syncs_at_once_add_each_panel_once(
     runtime: Runtime, client: httpx.AsyncClient, admin: Actor, emulator: MichiganEmulator
 ) -> None:
     # An admin's sync and another admin's (or the health check's) at the same moment.
-    service = await factories.make_service(
-        runtime,
-        slug="michigan",
-        api_type="michigan",
-        base_url=emulator.base_url,
-        credential_encrypted=runtime.vault.encrypt(TOKEN),
-    )
+    service = await michigan_service(runtime, emulator)
     sync = f"/api/v1/services/{service.id}/sync-panels"
 
     first, second = await asyncio.gather(
@@ -172,13 +173,7 @@ async def topmed(
 ) -> Service:
     """A service set up like TOPMed (no beagle), its panels synced."""
     emulator.like_topmed()
-    service = await factories.make_service(
-        runtime,
-        slug="topmed",
-        api_type="michigan",
-        base_url=emulator.base_url,
-        credential_encrypted=runtime.vault.encrypt(TOKEN),
-    )
+    service = await michigan_service(runtime, emulator, slug="topmed")
     response = await client.post(
         f"/api/v1/services/{service.id}/sync-panels", headers=admin.headers
     )
