@@ -6,6 +6,7 @@ so tests build isolated apps and workers with tiny intervals.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -46,8 +47,31 @@ class Settings(BaseSettings):
     input_link_seconds: int = Field(default=24 * 3600, gt=0)
 
     access_token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    # Failed password attempts (logins, password changes) a client address or an account
+    # name may make before each further one waits, 1 s doubling up to the maximum
+    # (accounts/throttle.py); no account is ever locked.
     login_max_failures: int = Field(default=5, gt=0)
-    login_lockout_seconds: int = Field(default=15 * 60, ge=0)
+    login_backoff_max_seconds: int = Field(default=15 * 60, gt=0)
+    # Live (unexpired) personal API tokens one user may hold.
+    max_api_tokens_per_user: int = Field(default=20, gt=0)
+    # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For
+    # is believed; from any other peer the header is ignored (monitoring/client_address.py).
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network (CIDR): {part!r}") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
     max_active_jobs_per_user: int = Field(default=4, gt=0)
     max_upload_size: int = Field(default=50 * 1024**3, gt=0)
@@ -59,6 +83,12 @@ class Settings(BaseSettings):
     upload_expiry_seconds: float = Field(default=24 * 3600, gt=0)
     # Bytes each user may keep (stored files + unfinished uploads); None: no quota.
     storage_quota_bytes: int | None = Field(default=None, gt=0)
+    # Declared bytes of one user's unfinished resumable uploads, quota or not: parts land in
+    # storage before the file is complete, so without it one account could fill the disk
+    # with uploads it never finishes (until they expire). 500 GiB is ten files of the
+    # largest size at once (IMPUTEHUB_MAX_UPLOAD_SIZE, 50 GiB): room for a whole cohort
+    # split by chromosome, not for an unbounded pile.
+    max_pending_upload_bytes: int = Field(default=500 * 1024**3, gt=0)
     # Bytes of results one job may store (a service's api_config `max_result_bytes` wins).
     max_result_bytes_per_job: int = Field(default=200 * 1024**3, gt=0)
 
@@ -107,6 +137,12 @@ class Settings(BaseSettings):
     # comment after this long without one (proxies close idle connections).
     events_poll_seconds: float = Field(default=1.0, gt=0)
     events_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # An open stream asks again this often whether its caller may still see it (token,
+    # account, job), however busy it is; no ends it with a `stream.closed` message.
+    events_recheck_seconds: float = Field(default=5.0, gt=0)
+    # Live event streams one user may hold open at once, counted in each API process's
+    # memory (so per process); one more is answered 429.
+    max_streams_per_user: int = Field(default=10, gt=0)
 
     # The built-in local engine (service type "local"). Its run directories and reference
     # panels live under engine_dir (default: <data_dir>/engine); every worker that runs local

@@ -19,6 +19,7 @@ from imputehub.connectors.michigan import MichiganConnector
 from imputehub.connectors.wes import WesConnector
 from imputehub.db.session import Database
 from imputehub.files.storage import LocalStorage, Storage
+from imputehub.notify.stream_slots import StreamSlots
 
 
 @dataclass(kw_only=True)
@@ -35,6 +36,8 @@ class Runtime:
     # this process (`serve`) starts on it now instead of after its poll interval. Workers in
     # other processes cannot hear it and find the work at their next poll.
     work_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Live event streams open in this process, per user (the cap is per process).
+    stream_slots: StreamSlots = field(default_factory=StreamSlots)
 
     def wake_workers(self) -> None:
         self.work_ready.set()

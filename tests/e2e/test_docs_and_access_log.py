@@ -154,3 +154,18 @@ def test_the_docs_render_in_a_browser_that_reaches_no_other_host(hub: Hub) -> No
 
     assert elsewhere == []
     assert errors == []
+
+
+def test_a_forged_x_forwarded_for_does_not_make_a_guesser_someone_new(hub: Hub) -> None:
+    # No trusted proxy is configured: each guess comes from 127.0.0.1, whatever the header
+    # says, so the guesser is slowed down (uvicorn alone would have believed the header).
+    answers = [
+        httpx.post(
+            f"{hub.base}/api/v1/auth/login",
+            json={"username": "nobody-here", "password": f"guess-{n}"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )
+        for n in range(7)
+    ]
+    assert [a.status_code for a in answers][:5] == [401] * 5
+    assert 429 in [a.status_code for a in answers[5:]]

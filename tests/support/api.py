@@ -42,7 +42,6 @@ async def make_actor(
             password_hash=password_hash(),
             role=role,
             is_active=True,
-            failed_logins=0,
             token_version=0,
             created_at=now,
             updated_at=now,

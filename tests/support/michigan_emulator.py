@@ -152,6 +152,7 @@ class MichiganEmulator:
         self.submit_bytes = 0
         self.download_count = 10
         self.redirect = False  # answer result GETs with 301 to a presigned-style URL
+        self.presigned_base = ""  # where that URL points: this origin, unless set
         self.drop_after: dict[str, int] = {}  # file name -> bytes to send before dropping once
         self.corrupt: dict[str, int] = {}  # file name -> next bodies sent with a byte flipped
         self.publish_md5 = False  # export chr_20.zip.md5 next to chr_20.zip (TOPMed)
@@ -718,7 +719,8 @@ class MichiganEmulator:
         self.downloads.append(record)
         if self.redirect:
             record["redirected"] = True
-            return Response(status_code=301, headers={"Location": f"/presigned/{key[0]}/{key[1]}"})
+            location = f"{self.presigned_base}/presigned/{key[0]}/{key[1]}"
+            return Response(status_code=301, headers={"Location": location})
         # A local workspace streams the file as a bare InputStream: no Range support.
         return self._body(blob, key[1], record, start=0)
 

@@ -14,11 +14,16 @@ Switches for crash tests of the real Michigan connector:
   returns, before the worker can record the service's job id;
 - RUN_WORKER_KILL_AT=<point>: the real Michigan connector, in a process that SIGKILLs
   itself at a named point of fetching a job's zip (KILL_POINTS): `body` while the second
-  kept segment of its body arrives, `downloaded` once it is kept completely, `member` once
-  its first member is stored, `marked` once it is marked fetched, `fetched` once the whole
-  fetch returned (before the worker records the job completed);
+  kept segment of its body arrives, `downloaded` once it is kept completely, `storing` while
+  its first member is being written to storage, `member` once its first member is stored,
+  `marked` once it is marked fetched, `fetched` once the whole fetch returned (before the
+  worker records the job completed);
 - RUN_WORKER_DOWNLOAD_SEGMENT=<bytes>: the real Michigan connector keeps downloads in
   segments of this size.
+
+RUN_WORKER_START_WHEN=<path>: the process starts up, then waits for the file to exist
+before it works (a test starts it beside another and lets it go the moment it must take
+over, without waiting for a process to start).
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ REAL_MICHIGAN_ENV = "RUN_WORKER_REAL_MICHIGAN"
 KILL_AFTER_SUBMIT_ENV = "RUN_WORKER_KILL_AFTER_SUBMIT"
 KILL_AT_ENV = "RUN_WORKER_KILL_AT"
 SEGMENT_ENV = "RUN_WORKER_DOWNLOAD_SEGMENT"
-KILL_POINTS = ("body", "downloaded", "member", "marked", "fetched")
+START_WHEN_ENV = "RUN_WORKER_START_WHEN"
+KILL_POINTS = ("body", "downloaded", "storing", "member", "marked", "fetched")
 
 
 def die() -> NoReturn:
@@ -104,6 +110,15 @@ class KillingSink:
         self.point = point
 
     async def store(self, name: str, chunks: AsyncIterator[bytes]) -> ResultFile:
+        if self.point == "storing" and name.endswith(".gz"):
+            arriving = chunks
+
+            async def dying() -> AsyncIterator[bytes]:
+                async for chunk in arriving:
+                    yield chunk
+                    die()  # the first chunk is being written, the rest never comes
+
+            chunks = dying()
         stored = await self.sink.store(name, chunks)
         if self.point == "member" and name.endswith(".gz"):
             die()
@@ -173,6 +188,16 @@ def michigan_connector() -> Connector:
     )
 
 
+async def wait_for_file(path: Path, stop: asyncio.Event) -> None:
+    """Until `path` exists, or `stop` is set."""
+    while not await asyncio.to_thread(path.exists):
+        try:
+            await asyncio.wait_for(stop.wait(), 0.02)
+            return
+        except TimeoutError:
+            continue
+
+
 async def main() -> None:
     settings = Settings.from_environ()
     logging.basicConfig(
@@ -187,6 +212,9 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        gate = os.environ.get(START_WHEN_ENV)
+        if gate:
+            await wait_for_file(Path(gate), stop)
         await Worker(runtime, worker_id=os.environ.get(LABEL_ENV)).run(stop)
     finally:
         await runtime.close()

@@ -57,6 +57,7 @@ class TinyState:
     url: str = ""
     runs: dict[str, Run] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)  # served at /files/<name>
+    redirects: dict[str, str] = field(default_factory=dict)  # GET path -> 302 Location
     drs_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     drs_access: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
@@ -157,7 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
         kind = self.state.take_fault(path)
         if self._fault(kind):
             return
-        if path == f"{WES}/runs":
+        if path in self.state.redirects:
+            self._send(302, b"", "text/plain", Location=self.state.redirects[path])
+        elif path == f"{WES}/runs":
             runs = [{"run_id": r.run_id, "state": r.states[-1]} for r in self.state.runs.values()]
             self._json(200, {"runs": runs, "next_page_token": ""})
         elif path.startswith(f"{WES}/runs/"):

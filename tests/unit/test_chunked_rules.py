@@ -12,6 +12,7 @@ from imputehub.domain.uploads import (
     MAX_PART_SIZE,
     MiB,
     check_part_length,
+    check_pending,
     check_quota,
     choose_part_size,
     expected_part_size,
@@ -140,3 +141,18 @@ def test_check_quota_refuses_with_a_clear_message() -> None:
     assert caught.value.code == "quota_exceeded"
     assert caught.value.extra["limit"] == 10
     assert "quota of 10 bytes (7 bytes in use, 3 free)" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("pending", "adding", "limit", "allowed"),
+    [(0, 10, 10, True), (4, 6, 10, True), (0, 11, 10, False), (10, 1, 10, False)],
+)
+def test_check_pending(pending: int, adding: int, limit: int, allowed: bool) -> None:
+    if allowed:
+        check_pending(pending=pending, adding=adding, limit=limit)
+        return
+    with pytest.raises(PayloadTooLarge) as caught:
+        check_pending(pending=pending, adding=adding, limit=limit)
+    assert caught.value.code == "quota_exceeded"
+    assert caught.value.extra["limit"] == limit
+    assert "IMPUTEHUB_MAX_PENDING_UPLOAD_BYTES" in caught.value.message

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts import tokens
 from imputehub.db.models import ApiToken, User
-from imputehub.domain.errors import AuthenticationRequired, InvalidInput, NotFound
+from imputehub.domain.errors import AuthenticationRequired, InvalidInput, LimitExceeded, NotFound
 
 MAX_TOKEN_DAYS = 3650
+# The API passes IMPUTEHUB_MAX_API_TOKENS_PER_USER; this is its default, for other callers.
+DEFAULT_MAX_TOKENS = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,14 +29,32 @@ async def create_token(
     *,
     name: str,
     now: datetime,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     expires_in_days: int | None = None,
 ) -> NewToken:
+    """A new token for `user`, who may hold at most `max_tokens` unexpired ones."""
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("token name must be 1-100 characters", field="name")
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
         raise InvalidInput(
             f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}", field="expires_in_days"
+        )
+    # Expired tokens no longer open anything, so they do not count (and stay listed until
+    # deleted). Two requests at once may both pass: the cap bounds growth, it is no quota.
+    live = await session.scalar(
+        select(func.count())
+        .select_from(ApiToken)
+        .where(
+            ApiToken.user_id == user.id,
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
+    )
+    if (live or 0) >= max_tokens:
+        raise LimitExceeded(
+            f"you have {max_tokens} API tokens, the most one user may have; delete one first",
+            code="too_many_tokens",
+            limit=max_tokens,
         )
     plaintext = tokens.new_api_token()
     record = ApiToken(
@@ -62,6 +82,11 @@ async def delete_token(session: AsyncSession, user: User, token_id: str) -> None
     if record is None or record.user_id != user.id:
         raise NotFound("no such token")
     await session.delete(record)
+
+
+async def revoke_all(session: AsyncSession, user: User) -> None:
+    """Delete every token of `user` (their password changed)."""
+    await session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
 
 
 async def resolve_bearer(

@@ -1,21 +1,20 @@
-"""Account use cases: create, authenticate (with lock-out), change password, manage users."""
+"""Account use cases: create, authenticate (throttled), change password, manage users."""
 
 from __future__ import annotations
 
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imputehub.accounts import passwords
+from imputehub.accounts import api_tokens, passwords, throttle
 from imputehub.db.models import User
 from imputehub.db.session import Database
 from imputehub.domain.errors import (
-    AccountLocked,
     AuthenticationRequired,
     Conflict,
     InvalidInput,
@@ -94,7 +93,6 @@ async def create_user(
         password_hash=password_hash,
         role=role,
         is_active=True,
-        failed_logins=0,
         token_version=0,
         created_at=now,
         updated_at=now,
@@ -154,58 +152,75 @@ async def authenticate(
     *,
     username: str,
     password: str,
+    address: str,
     now: datetime,
-    max_failures: int,
-    lockout_seconds: int,
+    policy: throttle.Policy,
 ) -> User:
-    """Check a username and password; lock the account after `max_failures` misses.
+    """Check a username and password from client `address`, throttled (accounts/throttle.py).
 
-    Runs its own transactions so that a failure is recorded even though it raises.
+    Whether the name exists changes neither the answer nor its time: an unknown name is
+    checked against a dummy hash and throttled like any other. Runs its own transactions
+    so that a failure is recorded even though it raises.
     """
+    source = throttle.Source(address=address, account=username)
     async with db.session() as session:
+        await throttle.check(session, source, now=now, policy=policy)
         user = await find_by_username(session, username)
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            retry_after = int((user.locked_until - now).total_seconds()) + 1
-            raise AccountLocked(
-                "too many failed logins; the account is locked for a while, try again later",
-                retry_after=retry_after,
-            )
         ok = passwords.verify_password(user.password_hash if user else None, password)
-        if user is None or not ok or not user.is_active:
-            if user is not None and not ok:
-                user.failed_logins += 1
-                if user.failed_logins >= max_failures:
-                    user.locked_until = now + timedelta(seconds=lockout_seconds)
-                    user.failed_logins = 0
-                user.updated_at = now
-        else:
-            user.failed_logins = 0
-            user.locked_until = None
+        if user is not None and ok and user.is_active:
+            await throttle.record_success(session, source)
             user.last_login_at = now
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
             return user
+        await throttle.record_failure(session, source, now=now, policy=policy)
     raise AuthenticationRequired("wrong username or password", code="invalid_credentials")
 
 
+async def check_current_password(
+    db: Database,
+    user: User,
+    password: str,
+    *,
+    address: str,
+    now: datetime,
+    policy: throttle.Policy,
+) -> None:
+    """Before a password change: the current password, guessed no faster than at login
+    (a stolen session must not become a way to find the password). Failures are counted
+    in a transaction of their own, as the caller's rolls back on the error."""
+    source = throttle.Source(address=address, account=user.username)
+    async with db.session() as session:
+        await throttle.check(session, source, now=now, policy=policy)
+        if passwords.verify_password(user.password_hash, password):
+            await throttle.record_success(session, source)
+            return
+        await throttle.record_failure(session, source, now=now, policy=policy)
+    raise PermissionDenied("the current password is wrong", code="wrong_password")
+
+
 async def change_password(
-    session: AsyncSession, user: User, *, current_password: str, new_password: str, now: datetime
+    session: AsyncSession, user: User, *, new_password: str, now: datetime
 ) -> User:
-    if not passwords.verify_password(user.password_hash, current_password):
-        raise PermissionDenied("the current password is wrong", code="wrong_password")
+    """Set a new password (the current one checked by `check_current_password`)."""
     user.password_hash = passwords.hash_password(new_password)
-    user.token_version += 1  # sessions opened with the old password end
+    await _end_sessions_and_tokens(session, user)
     user.updated_at = now
     await session.flush()
     return user
 
 
-def _reset_password(user: User, password: str) -> None:
-    """A new password set by someone else: old sessions end, any lock-out is lifted."""
+async def _reset_password(session: AsyncSession, user: User, password: str) -> None:
+    """A new password set by someone else (an admin, the operator)."""
     user.password_hash = passwords.hash_password(password)
+    await _end_sessions_and_tokens(session, user)
+
+
+async def _end_sessions_and_tokens(session: AsyncSession, user: User) -> None:
+    # Whoever knew the old password may have opened sessions or made API tokens with it;
+    # a password change is how an owner shuts them out, so all of them end.
     user.token_version += 1
-    user.failed_logins = 0
-    user.locked_until = None
+    await api_tokens.revoke_all(session, user)
 
 
 async def list_users(session: AsyncSession, actor: User) -> list[User]:
@@ -254,7 +269,7 @@ async def update_user(
         if not is_active:
             user.token_version += 1
     if "password" in fields_set and password is not None:
-        _reset_password(user, password)
+        await _reset_password(session, user, password)
     user.updated_at = now
     await session.flush()
     return user
@@ -277,7 +292,7 @@ async def set_password(
     user = await find_by_username(session, username)
     if user is None:
         raise NotFound(f"no user named '{username}'")
-    _reset_password(user, password)
+    await _reset_password(session, user, password)
     user.updated_at = now
     await session.flush()
     return user

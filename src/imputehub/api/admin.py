@@ -15,7 +15,7 @@ from imputehub.accounts import api_tokens
 from imputehub.accounts.users import require_admin
 from imputehub.api.deps import AdminUser, Now, Offset, RuntimeDep, SessionDep
 from imputehub.domain.errors import AuthenticationRequired
-from imputehub.monitoring import audit, metrics, stats
+from imputehub.monitoring import audit, client_address, metrics, stats
 from imputehub.runtime import Runtime
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -65,8 +65,11 @@ class AuditPage(BaseModel):
 
 
 def request_origin(request: Request) -> audit.Origin:
-    """The caller's address and request id, for audit entries."""
-    return audit.origin_of(request.client.host if request.client else None)
+    """The caller's address (behind trusted proxies, the client's) and request id, for
+    audit entries and the login throttle."""
+    runtime: Runtime = request.app.state.runtime
+    trusted = runtime.settings.trusted_proxy_networks
+    return audit.origin_of(client_address.of_scope(request.scope, trusted))
 
 
 def _scope(scope: stats.Scope) -> ScopePublic:

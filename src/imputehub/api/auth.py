@@ -8,12 +8,13 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from imputehub.accounts import api_tokens, tokens, users
+from imputehub.accounts import api_tokens, throttle, tokens, users
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.users import UserPublic
 from imputehub.domain.errors import ImputehubError
 from imputehub.monitoring import audit
+from imputehub.runtime import Runtime
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -61,6 +62,14 @@ class TokenCreated(TokenPublic):
     token: str = Field(description="the token itself; shown only in this response")
 
 
+def _throttle_policy(runtime: Runtime) -> throttle.Policy:
+    settings = runtime.settings
+    return throttle.Policy(
+        free_failures=settings.login_max_failures,
+        max_seconds=settings.login_backoff_max_seconds,
+    )
+
+
 @router.post("/login", response_model=LoginResponse)
 async def login(
     body: LoginRequest, request: Request, runtime: RuntimeDep, now: Now
@@ -72,9 +81,9 @@ async def login(
             runtime.db,
             username=body.username,
             password=body.password,
+            address=origin.client_ip,
             now=now,
-            max_failures=settings.login_max_failures,
-            lockout_seconds=settings.login_lockout_seconds,
+            policy=_throttle_policy(runtime),
         )
     except ImputehubError as exc:
         # Its own transaction: authenticate's has ended (and the error rolls back ours).
@@ -130,13 +139,15 @@ async def change_password(
     fields = {"action": "password_changed", "now": now, "target_type": "user"}
     origin = request_origin(request)
     try:
-        await users.change_password(
-            session,
+        await users.check_current_password(
+            runtime.db,
             user,
-            current_password=body.current_password,
-            new_password=body.new_password,
+            body.current_password,
+            address=origin.client_ip,
             now=now,
+            policy=_throttle_policy(runtime),
         )
+        await users.change_password(session, user, new_password=body.new_password, now=now)
     except ImputehubError as exc:
         # Its own transaction: the error rolls back the request's.
         await audit.record_alone(
@@ -155,10 +166,20 @@ async def change_password(
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
 async def create_token(
-    body: TokenCreate, request: Request, session: SessionDep, user: CurrentUser, now: Now
+    body: TokenCreate,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    now: Now,
 ) -> TokenCreated:
     created = await api_tokens.create_token(
-        session, user, name=body.name, expires_in_days=body.expires_in_days, now=now
+        session,
+        user,
+        name=body.name,
+        expires_in_days=body.expires_in_days,
+        max_tokens=runtime.settings.max_api_tokens_per_user,
+        now=now,
     )
     await audit.record(
         session,

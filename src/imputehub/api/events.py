@@ -11,6 +11,11 @@ cannot set headers — `?access_token=<token>` on these two routes only (the que
 logged: access lines and problem answers show the path alone). The resume point is
 the `Last-Event-ID` header, else `?last_event_id=`; anything but a non-negative integer is
 refused with 400 rather than guessed at (a guess would replay or skip events).
+
+An open stream checks the caller again every `IMPUTEHUB_EVENTS_RECHECK_SECONDS` (the token,
+the account, and for a job's stream that the caller may still see the job) and ends with a
+`stream.closed` message when they fail. Each user may hold `IMPUTEHUB_MAX_STREAMS_PER_USER`
+streams open per API process; one more is answered 429 (`too_many_streams`).
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import Receive, Scope, Send
 
 from imputehub.accounts import api_tokens
 from imputehub.api.deps import RuntimeDep
 from imputehub.db.models import User
-from imputehub.domain.errors import AuthenticationRequired, ImputehubError
+from imputehub.domain.errors import AuthenticationRequired, ImputehubError, NotFound
 from imputehub.jobs import queries
 from imputehub.notify import live
+from imputehub.notify.stream_slots import Lease
 from imputehub.runtime import Runtime
 
 router = APIRouter(tags=["events"])
@@ -79,16 +86,25 @@ async def _resolve(runtime: Runtime, bearer: str) -> User:
         )
 
 
-def _recheck(runtime: Runtime, bearer: str) -> live.StillAllowed:
-    # A token revoked or expired while streaming ends the stream at the next keep-alive.
-    async def still_allowed() -> bool:
-        try:
-            await _resolve(runtime, bearer)
-        except (AuthenticationRequired, SQLAlchemyError):
-            return False
-        return True
+def _recheck(runtime: Runtime, bearer: str, job_id: str | None = None) -> live.Recheck:
+    """What the route checked, asked again while streaming: the token, the account, the job."""
 
-    return still_allowed
+    async def refusal() -> live.Refusal | None:
+        try:
+            async with runtime.db.session() as session:
+                user = await api_tokens.resolve_bearer(
+                    session, bearer, secret_key=runtime.secret_key, now=runtime.clock.now()
+                )
+                if job_id is not None:
+                    await queries.get_job(session, user, job_id)
+        except (AuthenticationRequired, NotFound) as exc:
+            return live.Refusal(code=exc.code, reason=exc.message)
+        except SQLAlchemyError:
+            # Unchecked is not allowed; the client reconnects and is checked afresh.
+            return live.Refusal(code="unavailable", reason="could not check access; reconnect")
+        return None
+
+    return refusal
 
 
 def _resume_point(header: str | None, query: str | None) -> int | None:
@@ -101,13 +117,30 @@ def _resume_point(header: str | None, query: str | None) -> int | None:
     return int(raw.strip())
 
 
-def _sse(messages: AsyncIterator[live.Message]) -> StreamingResponse:
+class _EventStream(StreamingResponse):
+    """Frees its stream's place once the response is over, however it ended."""
+
+    def __init__(self, body: AsyncIterator[bytes], lease: Lease) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=HEADERS)
+        self.lease = lease
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.lease.release()
+
+
+def _sse(runtime: Runtime, user: User, messages: AsyncIterator[live.Message]) -> StreamingResponse:
+    # Taken last, once every check passed: a refused request holds no place.
+    lease = runtime.stream_slots.take(user.id, limit=runtime.settings.max_streams_per_user)
+
     async def body() -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
         async for message in messages:
             yield _encode(message)
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
+    return _EventStream(body(), lease)
 
 
 def _encode(message: live.Message) -> bytes:
@@ -136,7 +169,9 @@ async def my_events(
     if after is None:
         after = await live.latest_event_id(runtime, user.id)
     return _sse(
-        live.user_stream(runtime, user.id, after=after, still_allowed=_recheck(runtime, bearer))
+        runtime,
+        user,
+        live.user_stream(runtime, user.id, after=after, recheck=_recheck(runtime, bearer)),
     )
 
 
@@ -155,7 +190,9 @@ async def job_events(
     async with runtime.db.session() as session:
         job = await queries.get_job(session, user, job_id)  # 404 unless the caller's
     return _sse(
+        runtime,
+        user,
         live.job_stream(
-            runtime, job.user_id, job.id, after=after, still_allowed=_recheck(runtime, bearer)
-        )
+            runtime, job.user_id, job.id, after=after, recheck=_recheck(runtime, bearer, job.id)
+        ),
     )

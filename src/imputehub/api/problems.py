@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imputehub.domain import errors
@@ -20,7 +21,7 @@ PROBLEM_JSON = "application/problem+json"
 
 # Most specific first: the first matching class decides the status.
 STATUS_BY_ERROR: tuple[tuple[type[errors.ImputehubError], int], ...] = (
-    (errors.AccountLocked, 423),
+    (errors.TooManyAttempts, 429),
     (errors.AuthenticationRequired, 401),
     (errors.PermissionDenied, 403),
     (errors.NotFound, 404),
@@ -133,6 +134,27 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value it was given: a data exception (SQLSTATE class 22),
+    such as a NUL character in a text (PostgreSQL stores none) or a number out of range.
+    Every such value came from the request, so it is the client's error (422), not ours;
+    the statement and the value stay out of the answer."""
+    assert isinstance(exc, DataError)
+    log.info(
+        "the database refused a value",
+        extra={"action": "data_refused", "reason": type(exc.orig).__name__},
+    )
+    return problem(
+        422,
+        code="invalid_input",
+        detail=(
+            "a value in the request cannot be stored "
+            "(e.g. a NUL character in a text, or a number out of range)"
+        ),
+        instance=request.url.path,
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     incident = uuid.uuid4().hex[:12]
     log.exception("unhandled error", extra={"action": "unhandled_error", "incident": incident})
@@ -148,4 +170,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.ImputehubError, _imputehub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected_error)

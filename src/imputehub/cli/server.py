@@ -189,6 +189,9 @@ def _run_http(runtime: Runtime, listening: socket.socket, *, run_worker: bool) -
         port=settings.port,
         log_config=None,  # our logging configuration, set above
         lifespan="on",
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the hub decides
+        # whom to believe itself (IMPUTEHUB_TRUSTED_PROXIES, monitoring/client_address.py).
+        proxy_headers=False,
     )
     url = settings.public_url or f"http://{_url_host(settings.host)}:{settings.port}"
     # uvicorn re-raises SIGTERM after its graceful shutdown; treat it like Ctrl-C.

@@ -124,7 +124,7 @@ def set_password(
     password_stdin: PasswordStdin = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Set a user's password (ends their sessions and clears a login lock-out)."""
+    """Set a user's password (ends their sessions and revokes their API tokens)."""
     settings = load_settings(data_dir=data_dir)
     password = read_password(from_stdin=password_stdin, confirm=True, prompt="New password")
 

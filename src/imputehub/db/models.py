@@ -77,8 +77,6 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     # Bumped on password change: access tokens issued before it stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
@@ -468,3 +466,17 @@ class MetricCounter(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     labels: Mapped[str] = mapped_column(String(500), primary_key=True)  # 'k="v",…', sorted
     value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class AuthThrottle(Base):
+    """Recent failed password attempts of one source: a client address, an account name, or
+    the two together (accounts/throttle.py). In the database so every API process sees them.
+    """
+
+    __tablename__ = "auth_throttles"
+
+    # A digest of "kind:value": the names typed at a login form can be mistyped passwords.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)

@@ -41,10 +41,11 @@ class AuthenticationRequired(ImputehubError):
     code = "authentication_required"
 
 
-class AccountLocked(AuthenticationRequired):
-    """Too many failed logins; retry after the lock expires (HTTP 423)."""
+class TooManyAttempts(ImputehubError):
+    """Too many failed password attempts from this source; retry after `retry_after`
+    seconds (HTTP 429). Never says whether the account exists (accounts/throttle.py)."""
 
-    code = "account_locked"
+    code = "too_many_attempts"
 
 
 class Gone(ImputehubError):

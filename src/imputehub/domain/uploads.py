@@ -137,3 +137,20 @@ def check_quota(*, used: int, adding: int, quota: int | None) -> None:
         code="quota_exceeded",
         limit=quota,
     )
+
+
+def check_pending(*, pending: int, adding: int, limit: int) -> None:
+    """Refuse a new upload when the user's unfinished uploads would declare over `limit` bytes.
+
+    Applies with or without a storage quota: parts are stored as they arrive, so this
+    bounds what one user's never-finished uploads can hold in storage.
+    """
+    if pending + adding <= limit:
+        return
+    raise PayloadTooLarge(
+        f"this upload of {adding} bytes would take your unfinished uploads past the limit "
+        f"of {limit} bytes (IMPUTEHUB_MAX_PENDING_UPLOAD_BYTES; {pending} bytes already "
+        "declared); finish or abort uploads first",
+        code="quota_exceeded",
+        limit=limit,
+    )

@@ -155,7 +155,13 @@ async def init_upload(
     handle = await runtime.storage.create_multipart(key)
     try:
         async with runtime.db.session() as session:
-            await quota.require_room(session, user.id, request.size, settings.storage_quota_bytes)
+            await quota.reserve_upload(
+                session,
+                user.id,
+                request.size,
+                quota=settings.storage_quota_bytes,
+                pending_limit=settings.max_pending_upload_bytes,
+            )
             upload = Upload(
                 id=new_id(),
                 user_id=user.id,

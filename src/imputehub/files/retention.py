@@ -1,9 +1,16 @@
-"""Retention: the worker removes input and result files older than the configured age.
+"""Retention: the worker removes input and result files older than the configured age,
+and what crashes left in storage.
 
 Each file goes in a transaction of its own that holds the file's row (so no job can
 take it as an input meanwhile): bytes first, then the row, so a failure leaves a row to
 retry, never bytes nobody can find. A file an active job still uses is kept. The jobs
 that used a removed file stay, marked with `files_expired_at`.
+
+Litter (`sweep_litter`, about once an hour per worker, whatever the retention ages): writes
+cut short by a crash (local `.tmp` files, S3 multipart uploads) once untouched for a day,
+and the fetch bookkeeping of finished jobs (`results/{job}/.fetched/` marks and
+`.downloads/` kept segments), which the worker that finishes a job removes at once
+(`discard_fetch_state`) unless it dies first.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.clock import Interval
-from imputehub.db.models import Job, JobInput, StoredFile
+from imputehub.db.models import Job, JobInput, StoredFile, Upload
 from imputehub.db.session import lock_row
 from imputehub.domain.jobs import ACTIVE
+from imputehub.domain.uploads import UploadStatus
+from imputehub.files.storage import Storage
 from imputehub.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -26,6 +35,14 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 100
 MAX_PER_RUN = 1000
 _ACTIVE = [status.value for status in ACTIVE]
+# A partial write untouched this long has no writer left (a live one keeps writing, and no
+# step holds a job for long); younger ones may still be written.
+PARTIAL_AGE = timedelta(days=1)
+SWEEP_EVERY = timedelta(hours=1)
+# Where a fetch keeps its bookkeeping, under the job's `results/{job_id}/`: marks of the
+# service files stored completely, and downloads kept while they arrive (worker/sink.py).
+FETCHED_DIR = ".fetched"
+DOWNLOADS_DIR = ".downloads"
 
 
 def _in_use() -> ColumnElement[bool]:
@@ -126,12 +143,90 @@ async def _mark_jobs(session: AsyncSession, record: StoredFile, *, now: datetime
     )
 
 
+# ---- litter: partial writes and finished jobs' fetch bookkeeping ---------------------------
+
+
+def results_folder(job_id: str) -> str:
+    return f"results/{job_id}/"
+
+
+async def discard_fetch_state(storage: Storage, job_id: str) -> None:
+    """Remove what fetching the job's results kept: marks, kept downloads, partial writes.
+
+    Only once no step of the job can write there any more (it is finished), or by the step
+    holding its lease; idempotent.
+    """
+    folder = results_folder(job_id)
+    await storage.delete_folder(f"{folder}{FETCHED_DIR}/")
+    await storage.delete_folder(f"{folder}{DOWNLOADS_DIR}/")
+    await storage.discard_partials(folder, before=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Swept:
+    partials: int  # partial writes removed
+    jobs: int  # finished jobs whose fetch bookkeeping was removed
+
+
+async def sweep_litter(
+    runtime: Runtime, *, now: datetime, partial_age: timedelta = PARTIAL_AGE
+) -> Swept:
+    """Remove partial writes older than `partial_age` (resumable uploads in progress are
+    kept) and the fetch bookkeeping of every finished (or deleted) job."""
+    async with runtime.db.session() as session:
+        open_uploads = set(
+            await session.scalars(
+                select(Upload.storage_handle).where(Upload.status != UploadStatus.COMPLETED.value)
+            )
+        )
+    partials = await runtime.storage.discard_partials(
+        "", before=now - partial_age, keep=open_uploads
+    )
+    with_state: set[str] = set()
+    async for key in runtime.storage.list_keys("results/"):
+        parts = key.split("/")  # results/{job}/.fetched/..., or an empty `.fetched/`
+        if len(parts) > 3 and parts[2] in (FETCHED_DIR, DOWNLOADS_DIR):
+            with_state.add(parts[1])
+    finished = with_state - await _active(runtime, with_state)
+    for job_id in sorted(finished):
+        await discard_fetch_state(runtime.storage, job_id)
+    if partials or finished:
+        log.info(
+            "storage litter removed",
+            extra={"action": "litter_swept", "partials": partials, "jobs": len(finished)},
+        )
+    return Swept(partials=partials, jobs=len(finished))
+
+
+async def _active(runtime: Runtime, job_ids: set[str]) -> set[str]:
+    ids = sorted(job_ids)
+    active: set[str] = set()
+    async with runtime.db.session() as session:
+        for start in range(0, len(ids), BATCH_SIZE):
+            batch = ids[start : start + BATCH_SIZE]
+            active.update(
+                await session.scalars(
+                    select(Job.id).where(Job.id.in_(batch), Job.status.in_(_ACTIVE))
+                )
+            )
+    return active
+
+
 @dataclass
 class RetentionTimer:
-    """Runs `expire_files` at most once per interval in one worker process."""
+    """Runs `expire_files` at most once per interval in one worker process, and
+    `sweep_litter` at most once per `sweep_every`."""
 
     runtime: Runtime
     interval: Interval = field(default_factory=Interval)
+    litter: Interval = field(default_factory=Interval)
+    sweep_every: timedelta = SWEEP_EVERY
+    partial_age: timedelta = PARTIAL_AGE
+
+    async def sweep_if_due(self, now: datetime) -> Swept | None:
+        if not self.litter.due(now, self.sweep_every):
+            return None
+        return await sweep_litter(self.runtime, now=now, partial_age=self.partial_age)
 
     async def run_if_due(self, now: datetime) -> int | None:
         if not cutoffs(self.runtime, now):

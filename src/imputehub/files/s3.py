@@ -16,8 +16,9 @@ import contextlib
 import hashlib
 import logging
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -388,7 +389,11 @@ class S3Storage:
         await self._drop_notes(handle)
 
     async def _drop_notes(self, handle: str) -> None:
-        prefix = self._marker_prefix(handle)
+        async for keys in self._object_pages(self._marker_prefix(handle)):
+            await self._delete_full(keys)
+
+    async def _object_pages(self, prefix: str) -> AsyncIterator[list[str]]:
+        """The full keys of the objects under `prefix`, a page (up to 1000) at a time."""
         token: str | None = None
         while True:
             if token is None:
@@ -402,17 +407,79 @@ class S3Storage:
                     Prefix=prefix,
                     ContinuationToken=token,
                 )
-            keys: list[ObjectIdentifierTypeDef] = [
-                {"Key": item["Key"]} for item in page.get("Contents", [])
-            ]
+            keys = [item["Key"] for item in page.get("Contents", [])]
             if keys:
-                await self._run(
-                    self._client.delete_objects,
-                    Bucket=self._bucket,
-                    Delete={"Objects": keys, "Quiet": True},
-                )
+                yield keys
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
+                return
+
+    async def _delete_full(self, keys: list[str]) -> None:
+        objects: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys]
+        for start in range(0, len(objects), 1000):  # the most one request may delete
+            await self._run(
+                self._client.delete_objects,
+                Bucket=self._bucket,
+                Delete={"Objects": objects[start : start + 1000], "Quiet": True},
+            )
+
+    # Listing, and what crashes leave behind.
+
+    def _folder(self, folder: str) -> str:
+        if folder and not folder.endswith("/"):
+            raise ValueError(f"a storage folder ends with '/': {folder!r}")
+        return self._prefix + (check_key(folder[:-1]) + "/" if folder else "")
+
+    async def list_keys(self, folder: str) -> AsyncIterator[str]:
+        async for keys in self._object_pages(self._folder(folder)):
+            for key in keys:
+                yield key[len(self._prefix) :]
+
+    async def delete_folder(self, folder: str) -> int:
+        if not folder:
+            raise ValueError("refusing to delete the whole storage")
+        count = 0
+        async for keys in self._object_pages(self._folder(folder)):
+            await self._delete_full(keys)
+            count += len(keys)
+        await self.discard_partials(folder, before=None)
+        return count
+
+    async def discard_partials(
+        self, folder: str, *, before: datetime | None, keep: Collection[str] = ()
+    ) -> int:
+        """Abort the multipart uploads under `folder` begun before `before` (not in `keep`):
+        a `write` of a large object cut short leaves one, invisible but stored."""
+        stale = [
+            (key, upload_id)
+            async for key, upload_id, initiated in self._uploads(self._folder(folder))
+            if upload_id not in keep and (before is None or initiated < before)
+        ]
+        for key, upload_id in stale:
+            await self.abort_multipart(key[len(self._prefix) :], upload_id)
+        if stale:
+            log.info(
+                "unfinished S3 uploads aborted",
+                extra={"action": "storage_partials_aborted", "count": len(stale)},
+            )
+        return len(stale)
+
+    async def _uploads(self, prefix: str) -> AsyncIterator[tuple[str, str, datetime]]:
+        """(full key, upload id, when begun) of every multipart upload under `prefix`."""
+        key_marker, id_marker = "", ""
+        while True:
+            page = await self._run(
+                self._client.list_multipart_uploads,
+                Bucket=self._bucket,
+                Prefix=prefix,
+                KeyMarker=key_marker,
+                UploadIdMarker=id_marker,
+            )
+            for item in page.get("Uploads", []):
+                yield item["Key"], item["UploadId"], item["Initiated"]
+            key_marker = page.get("NextKeyMarker", "")
+            id_marker = page.get("NextUploadIdMarker", "")
+            if not page.get("IsTruncated") or not (key_marker or id_marker):
                 return
 
     async def download_url(self, key: str, *, filename: str, expires_seconds: int) -> str | None:

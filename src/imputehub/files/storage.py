@@ -12,8 +12,9 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -26,6 +27,9 @@ MAX_PART_COUNT = 10_000
 MULTIPART_DIR = ".multipart"
 _HANDLE = re.compile(r"[0-9a-f]{32}")
 _PART_NAME = re.compile(r"(\d+)\.part")
+# The temporary name a local write goes to before its rename (see `_temp_name`): what a
+# write cut short by a crash leaves behind.
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +61,27 @@ class Storage(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    def list_keys(self, folder: str) -> AsyncIterator[str]:
+        """The keys of the objects under `folder` ("" for all, else ending in "/"), in no
+        particular order. Partial writes are not objects and are not listed. On local disk
+        an empty directory shows as its key with a trailing "/", as S3's folder markers do.
+        """
+        ...
+
+    async def delete_folder(self, folder: str) -> int:
+        """Remove everything under `folder` (ending in "/"), partial writes included; how
+        many objects went. No error if there is nothing."""
+        ...
+
+    async def discard_partials(
+        self, folder: str, *, before: datetime | None, keep: Collection[str] = ()
+    ) -> int:
+        """Remove writes under `folder` that were cut short (a crash mid-write): local
+        temporary files last written before `before`, S3 multipart uploads begun before it,
+        except the resumable uploads whose handles are in `keep`. `before=None`: all of them,
+        for when the caller knows no writer there is alive. How many were removed."""
+        ...
 
     # Multipart uploads: a resumable upload writes numbered parts, in any order and any
     # number of times each (a part written again replaces itself), then assembles them into
@@ -181,6 +206,42 @@ class LocalStorage:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).exists)
 
+    def _folder(self, folder: str) -> Path:
+        if not folder:
+            return self.root
+        if not folder.endswith("/"):
+            raise ValueError(f"a storage folder ends with '/': {folder!r}")
+        return self._path(folder[:-1])
+
+    async def list_keys(self, folder: str) -> AsyncIterator[str]:
+        top = self._folder(folder)
+        walker = _walk(top)
+        while batch := await asyncio.to_thread(next, walker, None):
+            directory, names, empty = batch
+            if directory == self.root:
+                names = [n for n in names if n != MULTIPART_DIR]  # uploads' parts, not objects
+            relative = directory.relative_to(self.root).as_posix()
+            base = "" if relative == "." else f"{relative}/"
+            if empty and directory != top:
+                yield base
+            for name in names:
+                if not _TEMP_NAME.fullmatch(name):
+                    yield base + name
+
+    async def delete_folder(self, folder: str) -> int:
+        top = self._folder(folder)
+        if top == self.root:
+            raise ValueError("refusing to delete the whole storage")
+        return await asyncio.to_thread(_remove_tree, top)
+
+    async def discard_partials(
+        self, folder: str, *, before: datetime | None, keep: Collection[str] = ()
+    ) -> int:
+        # `keep` is for S3: here an upload's parts are complete files, never partial.
+        top = self._folder(folder)
+        cutoff = None if before is None else before.timestamp()
+        return await asyncio.to_thread(_remove_temp_files, top, cutoff)
+
     # Multipart uploads.
 
     def _staging(self, handle: str) -> Path:
@@ -278,6 +339,53 @@ async def _write_atomically(
     handle.close()
     await asyncio.to_thread(os.replace, tmp, path)
     return Written(size=size, sha256=digest.hexdigest())
+
+
+def _walk(top: Path) -> Iterator[tuple[Path, list[str], bool]]:
+    """(directory, its file names, whether it is empty) for every directory under `top`,
+    one directory at a time; directories that vanish meanwhile are skipped."""
+    pending = [top]
+    while pending:
+        directory = pending.pop()
+        files: list[str] = []
+        try:
+            with os.scandir(directory) as entries:
+                found = False
+                for entry in entries:
+                    found = True
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    else:
+                        files.append(entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        yield directory, files, not found
+
+
+def _remove_tree(top: Path) -> int:
+    count = 0
+    for _directory, names, _empty in _walk(top):
+        count += sum(1 for name in names if not _TEMP_NAME.fullmatch(name))
+    shutil.rmtree(top, ignore_errors=True)
+    return count
+
+
+def _remove_temp_files(top: Path, cutoff: float | None) -> int:
+    """Unlink the temporary files of interrupted writes under `top` last written before
+    `cutoff` (a live write keeps touching its file, so an old one has no writer left)."""
+    removed = 0
+    for directory, names, _empty in _walk(top):
+        for name in names:
+            if not _TEMP_NAME.fullmatch(name):
+                continue
+            path = directory / name
+            try:
+                if cutoff is None or path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # renamed into place or removed meanwhile
+    return removed
 
 
 def _list_part_files(staging: Path) -> dict[int, int]:

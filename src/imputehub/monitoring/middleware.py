@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imputehub.api.problems import PROBLEM_JSON
 from imputehub.logs import request_id_var
-from imputehub.monitoring import ratelimit
+from imputehub.monitoring import client_address, ratelimit
 from imputehub.runtime import Runtime
 
 logger = logging.getLogger("imputehub.api")
@@ -117,22 +117,23 @@ def _log_path(path: str) -> str:
 class RateLimit:
     """429 with Retry-After once a client exceeds its limit (see monitoring/ratelimit.py).
 
-    Login attempts count per client address in the database; other /api/ calls per bearer
-    token (else address) in this process.
+    Login attempts count per client address in the database; other /api/ calls per working
+    bearer token, else per address, in this process. The address is the client's as the
+    trusted proxies saw it (monitoring/client_address.py).
     """
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        self.trusted = runtime.settings.trusted_proxy_networks
         self.login = ratelimit.parse(runtime.settings.rate_limit_login)
-        self.api = ratelimit.MemoryLimiter(ratelimit.parse(runtime.settings.rate_limit_api))
+        self.api = ratelimit.ApiLimiter(ratelimit.parse(runtime.settings.rate_limit_api))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = str(client[0]) if client else "unknown"
+        address = client_address.of_scope(scope, self.trusted)
         now = self.runtime.clock.now()
         decision: ratelimit.Decision | None = None
         if scope["path"] == LOGIN_PATH and scope.get("method") == "POST" and self.login.enabled:
@@ -140,8 +141,9 @@ class RateLimit:
                 decision = await ratelimit.hit_shared(session, "login", self.login, address, now)
         elif self.api.limit.enabled and not _BULK.match(scope["path"]):
             authorization = _header(scope, b"authorization")
-            key = ratelimit.token_key(authorization) if authorization else f"ip:{address}"
-            decision = self.api.hit(key, now)
+            decision = self.api.hit(authorization, address, now)
+            if decision.allowed:
+                send = self._learning(send, authorization)
         if decision is not None and not decision.allowed:
             logger.warning(
                 "rate limit exceeded",
@@ -150,6 +152,16 @@ class RateLimit:
             await _too_many(scope, send, decision.retry_after)
             return
         await self.app(scope, receive, send)
+
+    def _learning(self, send: Send, authorization: str | None) -> Send:
+        """`send`, telling the limiter whether the request's bearer was accepted."""
+
+        async def learn(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.api.answered(authorization, int(message["status"]))
+            await send(message)
+
+        return learn
 
 
 async def _too_many(scope: Scope, send: Send, retry_after: int) -> None:

@@ -4,13 +4,15 @@ Login attempts count in the database (MetricCounter rows named `ratelimit:login:
 never exposed at /metrics) so the limit holds across every API process of a deployment.
 Other API calls count in each process's memory: with N processes behind a load balancer a
 client may make up to N times the limit, which is what a per-process guard against runaway
-clients needs, at no database cost per request.
+clients needs, at no database cost per request. They count per bearer token only once that
+token has been seen to work (ApiLimiter); until then, and without credentials, per address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,6 +83,53 @@ class MemoryLimiter:
             self._window, self._counts = number, {}
         self._counts[key] = self._counts.get(key, 0) + 1
         return decide(self.limit, self._counts[key], now)
+
+
+def _worse(first: Decision, second: Decision) -> Decision:
+    if first.allowed and second.allowed:
+        return first
+    refused = [d for d in (first, second) if not d.allowed]
+    return Decision(allowed=False, retry_after=max(d.retry_after for d in refused))
+
+
+class ApiLimiter:
+    """API calls per bearer token, and per client address for everything unproven.
+
+    Counting only per token would let a client with a fresh made-up bearer on every request
+    never reach a limit. So a bearer counts against its address's budget too until it has
+    been answered with anything but 401 (it works); a 401 makes it unproven again. Proven
+    bearers are remembered across windows, the most recently used `remember` of them.
+    """
+
+    def __init__(self, limit: Limit, *, remember: int = 10_000) -> None:
+        self.limit = limit
+        self._counts = MemoryLimiter(limit)
+        self._remember = remember
+        self._proven: OrderedDict[str, None] = OrderedDict()
+
+    def hit(self, authorization: str | None, address: str, now: datetime) -> Decision:
+        by_address = f"ip:{address}"
+        if not authorization:
+            return self._counts.hit(by_address, now)
+        key = token_key(authorization)
+        decision = self._counts.hit(key, now)
+        if key in self._proven:
+            self._proven.move_to_end(key)
+            return decision
+        return _worse(decision, self._counts.hit(by_address, now))
+
+    def answered(self, authorization: str | None, status: int) -> None:
+        """Learn from the answer to a request whether its bearer works."""
+        if not authorization:
+            return
+        key = token_key(authorization)
+        if status == 401:
+            self._proven.pop(key, None)
+            return
+        self._proven[key] = None
+        self._proven.move_to_end(key)
+        while len(self._proven) > self._remember:
+            self._proven.popitem(last=False)
 
 
 async def hit_shared(

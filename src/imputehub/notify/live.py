@@ -8,6 +8,11 @@ event writers commit in id order (see `outbox.py`).
 The job stream also reports the job's progress, which moves without events (the service's
 own percentage): a message without an id, so it never moves a client's resume point. It ends
 once the job is in a final state and every event up to that state has been sent.
+
+Being let in once is not enough: a stream asks again whether its caller may still see what
+it streams (`Recheck`: the token, the account, the job) at least every
+`events_recheck_seconds`, however busy it is, and ends with a `stream.closed` message
+saying why once the answer is no.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ logger = logging.getLogger("imputehub.notify")
 
 BATCH = 100
 PROGRESS = "job.progress"
+CLOSED = "stream.closed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,8 +51,19 @@ class Message:
 # Yielded when nothing happened for a keep-alive interval: the route sends a comment.
 KEEP_ALIVE = Message(event="")
 
-# Called at each keep-alive: False ends the stream (the token was revoked or expired).
-StillAllowed = Callable[[], Awaitable[bool]]
+
+@dataclass(frozen=True, kw_only=True)
+class Refusal:
+    """Why a stream may not go on: a stable code and words for people."""
+
+    code: str
+    reason: str
+
+
+# None while the caller may still see the stream, else why not. It is asked again every
+# `events_recheck_seconds`: a token revoked, an account deactivated, a job deleted or given
+# to someone else must not keep flowing for as long as the connection stays open.
+Recheck = Callable[[], Awaitable[Refusal | None]]
 
 
 async def latest_event_id(runtime: Runtime, user_id: str) -> int:
@@ -56,34 +73,43 @@ async def latest_event_id(runtime: Runtime, user_id: str) -> int:
 
 
 async def user_stream(
-    runtime: Runtime, user_id: str, *, after: int, still_allowed: StillAllowed
+    runtime: Runtime, user_id: str, *, after: int, recheck: Recheck
 ) -> AsyncIterator[Message]:
     """The user's events with ids above `after`, as they are committed, until cancelled."""
     ticker = _Ticker(runtime)
+    guard = _Guard(runtime, recheck)
     last = after
     while True:
+        if refusal := await guard.refusal():
+            yield closed(refusal, job_id=None)
+            return
         events = await _events(runtime, user_id=user_id, job_id=None, after=last)
         if events is None:
             return
         for event in events:
+            if refusal := await guard.refusal():
+                yield closed(refusal, job_id=None)
+                return
             last = event.id
             yield event_message(event)
         if len(events) == BATCH:
             continue  # more are waiting: no pause
         if await ticker.wait(bool(events)):
-            if not await still_allowed():
-                return
             yield KEEP_ALIVE
 
 
 async def job_stream(
-    runtime: Runtime, user_id: str, job_id: str, *, after: int, still_allowed: StillAllowed
+    runtime: Runtime, user_id: str, job_id: str, *, after: int, recheck: Recheck
 ) -> AsyncIterator[Message]:
     """One job's events above `after` and its progress; ends after its final state."""
     ticker = _Ticker(runtime)
+    guard = _Guard(runtime, recheck)
     last = after
     sent_state: tuple[str, float] | None = None
     while True:
+        if refusal := await guard.refusal():
+            yield closed(refusal, job_id=job_id)
+            return
         try:
             # The job first: its events are read afterwards, so a final status seen here
             # has all of its events (written in the same transaction) in the read below.
@@ -92,10 +118,16 @@ async def job_stream(
         except SQLAlchemyError:
             logger.warning("live stream could not read the job", extra=_log(job_id))
             return
+        if job is None:
+            yield closed(Refusal(code="not_found", reason="the job was deleted"), job_id=job_id)
+            return
         events = await _events(runtime, user_id=user_id, job_id=job_id, after=last)
-        if job is None or events is None:
-            return  # deleted meanwhile, or the database is away: the client reconnects
+        if events is None:
+            return  # the database is away: the client reconnects
         for event in events:
+            if refusal := await guard.refusal():
+                yield closed(refusal, job_id=job_id)
+                return
             last = event.id
             yield event_message(event)
         if len(events) == BATCH:
@@ -121,9 +153,20 @@ async def job_stream(
         if JobStatus(job.status) in TERMINAL:
             return
         if await ticker.wait(bool(events) or moved):
-            if not await still_allowed():
-                return
             yield KEEP_ALIVE
+
+
+def closed(refusal: Refusal, *, job_id: str | None) -> Message:
+    """The last message of a stream its caller may no longer see (no id: not a resume point)."""
+    return Message(
+        event=CLOSED,
+        data={
+            "kind": CLOSED,
+            "job_id": job_id,
+            "created_at": None,
+            "payload": {"code": refusal.code, "reason": refusal.reason},
+        },
+    )
 
 
 def event_message(event: Event) -> Message:
@@ -174,3 +217,21 @@ class _Ticker:
             self.quiet_since = self.loop.time()
             return True
         return False
+
+
+class _Guard:
+    """Asks `recheck` again once `events_recheck_seconds` have passed since it last did."""
+
+    def __init__(self, runtime: Runtime, recheck: Recheck) -> None:
+        self.recheck = recheck
+        self.every = runtime.settings.events_recheck_seconds
+        self.loop = asyncio.get_running_loop()
+        # The route let the caller in just now.
+        self.checked = self.loop.time()
+
+    async def refusal(self) -> Refusal | None:
+        if self.loop.time() - self.checked < self.every:
+            return None
+        found = await self.recheck()
+        self.checked = self.loop.time()
+        return found

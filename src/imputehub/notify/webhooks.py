@@ -21,13 +21,10 @@ rule and permits http.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
-import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,21 +37,12 @@ from imputehub.accounts.vault import Vault
 from imputehub.db.models import User, Webhook
 from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
 from imputehub.domain.notifications import EventKind
+from imputehub.outbound.addresses import AddressRefused, pinned, resolve
 
 MAX_WEBHOOKS_PER_USER = 10
 MAX_URL_LENGTH = 2000
 MAX_DESCRIPTION_LENGTH = 200
-RESOLVE_TIMEOUT = 5.0
 SIGNATURE_TOLERANCE_SECONDS = 300
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# Well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-# Never shown to users as such: delivery.py records its message on the delivery.
-class WebhookRefused(Exception):
-    """The endpoint may not be called now (its address is not public, it cannot be resolved)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,31 +51,7 @@ class CreatedWebhook:
     secret: str  # shown to the user once, in the response to the registration
 
 
-# --- the SSRF guard ---------------------------------------------------------------------
-
-
-def is_public_address(address: IpAddress) -> bool:
-    """False for private, loopback, link-local, multicast, reserved, unspecified and other
-    special-purpose addresses, IPv4 inside IPv6 (mapped, 6to4, Teredo) judged as IPv4."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is None and address.teredo is not None:
-            embedded = address.teredo[1]
-        if embedded is not None:
-            return is_public_address(embedded)
-    if (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    ):
-        return False
-    # is_global also rules out shared (100.64/10) and documentation ranges.
-    return address.is_global
+# --- the URL rules (the address rule is outbound/addresses.py) -------------------------
 
 
 def check_url(url: str, *, allow_private: bool) -> httpx.URL:
@@ -114,41 +78,6 @@ def check_url(url: str, *, allow_private: bool) -> httpx.URL:
     return parsed
 
 
-async def resolve(url: httpx.URL, *, allow_private: bool) -> IpAddress:
-    """The address to connect to: every address of the host must be public (unless allowed).
-
-    All of them, not just the first: a host answering with one public and one private
-    address could otherwise be steered inward by whoever controls its DNS.
-    """
-    host = url.host
-    try:
-        literal: IpAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [literal]
-    else:
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            infos = await asyncio.wait_for(
-                asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM),
-                RESOLVE_TIMEOUT,
-            )
-        except (OSError, TimeoutError) as exc:
-            raise WebhookRefused(f"the host {host!r} cannot be resolved") from exc
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        if not addresses:
-            raise WebhookRefused(f"the host {host!r} has no address")
-    if not allow_private:
-        for address in addresses:
-            if not is_public_address(address):
-                raise WebhookRefused(
-                    f"the host {host!r} has a private, loopback, link-local or otherwise "
-                    "non-public address; the hub calls public addresses only"
-                )
-    return addresses[0]
-
-
 # --- registration -----------------------------------------------------------------------
 
 
@@ -166,8 +95,8 @@ async def create_webhook(
     parsed = check_url(url, allow_private=allow_private)
     try:
         await resolve(parsed, allow_private=allow_private)
-    except WebhookRefused as exc:
-        raise InvalidInput(str(exc), field="url") from exc
+    except AddressRefused as exc:
+        raise InvalidInput(f"{exc}; the hub calls public addresses only", field="url") from exc
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise InvalidInput(
             f"the description is longer than {MAX_DESCRIPTION_LENGTH} characters",
@@ -284,16 +213,15 @@ async def post(
     try:
         parsed = check_url(url, allow_private=allow_private)
         address = await resolve(parsed, allow_private=allow_private)
-    except (InvalidInput, WebhookRefused) as exc:
-        message = exc.message if isinstance(exc, InvalidInput) else str(exc)
-        return PostResult(status_code=None, error=f"refused: {message}")
-    # Connect to the checked address; Host header and TLS server name keep the host name,
-    # so virtual hosting and certificate checks work as for the name itself.
-    target = parsed.copy_with(host=str(address))
-    request_headers = {"Host": parsed.netloc.decode("ascii"), **headers}
-    extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
-    if parsed.scheme == "https":
-        extensions["sni_hostname"] = parsed.host
+    except InvalidInput as exc:
+        return PostResult(status_code=None, error=f"refused: {exc.message}")
+    except AddressRefused as exc:
+        return PostResult(
+            status_code=None, error=f"refused: {exc}; the hub calls public addresses only"
+        )
+    target, host_header, pins = pinned(parsed, address)
+    request_headers = {**host_header, **headers}
+    extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout_seconds).as_dict(), **pins}
     request = client.build_request(
         "POST", target, content=body, headers=request_headers, extensions=extensions
     )

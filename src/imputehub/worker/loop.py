@@ -264,6 +264,11 @@ class Worker:
                 "retention_failed",
                 lambda: self._retention.run_if_due(self.runtime.clock.now()),
             ),
+            (
+                "could not sweep storage litter",
+                "litter_sweep_failed",
+                lambda: self._retention.sweep_if_due(self.runtime.clock.now()),
+            ),
         )
         for message, action, chore in chores:
             try:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.db.models import Job, JobStatusUpdate
 from imputehub.domain import jobs as rules
 from imputehub.domain.jobs import JobStatus
+from imputehub.files import retention
 from imputehub.jobs import lifecycle, slots
 from imputehub.monitoring import counters
 from imputehub.runtime import Runtime
@@ -39,6 +40,7 @@ async def write(
 
     When the job meanwhile wants a different step than the one we ran (a cancel arrived),
     only `stale` is applied, the lease is released so that step can run, and False returned.
+    An outcome that finishes the job also removes its fetch bookkeeping from storage.
     """
     async with runtime.db.session() as session:
         job = await leases.lock_leased_job(session, claim)
@@ -47,16 +49,32 @@ async def write(
         now = runtime.clock.now()
         current = job.next_step == claim.step
         held = slots.holds_slot(job)
+        was_finished = rules.is_terminal(JobStatus(job.status))
         if current:
             await apply(session, job, now)
-        elif stale is not None and not rules.is_terminal(JobStatus(job.status)):
+        elif stale is not None and not was_finished:
             await stale(session, job, now)
         if held and not slots.holds_slot(job):
             await session.flush()  # the job's new state counts in who holds slots now
             await slots.release(session, job, now=now)
         if release or not current:
             leases.release(job)
-        return current
+        finished = not was_finished and rules.is_terminal(JobStatus(job.status))
+    if finished:
+        await _discard_fetch_state(runtime, claim.job_id)
+    return current
+
+
+async def _discard_fetch_state(runtime: Runtime, job_id: str) -> None:
+    try:
+        await retention.discard_fetch_state(runtime.storage, job_id)
+    except Exception:
+        # The job's outcome stands; the retention chore's sweep removes them later.
+        logger.warning(
+            "could not remove a finished job's fetch bookkeeping",
+            exc_info=True,
+            extra={"action": "fetch_state_cleanup_failed", "job_id": job_id},
+        )
 
 
 async def note(

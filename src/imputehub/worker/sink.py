@@ -10,10 +10,12 @@ arrives, it is kept in storage too (`StoredDownload`: numbered segments under
 `results/{job_id}/.downloads/{digest}/` and the connector's notes beside them), so a retry
 after any crash resumes it instead of spending another download. Keys name the service's
 file by a digest of its `source`, never by anything secret. A connector forgets a file's
-kept download once the file is stored, or when its fetch fails for good; the fetch that
-completes the job removes the marks and kept downloads it saw or wrote (`forget_marks`).
-A mark left by a crash in between is a few hundred bytes; what a job that ran out of
-transient retries kept is not removed here.
+kept download once the file is stored, or when its fetch fails for good. Once the job is
+finished (completed, failed or cancelled) the worker that finished it removes all of its
+marks and kept downloads (`retention.discard_fetch_state`); if it dies first, the
+retention chore's sweep does. Each fetch attempt first removes the partial writes an
+interrupted attempt left under `results/{job_id}/` (`discard_partials`): it holds the job's
+lease, so no live writer of this job's results is left there.
 
 A service is untrusted, so its results are bounded as they stream in: all result files of
 one job together may hold at most `max_result_bytes` (the service's api_config) or else
@@ -39,14 +41,14 @@ from imputehub.db.models import Job, Service, StoredFile, User
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import PayloadTooLarge, PermanentServiceError
 from imputehub.files.quota import bytes_in_use
+from imputehub.files.retention import DOWNLOADS_DIR, FETCHED_DIR, results_folder
 from imputehub.registry import rules
 from imputehub.runtime import Runtime
 from imputehub.worker.leases import Claim, LeaseLost, lock_leased_job
 
 MAX_NAME = 200
-# safe_name never starts with a dot: no clash with a result
-FETCHED_DIR = ".fetched"
-DOWNLOADS_DIR = ".downloads"
+# FETCHED_DIR and DOWNLOADS_DIR start with a dot, which safe_name never does: no clash
+# with a result.
 MAX_MARK_BYTES = 1024 * 1024
 # The api_config key that bounds one job's results at a service (a positive whole number).
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -71,7 +73,6 @@ class StorageSink:
         self.claim = claim
         self.user_id = user_id
         self._names: dict[str, str] = {}  # service's name -> stored name, within one fetch
-        self._sources: set[str] = set()  # service files whose marks or downloads it touched
 
     def _unique(self, name: str) -> str:
         """The stored name for `name`; two service names never share one stored file."""
@@ -168,21 +169,18 @@ class StorageSink:
 
     # ---- files fetched completely by an earlier attempt ----------------------------------
 
+    async def discard_partials(self) -> int:
+        """Remove what writes of an interrupted attempt left half-written; call before
+        this attempt stores anything."""
+        return await self.runtime.storage.discard_partials(
+            results_folder(self.claim.job_id), before=None
+        )
+
     def _mark_key(self, source: str) -> str:
-        self._sources.add(source)
-        return f"results/{self.claim.job_id}/{FETCHED_DIR}/{_digest(source)}.json"
+        return f"{results_folder(self.claim.job_id)}{FETCHED_DIR}/{_digest(source)}.json"
 
     def kept_download(self, source: str) -> StoredDownload:
-        self._sources.add(source)
         return StoredDownload(self.runtime, self.claim, source)
-
-    async def forget_marks(self) -> None:
-        """Remove the marks and kept downloads this fetch saw or wrote: the job has all
-        its results now."""
-        for source in sorted(self._sources):
-            await self.runtime.storage.delete(self._mark_key(source))
-            await StoredDownload(self.runtime, self.claim, source).forget()
-        self._sources.clear()
 
     async def fetched(self, source: str) -> list[ResultFile] | None:
         key = self._mark_key(source)
@@ -244,7 +242,7 @@ class StoredDownload:
         self.runtime = runtime
         self.claim = claim
         self.source = source
-        folder = f"results/{claim.job_id}/{DOWNLOADS_DIR}/{_digest(source)}"
+        folder = f"{results_folder(claim.job_id)}{DOWNLOADS_DIR}/{_digest(source)}"
         self._notes_key = f"{folder}.json"
         self._folder = folder
 

@@ -474,14 +474,13 @@ async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:
     if ref is None:
         raise JobLost("the service has no record of this job")
     sink = StorageSink(runtime, ctx.claim, user_id=ctx.user_id)
+    await sink.discard_partials()  # what a worker killed mid-write left
     try:
         files = await connector.fetch_results(ctx.service, ref, ctx.credential, sink)
-    except ServiceError as exc:
+    except ServiceError:
         # A fetch that keeps failing races the service's deletion of the results: learn
         # when that is (retries then come before it) and show it on the job.
         await _learn_deletion(runtime, ctx, connector, ref)
-        if _fails_for_good(runtime, ctx, exc):
-            await sink.forget_marks()  # what earlier attempts kept is of no use now
         raise
 
     async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
@@ -489,21 +488,12 @@ async def _fetch(runtime: Runtime, ctx: Context, connector: Connector) -> None:
         await outcomes.note(session, job, JobStatus.COMPLETED, now=now, message=f"{count} stored")
         outbox.results_ready(session, job, now=now, files=len(files))
 
+    # Completing the job also removes the fetch's marks and kept downloads (outcomes.write).
     await outcomes.write(runtime, ctx.claim, outcome)
-    await sink.forget_marks()
     logger.info(
         "job completed",
         extra={"action": "job_completed", "job_id": ctx.job_id, "files": len(files)},
     )
-
-
-def _fails_for_good(runtime: Runtime, ctx: Context, exc: ServiceError) -> bool:
-    """Whether `exc` ends the job (as `_run` and `outcomes.retry_later` will decide)."""
-    if isinstance(exc, ServiceBusy):
-        return False
-    if isinstance(exc, TransientServiceError):
-        return ctx.attempts + 1 >= runtime.settings.max_transient_attempts
-    return True
 
 
 async def _learn_deletion(

@@ -3,8 +3,9 @@
 Real worker processes (tests/support/run_worker.py, RUN_WORKER_KILL_AT) with the real
 Michigan connector against the emulated server: the first dies at a named point of
 fetching the job's zip, a second completes the job. The results must be what the server
-serves, no file that had completely arrived is downloaded again, and nothing kept for the
-fetch is left in storage.
+serves, no file that had completely arrived is downloaded again, and nothing but the
+results is left under the job's storage prefix: no kept download, no mark, no partial
+write (`storing`: killed while a result file was being written).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,11 @@ from pydantic import SecretStr
 from imputehub.config import Settings
 from imputehub.db.models import Job
 from imputehub.domain.jobs import TERMINAL
+from imputehub.files.s3 import S3Storage
+from imputehub.files.storage import LocalStorage
 from imputehub.runtime import Runtime, build_runtime
 from tests.integration.connectors.test_michigan_hub import TOKEN, michigan_job
-from tests.integration.worker.processes import start_worker, wait_until
+from tests.integration.worker.processes import WorkerProcess, start_worker, wait_until
 from tests.integration.worker.support import load_job, result_files, stored_bytes
 from tests.support.michigan_emulator import MichiganEmulator, running_emulator
 from tests.support.run_worker import (
@@ -35,6 +39,7 @@ from tests.support.run_worker import (
     KILL_POINTS,
     REAL_MICHIGAN_ENV,
     SEGMENT_ENV,
+    START_WHEN_ENV,
 )
 from tests.support.seaweedfs import S3Server
 
@@ -44,6 +49,7 @@ FILES = ["chr_20.zip", "qc_report.txt", "snps-excluded.txt"]
 ARRIVED_BEFORE = {
     "body": [],
     "downloaded": ["chr_20.zip"],
+    "storing": ["chr_20.zip"],
     "member": ["chr_20.zip"],
     "marked": ["chr_20.zip"],
     "fetched": FILES,
@@ -99,31 +105,65 @@ def kept_keys(job: Job, source: str) -> list[str]:
     ]
 
 
-async def run_until_killed(settings: Settings, logs: Path, storage_url: str | None) -> None:
-    overrides = {} if storage_url is None else {"storage_url": storage_url}
-    doomed = start_worker(settings, logs / "unused.json", "doomed", logs, **overrides)
-    try:
-        code = await asyncio.to_thread(doomed.proc.wait, 60)
-    finally:
-        if doomed.proc.poll() is None:
-            doomed.kill()
-    assert code == -signal.SIGKILL, doomed.output()
+async def everything_under(hub: Runtime, folder: str) -> set[str]:
+    """Every object, partial write and (local) directory under `folder`."""
+    storage = hub.storage
+    if isinstance(storage, LocalStorage):
+        top = storage.root / folder
+        return {
+            f"{path.relative_to(storage.root).as_posix()}{'/' if path.is_dir() else ''}"
+            for path in top.rglob("*")
+        }
+    assert isinstance(storage, S3Storage)
+    found = {key async for key in storage.list_keys(folder)}
+    async for key, _upload_id, _initiated in storage._uploads(storage._folder(folder)):
+        found.add(f"{key} (unfinished upload)")
+    return found
 
 
-async def run_to_the_end(
-    hub: Runtime, settings: Settings, logs: Path, job: Job, storage_url: str | None
-) -> Job:
-    overrides = {} if storage_url is None else {"storage_url": storage_url}
-    survivor = start_worker(settings, logs / "unused.json", "survivor", logs, **overrides)
-    try:
+@dataclass
+class Workers:
+    """The worker that dies and the one that takes over, both started at once: the
+    survivor waits, already started up, until `take_over` lets it go."""
+
+    doomed: WorkerProcess
+    survivor: WorkerProcess
+    gate: Path
+
+    async def killed(self) -> None:
+        code = await asyncio.to_thread(self.doomed.proc.wait, 60)
+        assert code == -signal.SIGKILL, self.doomed.output()
+
+    async def take_over(self, hub: Runtime, job: Job) -> Job:
+        self.gate.touch()
 
         async def finished() -> bool:
             return (await load_job(hub, job.id)).status in TERMINAL
 
-        await wait_until(finished, workers=[survivor], what="the job to finish")
-    finally:
+        await wait_until(finished, workers=[self.survivor], what="the job to finish")
+        return await load_job(hub, job.id)
+
+
+@contextlib.contextmanager
+def workers(
+    settings: Settings, logs: Path, storage_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Workers]:
+    """Start the doomed worker (RUN_WORKER_KILL_AT set) and the waiting survivor."""
+    overrides = {} if storage_url is None else {"storage_url": storage_url}
+    state = logs / "unused.json"
+    doomed = start_worker(settings, state, "doomed", logs, **overrides)
+    gate = logs / "take-over"
+    with monkeypatch.context() as env:
+        env.delenv(KILL_AT_ENV)
+        env.setenv(START_WHEN_ENV, str(gate))
+        survivor = start_worker(settings, state, "survivor", logs, **overrides)
+    try:
+        yield Workers(doomed=doomed, survivor=survivor, gate=gate)
         assert survivor.stop() == 0, survivor.output()
-    return await load_job(hub, job.id)
+    finally:
+        for process in (doomed, survivor):
+            if process.proc.poll() is None:
+                process.kill()
 
 
 @pytest.mark.parametrize(
@@ -154,23 +194,27 @@ async def test_a_worker_killed_while_fetching_leaves_a_job_another_completes(
         monkeypatch.setenv(SEGMENT_ENV, str(SEGMENT))
         monkeypatch.setenv(KILL_AT_ENV, point)
 
-        await run_until_killed(settings, logs, storage_url)
+        with workers(settings, logs, storage_url, monkeypatch) as both:
+            await both.killed()
+            killed = await load_job(hub, job.id)
+            assert killed.status not in TERMINAL
+            assert killed.external_job_id is not None
+            zip_source = f"{killed.external_job_id}/output/chr_20.zip"
+            size = emulator.blob(job.id, "chr_20.zip").path.stat().st_size
+            if point == "body":  # the first segment is kept; the second never arrived whole
+                notes, first, _ = kept_keys(job, zip_source)
+                assert await hub.storage.exists(notes)
+                assert await hub.storage.size(first) == SEGMENT
+            if point == "storing":  # the partial write of the member being stored stays
+                assert any(
+                    key.endswith(".tmp")
+                    for key in await everything_under(hub, f"results/{job.id}/")
+                )
 
-        killed = await load_job(hub, job.id)
-        assert killed.status not in TERMINAL
-        assert killed.external_job_id is not None
-        zip_source = f"{killed.external_job_id}/output/chr_20.zip"
-        size = emulator.blob(job.id, "chr_20.zip").path.stat().st_size
-        if point == "body":  # the first segment is kept; the second never arrived whole
-            notes, first, _ = kept_keys(job, zip_source)
-            assert await hub.storage.exists(notes)
-            assert await hub.storage.size(first) == SEGMENT
-
-        gets_before = Counter(d["name"] for d in emulator.downloads)
-        assert gets_before["chr_20.zip"] >= 1
-        arrived = ARRIVED_BEFORE[point]
-        monkeypatch.delenv(KILL_AT_ENV)
-        done = await run_to_the_end(hub, settings, logs, job, storage_url)
+            gets_before = Counter(d["name"] for d in emulator.downloads)
+            assert gets_before["chr_20.zip"] >= 1
+            arrived = ARRIVED_BEFORE[point]
+            done = await both.take_over(hub, job)
 
         assert done.status == "completed", done.error_log
         expected = served(emulator, job.id)
@@ -191,3 +235,6 @@ async def test_a_worker_killed_while_fetching_leaves_a_job_another_completes(
         for name in FILES:
             for key in kept_keys(job, f"{done.external_job_id}/output/{name}"):
                 assert not await hub.storage.exists(key), key
+        assert await everything_under(hub, f"results/{job.id}/") == {
+            f.storage_key for f in files.values()
+        }

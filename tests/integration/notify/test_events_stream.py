@@ -37,7 +37,11 @@ WAIT = 15.0  # a hang fails the test instead of blocking it
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
     return settings.model_copy(
-        update={"events_poll_seconds": 0.05, "events_keepalive_seconds": 0.3}
+        update={
+            "events_poll_seconds": 0.05,
+            "events_keepalive_seconds": 0.3,
+            "events_recheck_seconds": 0.2,
+        }
     )
 
 
@@ -247,8 +251,10 @@ async def test_a_stream_ends_once_its_token_is_revoked(
             user = await session.get(User, alice.id)
             assert user is not None
             user.token_version += 1  # what a password change does
-        # Checked at the next keep-alive: the server closes the stream.
-        assert await stream.rest() == []
+        # Checked again within the recheck interval: the server says why and closes.
+        messages = await stream.rest()
+    assert [m.event for m in messages] == ["stream.closed"]
+    assert data(messages[0])["payload"]["code"] == "token_revoked"
 
 
 async def test_streams_need_a_token_and_the_callers_own_job(

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from imputehub.config import Settings
 from imputehub.db.models import Webhook
 from imputehub.notify import webhooks
+from imputehub.outbound.addresses import is_public_address
 from imputehub.runtime import Runtime
 from tests.support.api import Actor
 
@@ -218,7 +219,7 @@ async def test_a_thousand_registrations_at_once_stop_at_the_limit(
     ],
 )
 def test_which_addresses_count_as_public(address: str, public: bool) -> None:
-    assert webhooks.is_public_address(ipaddress.ip_address(address)) is public
+    assert is_public_address(ipaddress.ip_address(address)) is public
 
 
 def test_a_signature_verifies_with_the_secret_and_a_recent_timestamp() -> None:

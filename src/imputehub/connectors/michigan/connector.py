@@ -61,6 +61,7 @@ from imputehub.connectors.michigan.answers import (
     message_of,
 )
 from imputehub.connectors.multipart import MultipartBody
+from imputehub.connectors.url_guard import guarded
 from imputehub.domain.errors import (
     CredentialRejected,
     PermanentServiceError,
@@ -350,8 +351,12 @@ class MichiganConnector:
         if states.is_retired(job):  # like imputationbot: nothing left to download
             raise PermanentServiceError(states.RETIRED_MESSAGE)
         stored: list[ResultFile] = []
-        # Downloads are anonymous (the hash is the secret) and may redirect to object storage.
-        async with transient_client(self.transfer_timeout, follow_redirects=True) as client:
+        # Downloads are anonymous (the hash is the secret) and may redirect to object storage:
+        # each hop off the server's own origin must pass the URL guard.
+        guard = guarded(_base(service), service.api_config, service="the Michigan server")
+        async with transient_client(
+            self.transfer_timeout, follow_redirects=True, **guard
+        ) as client:
             with tempfile.TemporaryDirectory(prefix="imputehub-michigan-") as tmp:
                 for index, (file, checksum) in enumerate(
                     results.with_checksums(results.output_files(job))

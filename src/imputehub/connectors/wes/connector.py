@@ -55,6 +55,7 @@ from imputehub.connectors.base import (
 from imputehub.connectors.health_probe import probe_json
 from imputehub.connectors.http import ask, read_answer, transient_client
 from imputehub.connectors.multipart import MultipartBody
+from imputehub.connectors.url_guard import guarded
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.answers import check, json_object, message_of
 from imputehub.connectors.wes.auth import TokenCache
@@ -294,7 +295,9 @@ class WesConnector:
     ) -> ExternalStatus:
         run = await self._run(service, ref, credential)
         headers = await self._headers(service, credential)
-        run, notes = await with_fetched_logs(run, self.base_url(service), headers, API_TIMEOUT)
+        base = self.base_url(service)
+        guard = guarded(base, service.api_config, service=SERVICE)
+        run, notes = await with_fetched_logs(run, base, headers, API_TIMEOUT, guard)
         return states.to_status(run, notes)
 
     async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
@@ -325,7 +328,8 @@ class WesConnector:
         base = self.base_url(service)
         headers = await self._headers(service, credential)
         stored: list[ResultFile] = []
-        async with _client(TRANSFER_TIMEOUT, follow_redirects=True) as client:
+        guard = guarded(base, service.api_config, service=SERVICE)
+        async with _client(TRANSFER_TIMEOUT, follow_redirects=True, **guard) as client:
             for file in files:
                 if urlsplit(file.url).scheme == "drs":
                     source = await resolve_drs(

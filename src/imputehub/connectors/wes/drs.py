@@ -4,6 +4,11 @@
 sets `drs_scheme: http`, for private deployments); the object's `access_url`, or else
 `/objects/{id}/access/{access_id}`, gives the URL and the headers to send to it, and the
 object its size and sha256, which the download is checked against.
+
+Headers a DRS server names for its access URL are its choice, not the hub's: only those on
+ALLOWED_ACCESS_HEADERS are sent, and `Authorization` only to the DRS server's own origin
+(hop-by-hop, Host, Cookie and cloud metadata headers such as `Metadata-Flavor` never go).
+The DRS object and the access URL are fetched through the URL guard (`url_guard.py`).
 """
 
 from __future__ import annotations
@@ -64,6 +69,20 @@ def _header_map(value: Any) -> dict[str, str]:
             name, _, text = item.partition(":")
             headers[name.strip()] = text.strip()
     return headers
+
+
+# Header (lower-case) -> whether it may go to an origin other than the DRS server's own.
+ALLOWED_ACCESS_HEADERS = {"authorization": False}
+
+
+def allowed_headers(headers: Mapping[str, str], url: str, drs_url: str) -> dict[str, str]:
+    """The access headers the hub will send to `url` (see the module's doc)."""
+    own = same_origin(url, drs_url)
+    return {
+        name: value
+        for name, value in headers.items()
+        if name.lower() in ALLOWED_ACCESS_HEADERS and (own or ALLOWED_ACCESS_HEADERS[name.lower()])
+    }
 
 
 def _sha256_of(drs_object: Mapping[str, Any]) -> str | None:
@@ -165,7 +184,7 @@ async def resolve_drs(
     name = drs_object.get("name")
     return Download(
         url=url,
-        headers=_header_map(access.get("headers")),
+        headers=allowed_headers(_header_map(access.get("headers")), url, object_url),
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         sha256=_sha256_of(drs_object),
         send_credential=same_origin(url, wes_base),

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from imputehub.connectors.url_guard import UrlRefused, shown
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.outputs import same_origin
+from imputehub.domain.errors import TransientServiceError
 
 MAX_LOG_BYTES = 64 * 1024  # the tail of a log URL the hub reads on each poll
 LOG_CHUNK_SIZE = 16 * 1024
-
-
-def _shown(url: str) -> str:
-    """A URL fit for logs: no query or fragment, where signed links keep their secrets."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 async def _log_tail(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> str:
@@ -49,9 +45,17 @@ async def _log_tail(client: httpx.AsyncClient, url: str, headers: dict[str, str]
 
 
 async def with_fetched_logs(
-    run: dict[str, Any], base: str, headers: dict[str, str], limits: httpx.Timeout
+    run: dict[str, Any],
+    base: str,
+    headers: dict[str, str],
+    limits: httpx.Timeout,
+    client_options: dict[str, Any],
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The run with log URLs replaced by their tails' text, and notes on those that failed."""
+    """The run with log URLs replaced by their tails' text, and notes on those that failed.
+
+    `client_options` carry the URL guard (`url_guard.guarded`): a log URL is one the
+    service named, so it may reach only what a result URL may.
+    """
     log = run.get("run_log")
     if not isinstance(log, Mapping):
         return run, ()
@@ -64,7 +68,7 @@ async def with_fetched_logs(
         return run, ()
     texts = dict(log)
     notes: list[str] = []
-    async with httpx.AsyncClient(timeout=limits, follow_redirects=True) as client:
+    async with httpx.AsyncClient(timeout=limits, follow_redirects=True, **client_options) as client:
         for key, url in links.items():
             sent = headers if same_origin(url, base) else {}
             try:
@@ -72,12 +76,15 @@ async def with_fetched_logs(
             except httpx.HTTPStatusError as exc:
                 texts[key] = ""
                 notes.append(
-                    f"{key}: the log at {_shown(url)} could not be fetched "
+                    f"{key}: the log at {shown(url)} could not be fetched "
                     f"(HTTP {exc.response.status_code})"
                 )
+            except (UrlRefused, TransientServiceError) as exc:
+                texts[key] = ""
+                notes.append(f"{key}: the log at {shown(url)} was not fetched: {exc.message}")
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 texts[key] = ""
                 notes.append(
-                    f"{key}: the log at {_shown(url)} could not be fetched ({type(exc).__name__})"
+                    f"{key}: the log at {shown(url)} could not be fetched ({type(exc).__name__})"
                 )
     return {**run, "run_log": texts}, tuple(notes)

@@ -1,0 +1,1 @@
+"""What the hub's outgoing requests may reach: the public-address rule (`addresses.py`)."""
