@@ -59,7 +59,7 @@ from tests.support.hub_server import serving
 
 # Requests per operation and caller (valid and invalid ones, with generated and existing
 # ids); fewer without credentials, where nearly every answer is 401.
-EXAMPLES = 10
+EXAMPLES = 6
 ANONYMOUS_EXAMPLES = 3
 # A request that takes longer than this is a hang, and fails the test.
 REQUEST_TIMEOUT = 15.0
