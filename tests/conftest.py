@@ -21,7 +21,7 @@ from imputehub.config import Settings
 from imputehub.runtime import Runtime, build_runtime
 from tests.support import databases
 from tests.support.api import Actor, make_actor
-from tests.support.hub_server import reserve_socket
+from tests.support.hub_server import reserve_socket, serving
 from tests.support.seaweedfs import seaweedfs  # noqa: F401 - session fixture: one S3 server
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -81,6 +81,13 @@ async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime
 @pytest.fixture
 def app(runtime: Runtime) -> FastAPI:
     return create_app(runtime)
+
+
+@pytest.fixture
+async def hub_url(app: FastAPI) -> AsyncIterator[str]:
+    """The app over real HTTP on loopback (httpx's ASGI transport does not stream)."""
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.threaded_http import running
+
 WES = "/ga4gh/wes/v1"
 DRS = "/ga4gh/drs/v1/objects/"
 
@@ -246,13 +248,6 @@ class _Server(ThreadingHTTPServer):
 def tiny_server() -> Iterator[TinyState]:
     """A running server on a free loopback port; its state is what tests arrange and read."""
     state = TinyState()
-    server = _Server(state)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with running(_Server(state)) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import update
 
 from imputehub.cli.main import run
@@ -22,7 +21,6 @@ from imputehub.files.vcf_check import check_bytes
 from imputehub.runtime import Runtime
 from tests.support import factories
 from tests.support.api import Actor
-from tests.support.hub_server import serving
 from tests.support.michigan_emulator import MichiganEmulator, running_emulator
 from tests.support.vcf import make_vcf
 
@@ -258,12 +256,6 @@ async def test_a_service_that_cannot_answer_leaves_the_panels_unknown(
 
 
 # --- the command line -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def hub_url(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 async def test_cli_prints_the_sentence(

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from fastapi import FastAPI
 from sqlalchemy import select, text
 
 from imputehub.accounts.vault import Vault, VaultError
@@ -26,7 +24,6 @@ from imputehub.domain.errors import TransientServiceError
 from imputehub.runtime import Runtime
 from tests.support.api import Actor
 from tests.support.factories import make_service
-from tests.support.hub_server import serving
 from tests.support.verifying_connector import PlainConnector, VerifyingConnector
 
 SECRET = "alice-own-michigan-token-Q7xZ"
@@ -542,12 +539,6 @@ async def test_secrets_never_reach_the_logs(
 
 
 # --- the command line, against the real API on loopback --------------------------------------
-
-
-@pytest.fixture
-async def hub_url(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 @pytest.fixture

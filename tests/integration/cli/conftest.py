@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 
 from imputehub.cli.main import run
 from imputehub.clock import FakeClock
@@ -20,7 +19,6 @@ from imputehub.config import Settings
 from imputehub.runtime import Runtime, build_runtime
 from tests.support.api import Actor
 from tests.support.fake_connector import FakeConnector
-from tests.support.hub_server import serving
 
 WAIT = 20.0  # a hang fails the test instead of blocking it
 
@@ -82,12 +80,6 @@ async def runtime(  # type: ignore[no-untyped-def]
     rt = build_runtime(live_settings, clock=clock, connectors={"michigan": fake})
     yield rt
     await rt.close()
-
-
-@pytest.fixture
-async def hub_url(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from imputehub.connectors.http import ANSWER_LIMIT, ERROR_ANSWER_LIMIT, ask
 from imputehub.connectors.michigan.connector import MichiganConnector
 from imputehub.connectors.wes.connector import WesConnector
 from imputehub.domain.errors import CredentialRejected, TransientServiceError
+from tests.support.threaded_http import running
 
 OFFERED = 200 * 1024 * 1024
 BLOCK = b'"' + b"x" * (64 * 1024 - 3) + b'",'
@@ -115,15 +116,9 @@ class _Server(ThreadingHTTPServer):
 @contextmanager
 def hostile_server() -> Iterator[Hostile]:
     state = Hostile()
-    server = _Server(state)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with running(_Server(state)) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -10,17 +10,15 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from imputehub.logs import log_handler
 from tests.support.api import Actor
-from tests.support.hub_server import serving
 
 WAIT = 15.0  # a hang fails the test instead of blocking it
 # The text format's access line, after the time stamp.
@@ -154,13 +152,6 @@ async def test_a_path_cannot_forge_a_log_line(
     assert access.status == 404
     assert not any(line.startswith("2030-01-01") for line in operator_log.text().splitlines())
     assert [a.path for a in operator_log.accesses()] == [access.path]
-
-
-@pytest.fixture
-async def hub_url(app: FastAPI) -> AsyncIterator[str]:
-    """Over real HTTP: httpx's ASGI transport does not stream."""
-    async with serving(app) as url:
-        yield url
 
 
 async def test_a_stream_is_logged_when_it_ends_with_its_whole_duration(

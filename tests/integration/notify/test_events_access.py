@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from imputehub.accounts import api_tokens
 from imputehub.clock import FakeClock
@@ -25,7 +24,6 @@ from imputehub.runtime import Runtime, build_runtime
 from tests.integration.notify.test_events_stream import WAIT, data, listening, record
 from tests.integration.worker.support import new_job
 from tests.support.api import Actor
-from tests.support.hub_server import serving
 
 RECHECK = 0.2
 
@@ -47,12 +45,6 @@ async def runtime(live_settings: Settings, clock: FakeClock) -> AsyncIterator[Ru
     rt = build_runtime(live_settings, clock=clock)
     yield rt
     await rt.close()
-
-
-@pytest.fixture
-async def hub_url(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from imputehub.app import create_app
 from imputehub.cli.sse import ServerEvent, parse
@@ -53,12 +52,6 @@ async def runtime(  # type: ignore[no-untyped-def]
     rt = build_runtime(live_settings, clock=clock, connectors={"michigan": fake})
     yield rt
     await rt.close()
-
-
-@pytest.fixture
-async def hub_url(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 class Listener:
