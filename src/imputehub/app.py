@@ -15,6 +15,9 @@ from imputehub.api.body_limit import BodyLimit
 from imputehub.api.router import api_router
 from imputehub.monitoring.middleware import RateLimit, RequestContext
 from imputehub.runtime import Runtime
+from imputehub.web import errors as web_errors
+from imputehub.web import router as web_router
+from imputehub.web.security_headers import SecurityHeaders
 
 
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
@@ -48,13 +51,15 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.runtime = runtime
-    problems.install(app)
+    problems.install(app, pages=web_errors.page_answer)
     app.include_router(api_router)
     app.include_router(metrics_router)  # /metrics at the root, where Prometheus looks
     docs.install(app)  # /docs, working without internet access
+    web_router.install(app, runtime)  # the pages, /static and the pages' JSON door
     # Added last = outermost: the request id exists before the rate limit may answer 429,
     # and a body is refused for its size only after the rate limit has had its say.
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_request_body_bytes)
     app.add_middleware(RateLimit, runtime=runtime)
     app.add_middleware(RequestContext)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # (accounts/throttle.py); no account is ever locked.
     login_max_failures: int = Field(default=5, gt=0)
     login_backoff_max_seconds: int = Field(default=15 * 60, gt=0)
+    # Browser sessions (web pages): signed out after this long without a request, and in
+    # any case this long after signing in.
+    session_idle_minutes: int = Field(default=60, gt=0)
+    session_max_hours: int = Field(default=12, gt=0)
     # Live (unexpired) personal API tokens one user may hold.
     max_api_tokens_per_user: int = Field(default=20, gt=0)
     # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For

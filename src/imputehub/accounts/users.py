@@ -11,7 +11,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imputehub.accounts import api_tokens, passwords, throttle
+from imputehub.accounts import api_tokens, browser_sessions, passwords, throttle
 from imputehub.db.models import User
 from imputehub.db.session import Database
 from imputehub.domain.errors import (
@@ -70,6 +70,20 @@ async def count_users(session: AsyncSession) -> int:
 
 async def find_by_username(session: AsyncSession, username: str) -> User | None:
     return await session.scalar(select(User).where(User.username == username))
+
+
+async def find_for_login(session: AsyncSession, name: str) -> User | None:
+    """The account a sign-in names: its username, or an e-mail address that exactly one
+    account has (e-mail addresses are not unique; an ambiguous one opens nothing)."""
+    user = await find_by_username(session, name)
+    if user is not None or "@" not in name:
+        return user
+    found = list(
+        await session.scalars(
+            select(User).where(func.lower(User.email) == name.strip().lower()).limit(2)
+        )
+    )
+    return found[0] if len(found) == 1 else None
 
 
 async def create_user(
@@ -156,7 +170,7 @@ async def authenticate(
     now: datetime,
     policy: throttle.Policy,
 ) -> User:
-    """Check a username and password from client `address`, throttled (accounts/throttle.py).
+    """Check a username (or one account's e-mail) and password from `address`, throttled.
 
     Whether the name exists changes neither the answer nor its time: an unknown name is
     checked against a dummy hash and throttled like any other. Runs its own transactions
@@ -165,7 +179,7 @@ async def authenticate(
     source = throttle.Source(address=address, account=username)
     async with db.session() as session:
         await throttle.check(session, source, now=now, policy=policy)
-        user = await find_by_username(session, username)
+        user = await find_for_login(session, username)
         ok = passwords.verify_password(user.password_hash if user else None, password)
         if user is not None and ok and user.is_active:
             await throttle.record_success(session, source)
@@ -221,6 +235,7 @@ async def _end_sessions_and_tokens(session: AsyncSession, user: User) -> None:
     # a password change is how an owner shuts them out, so all of them end.
     user.token_version += 1
     await api_tokens.revoke_all(session, user)
+    await browser_sessions.end_all(session, user)
 
 
 async def list_users(session: AsyncSession, actor: User) -> list[User]:

@@ -8,12 +8,10 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from imputehub.accounts import api_tokens, throttle, tokens, users
+from imputehub.accounts import api_tokens, self_service, throttle, tokens
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.users import UserPublic
-from imputehub.domain.errors import ImputehubError
-from imputehub.monitoring import audit
 from imputehub.runtime import Runtime
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -62,11 +60,10 @@ class TokenCreated(TokenPublic):
     token: str = Field(description="the token itself; shown only in this response")
 
 
-def _throttle_policy(runtime: Runtime) -> throttle.Policy:
+def throttle_policy(runtime: Runtime) -> throttle.Policy:
     settings = runtime.settings
-    return throttle.Policy(
-        free_failures=settings.login_max_failures,
-        max_seconds=settings.login_backoff_max_seconds,
+    return self_service.login_policy(
+        settings.login_max_failures, settings.login_backoff_max_seconds
     )
 
 
@@ -75,38 +72,13 @@ async def login(
     body: LoginRequest, request: Request, runtime: RuntimeDep, now: Now
 ) -> LoginResponse:
     settings = runtime.settings
-    origin = request_origin(request)
-    try:
-        user = await users.authenticate(
-            runtime.db,
-            username=body.username,
-            password=body.password,
-            address=origin.client_ip,
-            now=now,
-            policy=_throttle_policy(runtime),
-        )
-    except ImputehubError as exc:
-        # Its own transaction: authenticate's has ended (and the error rolls back ours).
-        await audit.record_alone(
-            runtime.db,
-            action="login",
-            actor=body.username,
-            now=now,
-            target_type="user",
-            target_id=body.username,
-            outcome="failure",
-            origin=origin,
-            details={"reason": exc.code},
-        )
-        raise
-    await audit.record_alone(
+    user = await self_service.log_in(
         runtime.db,
-        action="login",
-        actor=user,
+        username=body.username,
+        password=body.password,
+        origin=request_origin(request),
         now=now,
-        target_type="user",
-        target_id=user.id,
-        origin=origin,
+        policy=throttle_policy(runtime),
     )
     token = tokens.issue_access_token(
         user_id=user.id,
@@ -136,31 +108,16 @@ async def change_password(
     user: CurrentUser,
     now: Now,
 ) -> Response:
-    fields = {"action": "password_changed", "now": now, "target_type": "user"}
-    origin = request_origin(request)
-    try:
-        await users.check_current_password(
-            runtime.db,
-            user,
-            body.current_password,
-            address=origin.client_ip,
-            now=now,
-            policy=_throttle_policy(runtime),
-        )
-        await users.change_password(session, user, new_password=body.new_password, now=now)
-    except ImputehubError as exc:
-        # Its own transaction: the error rolls back the request's.
-        await audit.record_alone(
-            runtime.db,
-            **fields,
-            actor=user,
-            target_id=user.id,
-            outcome="failure",
-            origin=origin,
-            details={"reason": exc.code},
-        )
-        raise
-    await audit.record(session, **fields, actor=user, target_id=user.id, origin=origin)
+    await self_service.change_password(
+        runtime.db,
+        session,
+        user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        origin=request_origin(request),
+        now=now,
+        policy=throttle_policy(runtime),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -173,23 +130,14 @@ async def create_token(
     user: CurrentUser,
     now: Now,
 ) -> TokenCreated:
-    created = await api_tokens.create_token(
+    created = await self_service.create_token(
         session,
         user,
         name=body.name,
         expires_in_days=body.expires_in_days,
         max_tokens=runtime.settings.max_api_tokens_per_user,
-        now=now,
-    )
-    await audit.record(
-        session,
-        action="token_created",
-        actor=user,
-        now=now,
-        target_type="api_token",
-        target_id=created.record.id,
         origin=request_origin(request),
-        details={"name": body.name},
+        now=now,
     )
     public = TokenPublic.model_validate(created.record)
     return TokenCreated(**public.model_dump(), token=created.token)
@@ -204,14 +152,7 @@ async def list_tokens(session: SessionDep, user: CurrentUser) -> list[TokenPubli
 async def delete_token(
     token_id: str, request: Request, session: SessionDep, user: CurrentUser, now: Now
 ) -> Response:
-    await api_tokens.delete_token(session, user, token_id)
-    await audit.record(
-        session,
-        action="token_revoked",
-        actor=user,
-        now=now,
-        target_type="api_token",
-        target_id=token_id,
-        origin=request_origin(request),
+    await self_service.revoke_token(
+        session, user, token_id, origin=request_origin(request), now=now
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

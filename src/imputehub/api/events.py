@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Receive, Scope, Send
 
 from imputehub.accounts import api_tokens
@@ -65,10 +67,19 @@ AccessTokenQuery = Annotated[
 ]
 
 
-async def _authenticate(
-    runtime: Runtime, request: Request, access_token: str | None
-) -> tuple[User, str]:
-    """The caller and their bearer token (kept to check it again while streaming)."""
+@dataclass(frozen=True)
+class StreamCaller:
+    """Who opened a stream, and how to ask again while it runs (the token or session may
+    end, the account be deactivated)."""
+
+    user: User
+    resolve_again: Callable[[AsyncSession], Awaitable[User]]
+
+
+async def bearer_caller(
+    request: Request, runtime: RuntimeDep, access_token: AccessTokenQuery = None
+) -> StreamCaller:
+    """The caller by bearer token: the header, or `?access_token=` for EventSource."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     bearer = value.strip() if scheme.lower() == "bearer" else (access_token or "")
@@ -76,25 +87,27 @@ async def _authenticate(
         raise AuthenticationRequired(
             "log in first: send 'Authorization: Bearer <token>' (or ?access_token=)"
         )
-    return await _resolve(runtime, bearer), bearer
 
-
-async def _resolve(runtime: Runtime, bearer: str) -> User:
-    async with runtime.db.session() as session:
+    async def resolve(session: AsyncSession) -> User:
         return await api_tokens.resolve_bearer(
             session, bearer, secret_key=runtime.secret_key, now=runtime.clock.now()
         )
 
+    async with runtime.db.session() as session:
+        user = await resolve(session)
+    return StreamCaller(user, resolve)
 
-def _recheck(runtime: Runtime, bearer: str, job_id: str | None = None) -> live.Recheck:
+
+Caller = Annotated[StreamCaller, Depends(bearer_caller)]
+
+
+def _recheck(runtime: Runtime, caller: StreamCaller, job_id: str | None = None) -> live.Recheck:
     """What the route checked, asked again while streaming: the token, the account, the job."""
 
     async def refusal() -> live.Refusal | None:
         try:
             async with runtime.db.session() as session:
-                user = await api_tokens.resolve_bearer(
-                    session, bearer, secret_key=runtime.secret_key, now=runtime.clock.now()
-                )
+                user = await caller.resolve_again(session)
                 if job_id is not None:
                     await queries.get_job(session, user, job_id)
         except (AuthenticationRequired, NotFound) as exc:
@@ -157,35 +170,33 @@ def _encode(message: live.Message) -> bytes:
 
 @router.get("/events", response_class=StreamingResponse)
 async def my_events(
-    request: Request,
     runtime: RuntimeDep,
+    caller: Caller,
     last_event_id: LastEventIdQuery = None,
-    access_token: AccessTokenQuery = None,
     last_event_id_header: LastEventIdHeader = None,
 ) -> StreamingResponse:
     """Your events as server-sent events (text/event-stream)."""
-    user, bearer = await _authenticate(runtime, request, access_token)
+    user = caller.user
     after = _resume_point(last_event_id_header, last_event_id)
     if after is None:
         after = await live.latest_event_id(runtime, user.id)
     return _sse(
         runtime,
         user,
-        live.user_stream(runtime, user.id, after=after, recheck=_recheck(runtime, bearer)),
+        live.user_stream(runtime, user.id, after=after, recheck=_recheck(runtime, caller)),
     )
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
 async def job_events(
     job_id: str,
-    request: Request,
     runtime: RuntimeDep,
+    caller: Caller,
     last_event_id: LastEventIdQuery = None,
-    access_token: AccessTokenQuery = None,
     last_event_id_header: LastEventIdHeader = None,
 ) -> StreamingResponse:
     """One job's events and progress as server-sent events; ends when the job has ended."""
-    user, bearer = await _authenticate(runtime, request, access_token)
+    user = caller.user
     after = _resume_point(last_event_id_header, last_event_id) or 0
     async with runtime.db.session() as session:
         job = await queries.get_job(session, user, job_id)  # 404 unless the caller's
@@ -193,6 +204,6 @@ async def job_events(
         runtime,
         user,
         live.job_stream(
-            runtime, job.user_id, job.id, after=after, recheck=_recheck(runtime, bearer, job.id)
+            runtime, job.user_id, job.id, after=after, recheck=_recheck(runtime, caller, job.id)
         ),
     )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -166,9 +167,29 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(errors.ImputehubError, _imputehub_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+# Given a request and the problem answer made for it, another answer (the web pages answer
+# their own requests with an HTML page or a redirect to sign in), or None to keep it.
+PageAnswer = Callable[[Request, JSONResponse], Response | None]
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
+def _answered(handler: Handler, pages: PageAnswer | None) -> Handler:
+    async def handle(request: Request, exc: Exception) -> Any:
+        answer = await handler(request, exc)
+        if pages is not None and (page := pages(request, answer)) is not None:
+            return page
+        return answer
+
+    return handle
+
+
+def install(app: FastAPI, *, pages: PageAnswer | None = None) -> None:
+    """Every error becomes a problem+json answer, or for a page, what `pages` makes of it."""
+    for error, handler in (
+        (errors.ImputehubError, _imputehub_error),
+        (RequestValidationError, _validation_error),
+        (StarletteHTTPException, _http_error),
+        (DataError, _data_error),
+        (Exception, _unexpected_error),
+    ):
+        app.add_exception_handler(error, _answered(handler, pages))

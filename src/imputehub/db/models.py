@@ -99,6 +99,23 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
 
 
+class BrowserSession(Base):
+    """A signed-in browser (web pages). Only the cookie's SHA-256 is stored.
+
+    Ends at logout, after `idle` without a request, at `expires_at` (an absolute limit), or
+    when the user's token_version moves on (password change or reset, deactivation).
+    """
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Service(Base):
     __tablename__ = "services"
 

@@ -25,11 +25,12 @@ logger = logging.getLogger("imputehub.api")
 
 # An incoming X-Request-ID is kept only when it is short and plain (it is logged and echoed).
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-LOGIN_PATH = "/api/v1/auth/login"
+# Password checks: the API's login and the sign-in page's form.
+LOGIN_PATHS = frozenset({"/api/v1/auth/login", "/login"})
 # Bulk transfer, bounded by sizes and quotas rather than by request counts: a fast link
 # sends far more than one upload part a second, and a service fetching inputs by signed link
 # may use many range requests. Counting them would throttle the hub's main job.
-_BULK = re.compile(r"^/api/v1/(uploads/[^/]+/part/\d+|links/.*)$")
+_BULK = re.compile(r"^(/app)?/api/v1/(uploads/[^/]+/part/\d+|links/.*)$")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -130,13 +131,15 @@ class RateLimit:
         self.api = ratelimit.ApiLimiter(ratelimit.parse(runtime.settings.rate_limit_api))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/api/"):
+        path = str(scope.get("path", ""))
+        limited = path.startswith(("/api/", "/app/api/")) or path in LOGIN_PATHS
+        if scope["type"] != "http" or not limited:
             await self.app(scope, receive, send)
             return
         address = client_address.of_scope(scope, self.trusted)
         now = self.runtime.clock.now()
         decision: ratelimit.Decision | None = None
-        if scope["path"] == LOGIN_PATH and scope.get("method") == "POST" and self.login.enabled:
+        if scope["path"] in LOGIN_PATHS and scope.get("method") == "POST" and self.login.enabled:
             async with self.runtime.db.session() as session:
                 decision = await ratelimit.hit_shared(session, "login", self.login, address, now)
         elif self.api.limit.enabled and not _BULK.match(scope["path"]):

@@ -48,6 +48,15 @@ class PreferenceChange:
     enabled: bool
 
 
+async def unread_count(session: AsyncSession, user: User) -> int:
+    found = await session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    )
+    return int(found or 0)
+
+
 async def list_notifications(
     session: AsyncSession,
     user: User,

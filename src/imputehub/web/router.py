@@ -1,0 +1,28 @@
+"""The web pages: their routes, static assets and the pages' JSON door, wired into the app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from imputehub.runtime import Runtime
+from imputehub.web import (
+    browser_api,
+    dashboard,
+    file_pages,
+    job_pages,
+    new_job,
+    settings_pages,
+    signin,
+)
+from imputehub.web.templating import STATIC_DIR
+
+pages = APIRouter(include_in_schema=False)
+for module in (signin, dashboard, new_job, job_pages, file_pages, settings_pages):
+    pages.include_router(module.router)
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(browser_api.PREFIX, browser_api.browser_api(runtime))

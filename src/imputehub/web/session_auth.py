@@ -1,0 +1,134 @@
+"""Who is signed in to the pages: the session cookie, its CSRF token and the page guards.
+
+Pages (and the pages' own JSON door, web/browser_api.py) use these; /api/v1 never reads
+the cookie, so a script holding a bearer token and a browser holding a cookie each have one
+way in. State-changing requests must carry the session's CSRF token (form field
+`csrf_token`, or header `X-CSRF-Token` from scripts) and, when the browser says where they
+came from (Origin), come from the hub itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request, Response
+from starlette.datastructures import FormData
+
+from imputehub.accounts import browser_sessions
+from imputehub.accounts.browser_sessions import OpenSession
+from imputehub.api.deps import Now, RuntimeDep, SessionDep
+from imputehub.domain.errors import InvalidInput, PermissionDenied
+from imputehub.notify import inbox
+from imputehub.runtime import Runtime
+
+COOKIE = "imputehub_session"
+# Behind https the cookie gets the __Host- prefix: Secure, no Domain, Path=/ (the browser
+# enforces it, so a sibling subdomain cannot plant one).
+SECURE_COOKIE = "__Host-imputehub_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Forms the pages send are small (settings, job choices); files go through uploads.
+MAX_FORM_BYTES = 64 * 1024
+
+
+def lifetime(runtime: Runtime) -> browser_sessions.Lifetime:
+    settings = runtime.settings
+    return browser_sessions.lifetime_of(settings.session_idle_minutes, settings.session_max_hours)
+
+
+def is_secure(runtime: Runtime, request: Request) -> bool:
+    """Secure cookies when the hub is reached over https (as its public URL says)."""
+    public = runtime.settings.public_url or ""
+    return public.startswith("https://") or request.url.scheme == "https"
+
+
+def cookie_name(runtime: Runtime, request: Request) -> str:
+    return SECURE_COOKIE if is_secure(runtime, request) else COOKIE
+
+
+def read_cookie(runtime: Runtime, request: Request) -> str | None:
+    return request.cookies.get(cookie_name(runtime, request))
+
+
+def set_cookie(runtime: Runtime, request: Request, response: Response, value: str) -> None:
+    # No Max-Age: a session cookie, gone when the browser closes; the server's idle and
+    # absolute limits end it sooner.
+    response.set_cookie(
+        cookie_name(runtime, request),
+        value,
+        httponly=True,
+        samesite="lax",  # links into the hub (e-mails) still open signed in; posts do not
+        secure=is_secure(runtime, request),
+        path="/",
+    )
+
+
+def clear_cookie(runtime: Runtime, request: Request, response: Response) -> None:
+    response.delete_cookie(
+        cookie_name(runtime, request),
+        path="/",
+        secure=is_secure(runtime, request),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+async def current_session(
+    request: Request, runtime: RuntimeDep, session: SessionDep, now: Now
+) -> OpenSession:
+    """The signed-in session, or AuthenticationRequired (pages answer it with the sign-in
+    page; the browser API with 401)."""
+    opened = await browser_sessions.resolve(
+        session,
+        read_cookie(runtime, request),
+        now=now,
+        lifetime=lifetime(runtime),
+        secret_key=runtime.secret_key,
+    )
+    # For the header's unread badge on every page (templating.render reads it).
+    request.state.unread_count = await inbox.unread_count(session, opened.user)
+    return opened
+
+
+SignedIn = Annotated[OpenSession, Depends(current_session)]
+
+
+def check_origin(request: Request, runtime: Runtime) -> None:
+    """A state-changing request the browser says came from elsewhere is refused, whatever
+    it carries (defence in depth beside the CSRF token and SameSite)."""
+    origin = request.headers.get("origin")
+    if origin is None:  # older browsers and same-origin GET-style navigations send none
+        return
+    ours = {request.headers.get("host", "")}
+    if runtime.settings.public_url:
+        ours.add(urlsplit(runtime.settings.public_url).netloc)
+    if origin == "null" or urlsplit(origin).netloc not in ours:
+        raise PermissionDenied(
+            "this request came from another site and was refused", code="csrf_failed"
+        )
+
+
+async def guarded_session(request: Request, runtime: RuntimeDep, opened: SignedIn) -> OpenSession:
+    """The session, with the CSRF header checked on state-changing requests (the browser
+    API: scripts send `X-CSRF-Token`)."""
+    if request.method not in SAFE_METHODS:
+        check_origin(request, runtime)
+        browser_sessions.check_csrf(opened, request.headers.get(CSRF_HEADER))
+    return opened
+
+
+async def read_form(request: Request, runtime: Runtime, opened: OpenSession) -> FormData:
+    """A page's posted form, bounded in size, with its CSRF token and origin checked."""
+    check_origin(request, runtime)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise InvalidInput("send the form as the page does", code="unsupported_media_type")
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        raise InvalidInput("the form is too large", code="form_too_large")
+    form = await request.form(max_files=0, max_fields=200, max_part_size=MAX_FORM_BYTES)
+    presented = form.get(CSRF_FIELD)
+    browser_sessions.check_csrf(opened, presented if isinstance(presented, str) else None)
+    return form
