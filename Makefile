@@ -23,7 +23,7 @@ PYTEST_ARGS ?= -n auto --dist loadfile
 # Code that ruff checks (bench/ may not exist yet in a checkout).
 PY_DIRS := $(wildcard src tests bench scripts)
 
-.PHONY: run test check lint format typecheck deps deps-test uv migration clean
+.PHONY: run test check lint format typecheck deps deps-test uv migration screenshots clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -58,6 +58,10 @@ test: check
 format: deps-test
 	$(UV) run --frozen ruff format $(PY_DIRS)
 	$(UV) run --frozen ruff check --fix $(PY_DIRS)
+
+# The README's pictures of the web pages, taken by the browser tests themselves.
+screenshots: deps-test
+	IMPUTEHUB_SCREENSHOT_DIR=docs/screenshots $(UV) run --frozen pytest -p no:cacheprovider tests/e2e/web
 
 migration: deps-test
 	$(UV) run --frozen python scripts/make_migration.py "$(MESSAGE)"

@@ -21,8 +21,14 @@ import httpx
 import pytest
 
 from tests.e2e.processes import Cli, HubProcess, local_engine_env
+from tests.support import databases
 from tests.support.peers import free_port
 from tests.support.vcf import write_vcf
+
+# One database: what is tested is the client; both databases are tested under the API.
+pytestmark = pytest.mark.parametrize(
+    "empty_database_url", [databases.preferring_postgres()], indirect=True
+)
 
 PASSWORD = "submit test password"
 WAIT = 60.0

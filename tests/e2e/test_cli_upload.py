@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
@@ -24,6 +25,9 @@ from imputehub.db import migrate
 from imputehub.db.models import Base
 from tests.e2e.processes import Cli, HubProcess, hub_env
 from tests.support.peers import free_port
+
+# One database: what is tested is the client resuming; the hub side is tested on both.
+pytestmark = pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
 
 PASSWORD = "upload test password"
 PART = 64 * 1024

@@ -13,10 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from imputehub.engine.accuracy import dosage_r2
 from tests.e2e.processes import Cli, HubProcess, local_engine_env
+from tests.support import databases
 from tests.support.peers import free_port
+
+# One database: the same walk-through on SQLite is the README test (`make run`).
+pytestmark = pytest.mark.parametrize(
+    "empty_database_url", [databases.preferring_postgres()], indirect=True
+)
 
 PASSWORD = "walk-through admin password"
 EXPECTED = {

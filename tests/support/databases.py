@@ -30,6 +30,12 @@ def backends() -> list[str]:
     return ["sqlite", "postgresql"] if postgres_admin_url() else ["sqlite"]
 
 
+def preferring_postgres() -> str:
+    """The one backend a slow end-to-end file runs on when testing both would only repeat
+    it: PostgreSQL when configured (the README's `make run` walk-through covers SQLite)."""
+    return "postgresql" if postgres_admin_url() else "sqlite"
+
+
 def _libpq(url: str) -> str:
     parsed = make_url(url).set(drivername="postgresql")
     return parsed.render_as_string(hide_password=False)

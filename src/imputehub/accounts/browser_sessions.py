@@ -90,8 +90,13 @@ async def resolve(
     now: datetime,
     lifetime: Lifetime,
     secret_key: str,
+    active: bool = True,
 ) -> OpenSession:
-    """The signed-in user behind a session cookie, or AuthenticationRequired."""
+    """The signed-in user behind a session cookie, or AuthenticationRequired.
+
+    `active`: the request is the user's doing and keeps the session from idling out. A live
+    stream checking itself again is not (an open tab alone must not keep a session alive).
+    """
     if not cookie or len(cookie) > 200:
         raise AuthenticationRequired("sign in first", code="not_signed_in")
     row = await session.get(BrowserSession, _hash(cookie))
@@ -112,7 +117,7 @@ async def resolve(
             "your session has ended; sign in again", code="session_expired"
         )
     assert user is not None
-    if now - row.last_seen_at >= TOUCH_EVERY:
+    if active and now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
         await session.flush()
     return OpenSession(

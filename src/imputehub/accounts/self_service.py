@@ -95,6 +95,24 @@ async def change_password(
     return user
 
 
+async def change_email(
+    session: AsyncSession, user: User, *, email: str, origin: audit.Origin, now: datetime
+) -> User:
+    """The user's own e-mail address (empty: none), where the hub's mails go."""
+    await users.set_email(session, user, email, now=now)
+    # That it changed, not the address: the audit log is read by admins of every account.
+    await audit.record(
+        session,
+        action="email_changed",
+        actor=user,
+        now=now,
+        target_type="user",
+        target_id=user.id,
+        origin=origin,
+    )
+    return user
+
+
 async def create_token(
     session: AsyncSession,
     user: User,

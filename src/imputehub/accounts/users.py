@@ -23,6 +23,7 @@ from imputehub.domain.errors import (
 )
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
+MAX_EMAIL_LENGTH = 254  # as the column, and RFC 5321's path limit
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,63}$")
 
 
@@ -219,6 +220,20 @@ async def change_password(
     """Set a new password (the current one checked by `check_current_password`)."""
     user.password_hash = passwords.hash_password(new_password)
     await _end_sessions_and_tokens(session, user)
+    user.updated_at = now
+    await session.flush()
+    return user
+
+
+async def set_email(session: AsyncSession, user: User, email: str, *, now: datetime) -> User:
+    """A user's own address (stripped; empty for none). Another account may share it:
+    sign-in by e-mail refuses an ambiguous address (find_for_login)."""
+    email = email.strip()
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidInput(
+            f"email address must be at most {MAX_EMAIL_LENGTH} characters", field="email"
+        )
+    user.email = _check_email(email)
     user.updated_at = now
     await session.flush()
     return user

@@ -12,11 +12,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
-from imputehub.monitoring import audit
 from imputehub.registry import user_credentials
 from imputehub.registry.user_credentials import CredentialStatus
 
@@ -95,15 +93,15 @@ async def set_credential(
     now: Now,
     scope: ScopeQuery = "user",
 ) -> CredentialStatusPublic:
-    # Stored (and committed) first; then the service is asked, with no transaction open,
-    # which panels your own credential sees.
-    async with runtime.db.session() as session:
-        found = await user_credentials.set_credential(
-            session, runtime.vault, user, ref, body.credential, scope=scope, now=now
-        )
-        await _audit(session, request, user, now, "credential_set", found.service_id, scope)
-    if scope == "user":
-        found = await user_credentials.check_panels(runtime, user, found.service_id)
+    found = await user_credentials.store(
+        runtime,
+        user,
+        ref,
+        body.credential,
+        scope=scope,
+        origin=request_origin(request),
+        now=now,
+    )
     return CredentialStatusPublic.of(found)
 
 
@@ -125,10 +123,9 @@ async def delete_credential(
     now: Now,
     scope: ScopeQuery = "user",
 ) -> Response:
-    await user_credentials.delete_credential(
-        session, runtime.vault, user, ref, scope=scope, now=now
+    await user_credentials.remove(
+        session, runtime.vault, user, ref, scope=scope, origin=request_origin(request), now=now
     )
-    await _audit(session, request, user, now, "credential_deleted", ref, scope)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -138,25 +135,3 @@ async def verify_credential(
 ) -> CredentialStatusPublic:
     found = await user_credentials.verify(runtime, user, ref, scope=scope)
     return CredentialStatusPublic.of(found)
-
-
-async def _audit(
-    session: AsyncSession,
-    request: Request,
-    user: CurrentUser,
-    now: datetime,
-    action: str,
-    service: str,
-    scope: str,
-) -> None:
-    # Which credential changed, never its value (not even the last characters).
-    await audit.record(
-        session,
-        action=action,
-        actor=user,
-        now=now,
-        target_type="service",
-        target_id=service,
-        origin=request_origin(request),
-        details={"scope": scope},
-    )

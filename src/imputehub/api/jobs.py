@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from imputehub.api import job_compatibility
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, Offset, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser, multipart_body, request_chunks
@@ -31,7 +32,6 @@ from imputehub.domain.errors import InvalidInput
 from imputehub.domain.jobs import JobMode, JobStatus
 from imputehub.files import forms, uploads
 from imputehub.jobs import actions, create, queries, stats, validation
-from imputehub.monitoring import audit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 Body = TypeVar("Body", bound=BaseModel)
@@ -314,19 +314,8 @@ async def cancel(
     now: Now,
     after: BackgroundTasks,
 ) -> JobPublic:
-    job = await actions.cancel_job(session, user, job_id, now=now)
+    job = await actions.cancel_job(session, user, job_id, now=now, origin=request_origin(request))
     after.add_task(runtime.wake_workers)  # after the commit: the worker tells the service
-    if job.user_id != user.id:  # an admin acting on someone else's job
-        await audit.record(
-            session,
-            action="job_cancelled_by_admin",
-            actor=user,
-            now=now,
-            target_type="job",
-            target_id=job.id,
-            origin=request_origin(request),
-            details={"owner_id": job.user_id},
-        )
     return job_public(job)
 
 
@@ -363,3 +352,7 @@ async def retry(
         max_active_jobs=runtime.settings.max_active_jobs_per_user,
     )
     return job_public(job)
+
+
+# POST /jobs/compatibility (its own module: a file's fit with every panel on offer).
+router.include_router(job_compatibility.router)

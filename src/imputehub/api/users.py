@@ -7,10 +7,9 @@ from datetime import datetime
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from imputehub.accounts import users
+from imputehub.accounts import administration, users
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import AdminUser, Now, SessionDep
-from imputehub.monitoring import audit
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -54,23 +53,15 @@ async def list_users(session: SessionDep, admin: AdminUser) -> list[UserPublic]:
 async def create_user(
     body: UserCreate, request: Request, session: SessionDep, admin: AdminUser, now: Now
 ) -> UserPublic:
-    user = await users.create_user(
+    user = await administration.create_account(
         session,
+        admin,
         username=body.username,
         password=body.password,
         email=body.email,
         role=body.role,
-        now=now,
-    )
-    await audit.record(
-        session,
-        action="user_created",
-        actor=admin,
-        now=now,
-        target_type="user",
-        target_id=user.id,
         origin=request_origin(request),
-        details={"username": user.username, "role": user.role},
+        now=now,
     )
     return UserPublic.model_validate(user)
 
@@ -84,27 +75,16 @@ async def update_user(
     admin: AdminUser,
     now: Now,
 ) -> UserPublic:
-    role_before = (await users.get_user(session, user_id)).role
-    user = await users.update_user(
+    user = await administration.update_account(
         session,
         admin,
         user_id,
         now=now,
+        origin=request_origin(request),
+        fields_set=frozenset(body.model_fields_set),
         email=body.email,
         role=body.role,
         is_active=body.is_active,
         password=body.password,
-        fields_set=frozenset(body.model_fields_set),
-    )
-    changed = sorted(body.model_fields_set)  # names only: never the new password itself
-    await audit.record(
-        session,
-        action="role_changed" if user.role != role_before else "user_updated",
-        actor=admin,
-        now=now,
-        target_type="user",
-        target_id=user.id,
-        origin=request_origin(request),
-        details={"fields": changed, "role": user.role, "role_before": role_before},
     )
     return UserPublic.model_validate(user)

@@ -7,7 +7,6 @@ it (it is stored encrypted). Another user's webhook is answered as not found.
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +15,6 @@ from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.db.models import Webhook
 from imputehub.domain.notifications import EventKind
-from imputehub.monitoring import audit
 from imputehub.notify import webhooks
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -79,26 +77,16 @@ async def create_webhook(
     user: CurrentUser,
     now: Now,
 ) -> WebhookCreated:
-    created = await webhooks.create_webhook(
+    created = await webhooks.register(
         session,
         runtime.vault,
-        user_id=user.id,
+        user,
         url=body.url,
         description=body.description,
         event_kinds=body.event_kinds,
         allow_private=runtime.settings.webhook_allow_private,
-        now=now,
-    )
-    await audit.record(
-        session,
-        action="webhook_created",
-        actor=user,
-        now=now,
-        target_type="webhook",
-        target_id=created.webhook.id,
         origin=request_origin(request),
-        # The host only: a webhook URL's path or query is often a secret of its own.
-        details={"host": urlsplit(created.webhook.url).hostname or ""},
+        now=now,
     )
     public = WebhookPublic.of(created.webhook)
     return WebhookCreated(**public.model_dump(), secret=created.secret)
@@ -119,14 +107,5 @@ async def get_webhook(webhook_id: str, session: SessionDep, user: CurrentUser) -
 async def delete_webhook(
     webhook_id: str, request: Request, session: SessionDep, user: CurrentUser, now: Now
 ) -> Response:
-    await webhooks.delete_webhook(session, user_id=user.id, webhook_id=webhook_id)
-    await audit.record(
-        session,
-        action="webhook_deleted",
-        actor=user,
-        now=now,
-        target_type="webhook",
-        target_id=webhook_id,
-        origin=request_origin(request),
-    )
+    await webhooks.unregister(session, user, webhook_id, origin=request_origin(request), now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.db.models import Upload, UploadPart, User, new_id
@@ -370,3 +370,52 @@ async def _checked_part(
             )
     if block:
         yield block
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnfinishedUpload:
+    """An upload that has not become a file yet, as its owner's list shows it."""
+
+    upload: Upload
+    parts_received: int
+    received_bytes: int
+    expired: bool
+
+    @property
+    def share(self) -> float:
+        return self.received_bytes / self.upload.size if self.upload.size else 0.0
+
+
+async def unfinished_uploads(
+    session: AsyncSession, user: User, *, now: datetime, limit: int = 50
+) -> list[UnfinishedUpload]:
+    """The caller's open (or completing) uploads, newest first; expired ones stay listed
+    until the sweep removes them, so their owner sees why a resume will not work."""
+    received = (
+        select(
+            UploadPart.upload_id,
+            func.count().label("parts"),
+            func.coalesce(func.sum(UploadPart.size), 0).label("bytes"),
+        )
+        .group_by(UploadPart.upload_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Upload, received.c.parts, received.c.bytes)
+        .outerjoin(received, received.c.upload_id == Upload.id)
+        .where(
+            Upload.user_id == user.id,
+            Upload.status.in_([UploadStatus.OPEN.value, UploadStatus.COMPLETING.value]),
+        )
+        .order_by(Upload.created_at.desc(), Upload.id.desc())
+        .limit(limit)
+    )
+    return [
+        UnfinishedUpload(
+            upload=upload,
+            parts_received=int(parts or 0),
+            received_bytes=int(size or 0),
+            expired=is_expired(upload.expires_at, now),
+        )
+        for upload, parts, size in rows
+    ]

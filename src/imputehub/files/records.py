@@ -152,3 +152,39 @@ async def delete_file(runtime: Runtime, user: User, file_id: str) -> None:
             extra={"action": "file_bytes_delete_failed", "file_id": file_id},
         )
     log.info("file deleted", extra={"action": "file_deleted", "file_id": file_id})
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRef:
+    id: str
+    name: str
+    status: str
+
+
+async def jobs_of_files(
+    session: AsyncSession, files: Sequence[StoredFile]
+) -> dict[str, list[JobRef]]:
+    """For each file (already checked as the caller's): the jobs it is an input of, or the
+    job whose result it is, newest first. Files without a job map to an empty list."""
+    found: dict[str, list[JobRef]] = {f.id: [] for f in files}
+    if not found:
+        return found
+    inputs = await session.execute(
+        select(JobInput.file_id, Job.id, Job.name, Job.status)
+        .join(Job, Job.id == JobInput.job_id)
+        .where(JobInput.file_id.in_(list(found)))
+        .order_by(Job.created_at.desc(), Job.id.desc())
+    )
+    for file_id, job_id, name, status in inputs:
+        found[file_id].append(JobRef(id=job_id, name=name, status=status))
+    owners = {f.job_id for f in files if f.job_id is not None}
+    if owners:
+        jobs = await session.execute(
+            select(Job.id, Job.name, Job.status).where(Job.id.in_(list(owners)))
+        )
+        by_id = {job_id: JobRef(id=job_id, name=name, status=s) for job_id, name, s in jobs}
+        for f in files:
+            ref = by_id.get(f.job_id or "")
+            if ref is not None and ref not in found[f.id]:
+                found[f.id].append(ref)
+    return found

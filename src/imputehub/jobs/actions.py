@@ -1,19 +1,24 @@
-"""What a user does to an existing job: cancel it, delete it, retry it."""
+"""What a user does to an existing job: cancel it, delete it, retry it, run it again as
+QC only; and cancel or delete several at once."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.db.models import Job, JobStatusUpdate, StoredFile, User
-from imputehub.domain.errors import Conflict, InvalidTransition
-from imputehub.domain.jobs import JobStatus, is_terminal
+from imputehub.domain.errors import Conflict, ImputehubError, InvalidInput, InvalidTransition
+from imputehub.domain.jobs import JobMode, JobStatus, is_terminal
 from imputehub.jobs import lifecycle
 from imputehub.jobs.create import JobRequest, create_job
-from imputehub.jobs.queries import get_job
+from imputehub.jobs.queries import get_job, job_names
+from imputehub.monitoring import audit
 from imputehub.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,9 +68,29 @@ def request_cancel(session: AsyncSession, job: Job, *, now: datetime) -> Job:
     return job
 
 
-async def cancel_job(session: AsyncSession, user: User, job_id: str, *, now: datetime) -> Job:
+async def cancel_job(
+    session: AsyncSession,
+    user: User,
+    job_id: str,
+    *,
+    now: datetime,
+    origin: audit.Origin | None = None,
+) -> Job:
+    """Cancel the job; an admin cancelling someone else's job leaves an audit entry."""
     job = await get_job(session, user, job_id, for_update=True)
-    return request_cancel(session, job, now=now)
+    request_cancel(session, job, now=now)
+    if job.user_id != user.id:
+        await audit.record(
+            session,
+            action="job_cancelled_by_admin",
+            actor=user,
+            now=now,
+            target_type="job",
+            target_id=job.id,
+            origin=origin,
+            details={"owner_id": job.user_id},
+        )
+    return job
 
 
 async def delete_job(runtime: Runtime, user: User, job_id: str, *, now: datetime) -> Job | None:
@@ -93,6 +118,26 @@ async def delete_job(runtime: Runtime, user: User, job_id: str, *, now: datetime
     return None
 
 
+def _request_like(original: Job, *, mode: str) -> JobRequest:
+    if not original.inputs:
+        raise Conflict(
+            f"the input files of job {original.id} have been deleted; upload them again "
+            "and create a new job"
+        )
+    return JobRequest(
+        name=original.name,
+        description=original.description,
+        service=original.service_id,
+        reference_panel=original.reference_panel_id,
+        input_file_ids=tuple(item.file_id for item in original.inputs),
+        build=original.build,
+        phasing=original.phasing,
+        population=original.population,
+        mode=mode,
+        r2_filter=original.r2_filter,
+    )
+
+
 async def retry_job(
     session: AsyncSession, user: User, job_id: str, *, now: datetime, max_active_jobs: int
 ) -> Job:
@@ -104,28 +149,101 @@ async def retry_job(
             f"only failed or cancelled jobs can be retried; job {job_id} is {status.value}",
             current=status.value,
         )
-    if not original.inputs:
-        raise Conflict(
-            f"the input files of job {job_id} have been deleted; upload them again "
-            "and create a new job"
-        )
-    request = JobRequest(
-        name=original.name,
-        description=original.description,
-        service=original.service_id,
-        reference_panel=original.reference_panel_id,
-        input_file_ids=tuple(item.file_id for item in original.inputs),
-        build=original.build,
-        phasing=original.phasing,
-        population=original.population,
-        mode=original.mode,
-        r2_filter=original.r2_filter,
-    )
     return await create_job(
         session,
         owner_id=original.user_id,
-        request=request,
+        request=_request_like(original, mode=original.mode),
         now=now,
         max_active_jobs=max_active_jobs,
         retry_of=original.id,
     )
+
+
+async def rerun_as_qc_only(
+    session: AsyncSession, user: User, job_id: str, *, now: datetime, max_active_jobs: int
+) -> Job:
+    """A new pending quality-control-only job with a finished job's settings and inputs:
+    its QC report shows what the service makes of the data, without imputing it."""
+    original = await get_job(session, user, job_id)
+    status = JobStatus(original.status)
+    if not is_terminal(status):
+        raise InvalidTransition(
+            f"job {job_id} is still {status.value}; run it again once it has ended",
+            current=status.value,
+        )
+    return await create_job(
+        session,
+        owner_id=original.user_id,
+        request=_request_like(original, mode=JobMode.QC_ONLY.value),
+        now=now,
+        max_active_jobs=max_active_jobs,
+    )
+
+
+# --- several jobs at once -------------------------------------------------------------------
+
+MAX_BULK = 100
+
+
+class BulkAction(StrEnum):
+    CANCEL = "cancel"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BulkOutcome:
+    """What happened to one job of a bulk action, in words for its owner."""
+
+    job_id: str
+    name: str | None  # None: not found (or not the caller's)
+    done: bool
+    message: str
+
+
+async def act_on_jobs(
+    runtime: Runtime,
+    user: User,
+    job_ids: Sequence[str],
+    *,
+    action: BulkAction,
+    now: datetime,
+    origin: audit.Origin | None = None,
+) -> list[BulkOutcome]:
+    """Cancel or delete each job in a transaction of its own: one refusal (a finished job
+    cannot be cancelled) does not undo the others, and each gets its own outcome."""
+    unique = list(dict.fromkeys(job_ids))
+    if not unique:
+        raise InvalidInput("choose at least one job", field="job_id")
+    if len(unique) > MAX_BULK:
+        raise InvalidInput(f"choose at most {MAX_BULK} jobs at once", field="job_id")
+    async with runtime.db.session() as session:
+        names = await job_names(session, user, unique)
+    outcomes = [
+        await _act_on_one(runtime, user, job_id, names.get(job_id), action, now, origin)
+        for job_id in unique
+    ]
+    if action is BulkAction.CANCEL and any(o.done for o in outcomes):
+        runtime.wake_workers()  # committed: the worker tells the services
+    return outcomes
+
+
+async def _act_on_one(
+    runtime: Runtime,
+    user: User,
+    job_id: str,
+    name: str | None,
+    action: BulkAction,
+    now: datetime,
+    origin: audit.Origin | None,
+) -> BulkOutcome:
+    try:
+        if action is BulkAction.CANCEL:
+            async with runtime.db.session() as session:
+                job = await cancel_job(session, user, job_id, now=now, origin=origin)
+            message = "cancelled" if job.status == JobStatus.CANCELLED else "cancelling"
+        else:
+            active = await delete_job(runtime, user, job_id, now=now)
+            message = "deleted" if active is None else "still active: cancelling it instead"
+    except ImputehubError as exc:
+        return BulkOutcome(job_id=job_id, name=name, done=False, message=exc.message)
+    return BulkOutcome(job_id=job_id, name=name, done=True, message=message)

@@ -177,12 +177,14 @@ async def _input_files(
                 f"file {file_id} is a job result; only uploaded files can be job inputs",
                 field="input_file_ids",
             )
-        _fits_service(record.filename, record.size, service)
+        fits_service(record.filename, record.size, service)
         files.append(record)
     return files
 
 
-def _fits_service(filename: str, size: int, service: Service) -> None:
+def fits_service(filename: str, size: int, service: Service) -> None:
+    """InvalidInput when the file is larger than the service takes (jobs/compatibility.py
+    asks it too, before a job is made)."""
     if service.max_upload_size is not None and size > service.max_upload_size:
         raise InvalidInput(
             f"file '{filename}' ({size} bytes) is larger than service "
@@ -234,7 +236,7 @@ async def check_request(
     )
     files = await _input_files(session, owner_id, ids, service)
     for item in planned:
-        _fits_service(item.filename, item.size, service)
+        fits_service(item.filename, item.size, service)
     reports: list[tuple[str, Mapping[str, Any] | None]] = [
         (record.filename, record.validation) for record in files
     ]

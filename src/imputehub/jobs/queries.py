@@ -13,10 +13,10 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts.users import is_admin, require_admin
-from imputehub.db.models import Job, JobStatusUpdate, Service, StoredFile, User
+from imputehub.db.models import Job, JobStatusUpdate, ReferencePanel, Service, StoredFile, User
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, NotFound
-from imputehub.domain.jobs import JobMode, JobStatus
+from imputehub.domain.jobs import ACTIVE, JobMode, JobStatus
 from imputehub.domain.slots import SlotWait
 from imputehub.jobs import slots
 
@@ -133,3 +133,52 @@ async def result_files(session: AsyncSession, user: User, job_id: str) -> Sequen
         .order_by(StoredFile.filename, StoredFile.id)
     )
     return list(rows)
+
+
+async def active_jobs(
+    session: AsyncSession, user: User, *, limit: int = DEFAULT_LIMIT
+) -> Sequence[Job]:
+    """The caller's own jobs that have not ended yet, newest first."""
+    rows = await session.scalars(
+        select(Job)
+        .where(Job.user_id == user.id, Job.status.in_([s.value for s in ACTIVE]))
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def recent_results(session: AsyncSession, user: User, *, limit: int = 5) -> Sequence[Job]:
+    """The caller's own completed jobs, the most recently finished first."""
+    rows = await session.scalars(
+        select(Job)
+        .where(Job.user_id == user.id, Job.status == JobStatus.COMPLETED.value)
+        .order_by(Job.completed_at.desc().nulls_last(), Job.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def job_names(session: AsyncSession, user: User, job_ids: Sequence[str]) -> dict[str, str]:
+    """The names of those of `job_ids` that `user` may see, by id."""
+    query = select(Job.id, Job.name).where(Job.id.in_(list(job_ids)))
+    if not is_admin(user):
+        query = query.where(Job.user_id == user.id)
+    return {row.id: row.name for row in await session.execute(query)}
+
+
+async def service_and_panel(
+    session: AsyncSession, job: Job
+) -> tuple[Service | None, ReferencePanel | None]:
+    """The service and panel a job went to, whatever their state now (a job keeps naming
+    a service an admin has since deactivated)."""
+    service = await session.get(Service, job.service_id)
+    panel = await session.get(ReferencePanel, job.reference_panel_id)
+    return service, panel
+
+
+async def services_used(session: AsyncSession, user: User) -> list[Service]:
+    """The services the user's jobs went to, by name: what their jobs can be filtered by."""
+    used = select(Job.service_id).where(Job.user_id == user.id)
+    query = select(Service).where(Service.id.in_(used)).order_by(Service.name, Service.slug)
+    return list(await session.scalars(query))

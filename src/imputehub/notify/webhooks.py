@@ -28,6 +28,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, select, update
@@ -37,6 +38,7 @@ from imputehub.accounts.vault import Vault
 from imputehub.db.models import User, Webhook
 from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
 from imputehub.domain.notifications import EventKind
+from imputehub.monitoring import audit
 from imputehub.outbound.addresses import AddressRefused, pinned, resolve
 
 MAX_WEBHOOKS_PER_USER = 10
@@ -132,6 +134,59 @@ async def create_webhook(
     session.add(webhook)
     await session.flush()
     return CreatedWebhook(webhook=webhook, secret=secret)
+
+
+async def register(
+    session: AsyncSession,
+    vault: Vault,
+    user: User,
+    *,
+    url: str,
+    description: str,
+    event_kinds: list[EventKind],
+    allow_private: bool,
+    origin: audit.Origin,
+    now: datetime,
+) -> CreatedWebhook:
+    """A user registers a webhook (the API and the settings page): created and audited."""
+    created = await create_webhook(
+        session,
+        vault,
+        user_id=user.id,
+        url=url,
+        description=description,
+        event_kinds=event_kinds,
+        allow_private=allow_private,
+        now=now,
+    )
+    await audit.record(
+        session,
+        action="webhook_created",
+        actor=user,
+        now=now,
+        target_type="webhook",
+        target_id=created.webhook.id,
+        origin=origin,
+        # The host only: a webhook URL's path or query is often a secret of its own.
+        details={"host": urlsplit(created.webhook.url).hostname or ""},
+    )
+    return created
+
+
+async def unregister(
+    session: AsyncSession, user: User, webhook_id: str, *, origin: audit.Origin, now: datetime
+) -> None:
+    """A user deletes one of their webhooks: removed and audited (another's: NotFound)."""
+    await delete_webhook(session, user_id=user.id, webhook_id=webhook_id)
+    await audit.record(
+        session,
+        action="webhook_deleted",
+        actor=user,
+        now=now,
+        target_type="webhook",
+        target_id=webhook_id,
+        origin=origin,
+    )
 
 
 async def list_webhooks(session: AsyncSession, *, user_id: str) -> list[Webhook]:

@@ -13,15 +13,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts.users import is_admin, require_admin
 from imputehub.accounts.vault import Vault
 from imputehub.connectors.base import HealthStatus
-from imputehub.db.models import ReferencePanel, Service, ServiceHealthCheck, User
+from imputehub.db.models import Job, ReferencePanel, Service, ServiceHealthCheck, User
 from imputehub.domain.errors import Conflict, InvalidInput, PermissionDenied
+from imputehub.domain.jobs import ACTIVE
 from imputehub.registry import lookup, rules
 
 log = logging.getLogger("imputehub.registry")
@@ -266,3 +267,29 @@ async def health_history(
         .limit(limit)
     )
     return list(rows)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceLoad:
+    """An active service, its last health check (on the row) and the hub's load on it."""
+
+    service: Service
+    # The hub's jobs at or waiting for the service that have not ended, everyone's: a
+    # count only, so no one learns whose they are.
+    active_jobs: int
+
+
+async def service_loads(session: AsyncSession) -> list[ServiceLoad]:
+    """Every active service, healthy or not (users may see any active one), with its load."""
+    found = list(
+        await session.scalars(
+            select(Service).where(Service.is_active.is_(True)).order_by(Service.name, Service.slug)
+        )
+    )
+    rows = await session.execute(
+        select(Job.service_id, func.count())
+        .where(Job.status.in_([s.value for s in ACTIVE]))
+        .group_by(Job.service_id)
+    )
+    counts = {service_id: int(count) for service_id, count in rows}
+    return [ServiceLoad(service=s, active_jobs=int(counts.get(s.id, 0))) for s in found]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +37,9 @@ from imputehub.domain.errors import (
     InvalidInput,
     TransientServiceError,
 )
+from imputehub.monitoring import audit
 from imputehub.registry import credentials, lookup, rules, services
+from imputehub.registry.local_engine import LOCAL_API_TYPE
 from imputehub.runtime import Runtime
 
 log = logging.getLogger("imputehub.registry.credentials")
@@ -208,6 +210,99 @@ async def set_credential(
         extra={"action": "user_credential_set", "service_id": service.id, "actor_id": actor.id},
     )
     return _user_status(service, row, now=now)
+
+
+async def store(
+    runtime: Runtime,
+    actor: User,
+    ref: str,
+    credential: str,
+    *,
+    scope: Scope = "user",
+    origin: audit.Origin,
+    now: datetime,
+) -> CredentialStatus:
+    """Set (or replace) a credential and audit it (the API and the settings page).
+
+    Stored and committed first; then, for the user's own, the service is asked with no
+    transaction open which panels it sees."""
+    async with runtime.db.session() as session:
+        found = await set_credential(
+            session, runtime.vault, actor, ref, credential, scope=scope, now=now
+        )
+        await _audit(session, actor, "credential_set", found.service_id, scope, origin, now)
+    if scope == "user":
+        found = await check_panels(runtime, actor, found.service_id)
+    return found
+
+
+async def remove(
+    session: AsyncSession,
+    vault: Vault,
+    actor: User,
+    ref: str,
+    *,
+    scope: Scope = "user",
+    origin: audit.Origin,
+    now: datetime,
+) -> None:
+    """Forget a credential and audit it (the API and the settings page)."""
+    await delete_credential(session, vault, actor, ref, scope=scope, now=now)
+    await _audit(session, actor, "credential_deleted", ref, scope, origin, now)
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: User,
+    action: str,
+    service: str,
+    scope: Scope,
+    origin: audit.Origin,
+    now: datetime,
+) -> None:
+    # Which credential changed, never its value (not even the last characters).
+    await audit.record(
+        session,
+        action=action,
+        actor=actor,
+        now=now,
+        target_type="service",
+        target_id=service,
+        origin=origin,
+        details={"scope": scope},
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnCredential:
+    """A service that takes the user's own credential, and what may be shown of it."""
+
+    service_id: str
+    service_name: str
+    status: CredentialStatus
+
+
+async def own_credentials(
+    session: AsyncSession, actor: User, *, now: datetime
+) -> list[OwnCredential]:
+    """Every active service that takes a user's own credential (all but the built-in local
+    engine, which runs on the hub itself), with the actor's credential status for each."""
+    rows = await session.scalars(
+        select(Service)
+        .where(Service.is_active.is_(True), Service.api_type != LOCAL_API_TYPE)
+        .order_by(Service.name, Service.slug)
+    )
+    found = []
+    for service in rows:
+        row = await _own_row(session, actor.id, service.id)
+        found.append(
+            OwnCredential(
+                service_id=service.id,
+                service_name=service.name,
+                status=_user_status(service, row, now=now),
+            )
+        )
+    return found
 
 
 async def get_status(

@@ -49,6 +49,7 @@ async def _stream_caller(request: Request) -> events.StreamCaller:
             now=runtime.clock.now(),
             lifetime=lifetime,
             secret_key=runtime.secret_key,
+            active=False,  # an open stream is not activity: the idle limit still applies
         )
         return opened.user
 

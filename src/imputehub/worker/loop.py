@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 
+from imputehub.accounts import browser_sessions
+from imputehub.clock import Interval
 from imputehub.db.models import WorkerHeartbeat
 from imputehub.domain.jobs import Step
 from imputehub.files import retention, upload_expiry
@@ -36,6 +38,7 @@ HealthChecks = Callable[[Runtime], Awaitable[object]]
 MAX_SHUTDOWN_WAIT = 30.0
 # Heartbeat rows of workers that died without a clean stop are removed after this long.
 STALE_HEARTBEAT = timedelta(days=1)
+SESSION_SWEEP_EVERY = timedelta(hours=1)
 
 
 def default_worker_id() -> str:
@@ -85,6 +88,7 @@ class Worker:
         self._started_at: datetime | None = None
         self._retention = retention.RetentionTimer(runtime)
         self._expiring = ExpiringTimer(runtime)
+        self._session_sweep = Interval()
         self._delivering: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -269,6 +273,11 @@ class Worker:
                 "litter_sweep_failed",
                 lambda: self._retention.sweep_if_due(self.runtime.clock.now()),
             ),
+            (
+                "could not remove ended browser sessions",
+                "session_sweep_failed",
+                self._sweep_sessions,
+            ),
         )
         for message, action, chore in chores:
             try:
@@ -276,6 +285,19 @@ class Worker:
             except Exception:
                 logger.exception(message, extra={"action": action, "worker_id": self.worker_id})
         self._start_deliveries()
+
+    async def _sweep_sessions(self) -> None:
+        """Hourly: sessions past their idle or absolute limit already open nothing; their
+        rows go so the table stays the size of who is signed in."""
+        now = self.runtime.clock.now()
+        if not self._session_sweep.due(now, SESSION_SWEEP_EVERY):
+            return
+        settings = self.runtime.settings
+        lifetime = browser_sessions.lifetime_of(
+            settings.session_idle_minutes, settings.session_max_hours
+        )
+        async with self.runtime.db.session() as session:
+            await browser_sessions.sweep(session, now=now, lifetime=lifetime)
 
     def _start_deliveries(self) -> None:
         """Deliver due notifications in the background, one batch at a time.

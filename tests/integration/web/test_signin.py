@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from imputehub.accounts import browser_sessions
 from imputehub.clock import FakeClock
 from imputehub.runtime import Runtime
 from tests.support.api import PASSWORD, Actor
@@ -181,3 +182,44 @@ async def test_unknown_page_is_an_html_404_and_unknown_api_path_stays_json(
     api = await client.get("/api/v1/no-such-route")
     assert api.status_code == 404
     assert api.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_sweep_removes_only_ended_sessions(
+    client: httpx.AsyncClient, alice: Actor, bob: Actor, clock: FakeClock, runtime: Runtime
+) -> None:
+    await sign_in(client, "alice")
+    clock.advance(runtime.settings.session_idle_minutes * 60 + 1)  # alice's has lapsed
+    other = httpx.AsyncClient(transport=client._transport, base_url="http://hub.test")
+    async with other:
+        await sign_in(other, "bob")
+        lifetime = browser_sessions.lifetime_of(
+            runtime.settings.session_idle_minutes, runtime.settings.session_max_hours
+        )
+        async with runtime.db.session() as session:
+            removed = await browser_sessions.sweep(session, now=clock.now(), lifetime=lifetime)
+        assert removed == 1
+        assert (await other.get("/")).status_code == 200  # bob's is untouched
+    assert (await client.get("/")).status_code == 303
+
+
+async def test_a_live_stream_checking_itself_does_not_keep_an_idle_session_open(
+    client: httpx.AsyncClient, alice: Actor, clock: FakeClock, runtime: Runtime
+) -> None:
+    await sign_in(client, "alice")
+    cookie = client.cookies.get("imputehub_session")
+    idle = runtime.settings.session_idle_minutes * 60
+    lifetime = browser_sessions.lifetime_of(
+        runtime.settings.session_idle_minutes, runtime.settings.session_max_hours
+    )
+    clock.advance(idle - 60)
+    async with runtime.db.session() as session:  # what an open tab's stream does
+        await browser_sessions.resolve(
+            session,
+            cookie,
+            now=clock.now(),
+            lifetime=lifetime,
+            secret_key=runtime.secret_key,
+            active=False,
+        )
+    clock.advance(120)
+    assert (await client.get("/")).status_code == 303

@@ -41,8 +41,15 @@ const ImputeHub = (() => {
 
   // Follow a server-sent event stream (the same events as the REST API's), with the cookie.
   // handlers: { "job.progress": fn(data), ... }; reconnects are EventSource's own.
+  // The user's own stream (/events) is opened once per page and shared by every script on
+  // it (the header badge, the page's lists): each user may hold only a few streams at once.
+  const shared = new Map();
   function follow(path, handlers) {
-    const source = new EventSource("/app/api/v1" + path);
+    let source = shared.get(path);
+    if (!source || source.readyState === EventSource.CLOSED) {
+      source = new EventSource("/app/api/v1" + path);
+      if (path === "/events") shared.set(path, source);
+    }
     for (const [name, handler] of Object.entries(handlers)) {
       source.addEventListener(name, (event) => {
         let data = null;
