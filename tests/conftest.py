@@ -42,9 +42,7 @@ def database_url(
 ) -> Iterator[str]:
     """An empty database with the schema, on each configured backend."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        databases.create_sqlite_schema(url)
-        yield url
+        yield databases.sqlite_with_schema(tmp_path)
     else:
         assert _postgres_url is not None
         databases.truncate_postgres(_postgres_url)

@@ -15,12 +15,19 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from imputehub.notify.webhooks import verify_signature
 from tests.e2e.processes import Cli, HubProcess, hub_env
+from tests.support import databases
 from tests.support.peers import free_port
 from tests.support.smtp_server import smtp_server
 from tests.support.webhook_receiver import receiving
+
+# One database: the deliveries are tested on both under tests/integration/notify.
+pytestmark = pytest.mark.parametrize(
+    "empty_database_url", [databases.preferring_postgres()], indirect=True
+)
 
 PASSWORD = "notifications walk-through password"
 METRICS_TOKEN = "metrics-scrape-token-for-the-test-0123456789"

@@ -7,9 +7,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.processes import HubProcess, cli, hub_env
+from tests.support import databases
 from tests.support.peers import free_port
+
+# One database: the processes' signals and start-up are what is tested here.
+pytestmark = pytest.mark.parametrize(
+    "empty_database_url", [databases.preferring_postgres()], indirect=True
+)
 
 
 def test_api_refuses_a_database_that_was_not_migrated(

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from imputehub.engine.accuracy import dosage_r2
 from tests.support.terminal import Transcript, run_in_terminal
@@ -205,3 +206,45 @@ def test_the_readme_quickstart_and_walk_throughs_as_written(
     assert {p.name for p in (clone / "api-results").iterdir()} == RESULTS
     truth = clone / "demo" / "demo.truth.vcf.gz"
     assert dosage_r2(clone / "api-results" / "chr20.dose.vcf.gz", truth) >= 0.95
+
+    # In the browser, as the README's numbered steps say: sign in, New job with the demo
+    # targets, panel demo, phasing beagle, a name, Submit job; the job page goes to completed
+    # by itself and lists the results with their SHA-256.
+    in_the_browser(clone / "demo" / "demo.targets.vcf.gz", password)
+
+
+def in_the_browser(targets: Path, password: str) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make deps-test installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, chromium_sandbox=False)
+        try:
+            page = browser.new_page(base_url=HUB)
+            page.set_default_timeout(60_000)
+            page.goto("/")
+            page.get_by_label("Username or e-mail address").fill("admin")
+            page.get_by_label("Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+            # The two jobs of the walk-throughs above are there already.
+            expect(page.locator("main")).to_contain_text("demo")
+
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="New job").click()
+            page.get_by_label("Choose VCF files").set_input_files(targets)
+            card = page.locator("li.file-card", has_text=targets.name)
+            expect(card.get_by_text("Arrived and checked")).to_be_visible()
+            expect(card.locator(".fit.fits")).to_contain_text("Demo panel")
+            page.get_by_role("radio", name=re.compile("demo", re.IGNORECASE)).check()
+            page.get_by_label("Phasing").select_option("beagle")
+            page.get_by_label("Job name").fill("demo in the browser")
+            expect(page.locator("#cli-command")).to_contain_text("imputehub submit")
+            page.get_by_role("button", name="Submit job").click()
+
+            page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+            expect(page.locator("#job-status")).to_have_text("completed", timeout=300_000)
+            results = page.locator("main")
+            for name in RESULTS:
+                expect(results).to_contain_text(name)
+            expect(results).to_contain_text("SHA-256")
+        finally:
+            browser.close()

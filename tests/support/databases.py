@@ -30,6 +30,13 @@ def backends() -> list[str]:
     return ["sqlite", "postgresql"] if postgres_admin_url() else ["sqlite"]
 
 
+def sqlite_with_schema(folder: Path) -> str:
+    """A new SQLite database in `folder` with the schema; its URL."""
+    url = f"sqlite+aiosqlite:///{folder / 'test.db'}"
+    create_sqlite_schema(url)
+    return url
+
+
 def preferring_postgres() -> str:
     """The one backend a slow end-to-end file runs on when testing both would only repeat
     it: PostgreSQL when configured (the README's `make run` walk-through covers SQLite)."""

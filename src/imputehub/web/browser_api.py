@@ -70,16 +70,9 @@ def browser_api(runtime: Runtime) -> FastAPI:
     return api
 
 
-async def _detached_user(request: Request) -> User:
+async def _detached_user(
+    request: Request, runtime: RuntimeDep, opened: session_auth.DetachedSignedIn
+) -> User:
     """The signed-in user, resolved in a short transaction of its own (routes that stream)."""
-    runtime: Runtime = request.app.state.runtime
-    async with runtime.db.session() as session:
-        opened = await browser_sessions.resolve(
-            session,
-            session_auth.read_cookie(runtime, request),
-            now=runtime.clock.now(),
-            lifetime=session_auth.lifetime(runtime),
-            secret_key=runtime.secret_key,
-        )
-        _check_write(request, runtime, opened)
-        return opened.user
+    _check_write(request, runtime, opened)
+    return opened.user

@@ -7,11 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from imputehub.accounts import browser_sessions
-from imputehub.accounts.browser_sessions import OpenSession
 from imputehub.api.deps import Now, RuntimeDep, SessionDep
 from imputehub.files import chunked, records
 from imputehub.web import session_auth
@@ -89,21 +87,7 @@ async def file_page(
     )
 
 
-async def detached_session(request: Request, runtime: RuntimeDep, now: Now) -> OpenSession:
-    """The signed-in session, resolved in a short transaction of its own: deleting a file or
-    an upload commits its row in another transaction, then frees storage, and must not wait
-    on a page transaction (SQLite has one writer) that the session's touch may hold."""
-    async with runtime.db.session() as session:
-        return await browser_sessions.resolve(
-            session,
-            session_auth.read_cookie(runtime, request),
-            now=now,
-            lifetime=session_auth.lifetime(runtime),
-            secret_key=runtime.secret_key,
-        )
-
-
-DetachedSession = Annotated[OpenSession, Depends(detached_session)]
+DetachedSession = session_auth.DetachedSignedIn
 
 
 @router.post("/files/{file_id}/delete")

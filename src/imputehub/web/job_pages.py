@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from imputehub.accounts.browser_sessions import OpenSession
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import Now, RuntimeDep, SessionDep
 from imputehub.db.models import Job, StoredFile
@@ -45,12 +44,8 @@ NOTICES = {
 }
 
 
-async def acting_session(request: Request, runtime: RuntimeDep, now: Now) -> OpenSession:
-    async with runtime.db.session() as session:
-        return await session_auth.current_session(request, runtime, session, now)
-
-
-Acting = Annotated[OpenSession, Depends(acting_session)]
+# Actions run their use cases in transactions of their own.
+Acting = session_auth.DetachedSignedIn
 
 
 def _check_id(job_id: str) -> str:

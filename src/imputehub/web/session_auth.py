@@ -95,6 +95,17 @@ async def current_session(
 SignedIn = Annotated[OpenSession, Depends(current_session)]
 
 
+async def detached_session(request: Request, runtime: RuntimeDep, now: Now) -> OpenSession:
+    """The signed-in session, resolved in a short transaction of its own: for routes whose
+    use case opens its own transactions (deleting files, asking a service), so that no
+    transaction of the request holds the database (SQLite has one writer) while they run."""
+    async with runtime.db.session() as session:
+        return await current_session(request, runtime, session, now)
+
+
+DetachedSignedIn = Annotated[OpenSession, Depends(detached_session)]
+
+
 def check_origin(request: Request, runtime: Runtime) -> None:
     """A state-changing request the browser says came from elsewhere is refused, whatever
     it carries (defence in depth beside the CSRF token and SameSite)."""

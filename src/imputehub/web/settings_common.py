@@ -8,16 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from imputehub.accounts import browser_sessions
 from imputehub.accounts.browser_sessions import OpenSession
-from imputehub.api.deps import RuntimeDep
 from imputehub.domain.errors import ImputehubError
 from imputehub.domain.notifications import Channel, EventKind
-from imputehub.notify import inbox
 from imputehub.web import session_auth
 from imputehub.web.templating import render
 
@@ -59,23 +56,7 @@ CHANNEL_LABELS = {
 NoticeQuery = Annotated[str | None, Query(alias="done", max_length=40)]
 
 
-async def detached_session(request: Request, runtime: RuntimeDep) -> OpenSession:
-    """The signed-in session, resolved in a short transaction of its own: for routes whose
-    use case opens its own transactions (and may wait on a service meanwhile), so no
-    transaction of the request holds the database while they run."""
-    async with runtime.db.session() as session:
-        opened = await browser_sessions.resolve(
-            session,
-            session_auth.read_cookie(runtime, request),
-            now=runtime.clock.now(),
-            lifetime=session_auth.lifetime(runtime),
-            secret_key=runtime.secret_key,
-        )
-        request.state.unread_count = await inbox.unread_count(session, opened.user)
-    return opened
-
-
-Detached = Annotated[OpenSession, Depends(detached_session)]
+Detached = session_auth.DetachedSignedIn
 
 
 def field(form: FormData, name: str) -> str:

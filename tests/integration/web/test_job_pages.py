@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +16,17 @@ from sqlalchemy import select
 
 from imputehub.db.models import AuditEntry, Job, ReferencePanel, Service
 from imputehub.runtime import Runtime
+from tests.support import databases
 from tests.support.api import Actor
 from tests.support.factories import make_file, make_job, make_panel, make_service
 from tests.support.web import sign_in
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """One database here: the pages call use cases whose queries are tested on both
+    databases under the API (tests/integration/api)."""
+    return databases.sqlite_with_schema(tmp_path)
 
 
 @pytest.fixture

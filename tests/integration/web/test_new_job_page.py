@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +16,19 @@ from imputehub.db.models import ReferencePanel, Service, StoredFile, User
 from imputehub.domain.errors import NotFound
 from imputehub.jobs import reuse
 from imputehub.runtime import Runtime
+from tests.support import databases
 from tests.support.api import Actor
 from tests.support.factories import make_file, make_job, make_panel, make_service
 from tests.support.vcf import make_vcf
 from tests.support.web import sign_in
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """One database here: the pages call use cases whose queries are tested on both
+    databases under the API (tests/integration/api)."""
+    return databases.sqlite_with_schema(tmp_path)
+
 
 COMPAT = "/api/v1/jobs/compatibility"
 HOSTILE = "<script>alert(1)</script>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,10 +32,19 @@ from imputehub.notify import outbox, relay
 from imputehub.runtime import Runtime
 from imputehub.web.templating import STATIC_DIR as STATIC
 from tests.integration.worker.support import new_job
+from tests.support import databases
 from tests.support.api import PASSWORD, Actor
 from tests.support.factories import make_service, make_user_credential
 from tests.support.verifying_connector import VerifyingConnector
 from tests.support.web import csrf_of, sign_in
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """One database here: the pages call use cases whose queries are tested on both
+    databases under the API (tests/integration/api)."""
+    return databases.sqlite_with_schema(tmp_path)
+
 
 PUBLIC = "https://93.184.215.14/imputehub/hook"  # a public address: no DNS needed
 NEW_PASSWORD = "a brand new long password 31"
