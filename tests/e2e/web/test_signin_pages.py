@@ -53,3 +53,20 @@ def test_the_page_works_at_phone_width(signed_in: Callable[..., Page]) -> None:
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= 375  # nothing wider than the screen
     check_accessibility(page)
+
+
+def test_the_keyboard_reaches_the_content_first_and_error_pages_are_accessible(
+    signed_in: Callable[..., Page], web_hub: WebHub
+) -> None:
+    page = signed_in("kim")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+
+    answer = page.goto("/jobs/no-such-job")
+    assert answer is not None
+    assert answer.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
+    check_accessibility(page)

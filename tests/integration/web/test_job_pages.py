@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from imputehub.db.models import AuditEntry, Job, ReferencePanel, Service
+from imputehub.domain import slots
 from imputehub.runtime import Runtime
 from tests.support import databases
 from tests.support.api import Actor
@@ -497,3 +498,28 @@ async def test_a_waiting_job_shows_its_place_and_the_deletion_date(
     assert "2031-05-04 12:00 UTC" in page.text
     assert 'data-active="true"' in page.text
     assert "Cancel job" in page.text
+
+
+async def test_a_job_waiting_in_the_hub_for_a_slot_says_where_it_stands(
+    client: httpx.AsyncClient, runtime: Runtime, alice: Actor, bob: Actor
+) -> None:
+    limited = await make_service(
+        runtime, name="One at a time", slug="single", api_config={slots.LIMIT_KEY: 1}
+    )
+    panel = await make_panel(runtime, limited, display_name="Small panel")
+    # Bob's job holds the account's one slot; alice's waits behind it in the hub.
+    await a_job(
+        runtime,
+        bob,
+        limited,
+        panel,
+        status="running",
+        submit_started_at=runtime.clock.now(),
+        next_step="poll",
+    )
+    waiting = await a_job(runtime, alice, limited, panel, status="queued")
+    await sign_in(client, "alice")
+    page = await client.get(f"/jobs/{waiting.id}")
+    assert "Waiting in the hub for a free slot at One at a time: 1 of 1 in use" in page.text
+    assert "number 1 in line" in page.text
+    assert "bob" not in page.text  # where it stands, never whose jobs are ahead
