@@ -24,7 +24,12 @@ from imputehub.domain.errors import (
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 MAX_EMAIL_LENGTH = 254  # as the column, and RFC 5321's path limit
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,63}$")
+# An address mail servers take: the local part's unquoted characters (RFC 5322 atext and
+# dots) and a domain of letters, digits, hyphens and dots (IDNs as punycode). No markup,
+# spaces or quotes: the address goes into mail headers and onto pages.
+EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z0-9-]{2,63}$"
+)
 
 
 class Role(StrEnum):

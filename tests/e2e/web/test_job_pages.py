@@ -137,7 +137,10 @@ def test_several_jobs_deleted_at_once_at_phone_width(
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # fits the screen
     page.on("dialog", lambda dialog: dialog.accept())
     page.get_by_label("Select first of two").check()
-    page.get_by_label("Select second of two").check()
+    every = page.get_by_label("Select all jobs on this page")
+    assert every.evaluate("box => box.indeterminate")  # some, not all
+    every.check()
+    expect(page.get_by_label("Select second of two")).to_be_checked()
     page.get_by_role("button", name="Delete selected").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Deleting 2 jobs")
     # Each job gets its own outcome: deleted, or (if it was still running) cancelled instead.

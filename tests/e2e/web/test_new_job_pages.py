@@ -222,3 +222,43 @@ def test_phone_width_like_a_past_job_and_a_dropped_file_over_a_flaky_connection(
     expect(page.locator("#review-summary")).to_contain_text(truth.name)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     check_accessibility(page)
+
+
+def test_an_upload_shows_its_speed_and_time_left_and_a_cancel_frees_it_at_the_hub(
+    signed_in: Callable[..., Page], web_hub: WebHub, demo: Path
+) -> None:
+    big = demo / "demo.truth.vcf.gz"
+    page = signed_in("cleo")
+    page.goto("/jobs/new")
+    page.evaluate(f"ImputeHubUploads.options.partSize = {PART_SIZE}")
+    started: list[str] = []
+    deleted: list[int] = []
+    # A slow link (about 16 KB/s up): long enough to read the speed and to cancel.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 50, "downloadThroughput": -1, "uploadThroughput": 16_000},
+    )
+    page.on(
+        "response",
+        lambda response: (
+            started.append(response.json()["upload_id"])
+            if response.url.endswith("/uploads/init") and response.status == 201
+            else deleted.append(response.status)
+            if response.request.method == "DELETE"
+            else None
+        ),
+    )
+    page.get_by_label("Choose VCF files").set_input_files(big)
+    progress = card(page, big.name)
+    expect(progress.locator(".upload-text")).to_contain_text(re.compile(r"/s.* left"))
+    progress.get_by_role("button", name=f"Cancel upload: {big.name}").click()
+    expect(progress.locator(".upload-text")).to_contain_text("Cancelled")
+    for _ in range(100):  # the page frees the upload at the hub (DELETE) once cancelled
+        if deleted:
+            break
+        page.wait_for_timeout(100)
+    assert deleted == [204]
+    with web_hub.api(web_hub.user("cleo")) as api:
+        gone = api.get(f"/api/v1/uploads/{started[0]}")
+    assert gone.status_code == 404  # nothing left half-stored at the hub

@@ -97,6 +97,16 @@ async def test_users_cannot_promote_themselves(client: httpx.AsyncClient, alice:
         ({"username": "../etc", "password": "long enough pw"}, 422, "invalid_input"),
         ({"username": "a' OR '1'='1", "password": "long enough pw"}, 422, "invalid_input"),
         ({"username": "new", "password": "long enough pw", "email": "nope"}, 422, "invalid_input"),
+        (
+            {"username": "new", "password": "long enough pw", "email": "<b>x</b>@example.org"},
+            422,
+            "invalid_input",
+        ),
+        (
+            {"username": "new", "password": "long enough pw", "email": "a@b.org\r\nBcc: c@d.org"},
+            422,
+            "invalid_input",
+        ),
         ({"username": "new", "password": "long enough pw", "role": "root"}, 422, "invalid_input"),
         ({"username": "new", "password": "long enough pw", "is_admin": True}, 422, "invalid_input"),
         ({"username": "new"}, 422, "invalid_input"),

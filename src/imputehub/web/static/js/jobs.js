@@ -114,5 +114,22 @@
     if (article && article.dataset.active === "true") followJob(article);
     const table = document.querySelector(".jobs-table");
     if (table) followList(table);
+    if (table) selectAll(table);
   });
+
+  // The header's box ticks or clears every row on the page, and shows "some" when mixed.
+  function selectAll(table) {
+    const all = document.getElementById("select-all");
+    if (!all) return;
+    const rows = () => [...table.querySelectorAll('input[name="job_id"]')];
+    all.addEventListener("change", () => {
+      for (const box of rows()) box.checked = all.checked;
+    });
+    table.addEventListener("change", (event) => {
+      if (event.target === all) return;
+      const ticked = rows().filter((box) => box.checked).length;
+      all.checked = ticked > 0 && ticked === rows().length;
+      all.indeterminate = ticked > 0 && ticked < rows().length;
+    });
+  }
 })();
