@@ -154,6 +154,12 @@ def test_several_jobs_deleted_at_once_at_phone_width(
     left = page.locator(f'tr[data-job-id="{first}"] [data-role=status]').all_inner_texts()
     assert not set(left) & {"pending", "queued", "running"}, left
 
+    # A job started elsewhere while the list is open: the list says so, live.
+    create_job(web_hub, token, demo_targets, "third, from a script")
+    expect(page.locator("#new-jobs")).to_contain_text("A new job has started.")
+    page.locator("#new-jobs").get_by_role("link", name="Show them").click()
+    expect(page.get_by_role("link", name="third, from a script", exact=True)).to_be_visible()
+
 
 def test_a_failed_job_explains_why_and_offers_a_qc_only_run_at_phone_width(
     failing_job: str, signed_in: Callable[..., Page]

@@ -41,6 +41,7 @@
       const payload = data.payload || {};
       const id = data.job_id || payload.job_id;
       const row = id && table.querySelector(`tr[data-job-id="${CSS.escape(id)}"]`);
+      if (!row && id && data.kind === "job.queued") newJobs(id);
       if (!row || !payload.status) return;
       if (setStatus(row.querySelector("[data-role=status]"), payload.status)) {
         ImputeHub.announce(`${payload.job_name || "A job"}: ${payload.status}`);
@@ -51,6 +52,19 @@
     const handlers = {};
     for (const kind of JOB_EVENTS) handlers[kind] = onEvent;
     ImputeHub.follow("/events", handlers);
+  }
+
+  // A job started elsewhere (another tab, the CLI): the list says so rather than reshuffling
+  // a filtered, paged table under the reader's eyes.
+  const arrived = new Set();
+  function newJobs(id) {
+    const notice = document.getElementById("new-jobs");
+    if (!notice || arrived.has(id)) return;
+    arrived.add(id);
+    const text = arrived.size === 1 ? "A new job has started." : `${arrived.size} new jobs have started.`;
+    notice.querySelector("[data-role=text]").textContent = text + " ";
+    notice.hidden = false;
+    ImputeHub.announce(text);
   }
 
   // --- one job --------------------------------------------------------------------------
