@@ -327,8 +327,10 @@ async def cancel(
         204: {"description": "the finished job and its results were deleted"},
     },
 )
-async def delete_job(job_id: str, runtime: RuntimeDep, user: DetachedUser, now: Now) -> Response:
-    job = await actions.delete_job(runtime, user, job_id, now=now)
+async def delete_job(
+    job_id: str, request: Request, runtime: RuntimeDep, user: DetachedUser, now: Now
+) -> Response:
+    job = await actions.delete_job(runtime, user, job_id, now=now, origin=request_origin(request))
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return JSONResponse(jsonable_encoder(job_public(job)), status_code=status.HTTP_202_ACCEPTED)

@@ -93,10 +93,30 @@ async def cancel_job(
     return job
 
 
-async def delete_job(runtime: Runtime, user: User, job_id: str, *, now: datetime) -> Job | None:
-    """Cancel an active job (returned); delete a finished one with its results (None)."""
+async def delete_job(
+    runtime: Runtime,
+    user: User,
+    job_id: str,
+    *,
+    now: datetime,
+    origin: audit.Origin | None = None,
+) -> Job | None:
+    """Cancel an active job (returned); delete a finished one with its results (None).
+    An admin doing either to someone else's job leaves an audit entry."""
     async with runtime.db.session() as session:
         job = await get_job(session, user, job_id, for_update=True)
+        if job.user_id != user.id:
+            active = not is_terminal(JobStatus(job.status))
+            await audit.record(
+                session,
+                action="job_cancelled_by_admin" if active else "job_deleted_by_admin",
+                actor=user,
+                now=now,
+                target_type="job",
+                target_id=job.id,
+                origin=origin,
+                details={"owner_id": job.user_id},
+            )
         if not is_terminal(JobStatus(job.status)):
             return request_cancel(session, job, now=now)
         keys = list(
@@ -242,7 +262,7 @@ async def _act_on_one(
                 job = await cancel_job(session, user, job_id, now=now, origin=origin)
             message = "cancelled" if job.status == JobStatus.CANCELLED else "cancelling"
         else:
-            active = await delete_job(runtime, user, job_id, now=now)
+            active = await delete_job(runtime, user, job_id, now=now, origin=origin)
             message = "deleted" if active is None else "still active: cancelling it instead"
     except ImputehubError as exc:
         return BulkOutcome(job_id=job_id, name=name, done=False, message=exc.message)

@@ -297,7 +297,9 @@ async def delete(
     job_id: str, request: Request, runtime: RuntimeDep, opened: Acting, now: Now
 ) -> Response:
     await session_auth.read_form(request, runtime, opened)
-    active = await actions.delete_job(runtime, opened.user, _check_id(job_id), now=now)
+    active = await actions.delete_job(
+        runtime, opened.user, _check_id(job_id), now=now, origin=request_origin(request)
+    )
     if active is not None:
         runtime.wake_workers()
         return _to_job(active.id, "deleting_active")

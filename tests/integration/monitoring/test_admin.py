@@ -190,6 +190,9 @@ async def test_security_relevant_actions_are_audited(
     )
     by_admin = await client.post(f"/api/v1/jobs/{job2.id}/cancel", headers=admin.headers)
     assert by_admin.status_code == 200
+    # Deleting someone else's finished job is audited too (alice's first, cancelled above).
+    deleted = await client.delete(f"/api/v1/jobs/{job.id}", headers=admin.headers)
+    assert deleted.status_code == 204
     deactivated = await client.delete(f"/api/v1/services/{service_id}", headers=admin.headers)
     assert deactivated.status_code == 204
 
@@ -208,6 +211,7 @@ async def test_security_relevant_actions_are_audited(
         ("credential_set", "success", "alice"),
         ("credential_deleted", "success", "alice"),
         ("job_cancelled_by_admin", "success", "admin"),  # alice's own cancel is not audited
+        ("job_deleted_by_admin", "success", "admin"),
         ("service_deactivated", "success", "admin"),
     ]
     first = entries[-1]
