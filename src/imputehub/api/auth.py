@@ -99,6 +99,22 @@ async def me(user: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(user)
 
 
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=254, description="where the hub's mails go; empty: none")
+
+
+@router.patch("/me", response_model=UserPublic, summary="Change your own e-mail address")
+async def update_me(
+    body: ProfileUpdate, request: Request, session: SessionDep, user: CurrentUser, now: Now
+) -> UserPublic:
+    await self_service.change_email(
+        session, user, email=body.email, origin=request_origin(request), now=now
+    )
+    return UserPublic.model_validate(user)
+
+
 @router.post("/change-password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
     body: ChangePasswordRequest,

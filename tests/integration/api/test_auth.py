@@ -324,3 +324,24 @@ async def test_live_api_tokens_per_user_are_capped(settings: Settings, clock: Fa
             assert (await make_token(client, alice)).status_code == 201
     finally:
         await runtime.close()
+
+
+async def test_users_change_their_own_email_address_by_api(
+    client: httpx.AsyncClient, alice: Actor, bob: Actor
+) -> None:
+    changed = await client.patch(
+        "/api/v1/auth/me", json={"email": "alice@lab.example.org"}, headers=alice.headers
+    )
+    assert changed.status_code == 200
+    assert changed.json()["email"] == "alice@lab.example.org"
+    me = await client.get("/api/v1/auth/me", headers=alice.headers)
+    assert me.json()["email"] == "alice@lab.example.org"
+    assert (await client.get("/api/v1/auth/me", headers=bob.headers)).json()["email"] == (
+        "bob@example.org"
+    )
+    for body in ({"email": "<b>@x.org"}, {"email": "x" * 255}, {"role": "admin"}, {}):
+        refused = await client.patch("/api/v1/auth/me", json=body, headers=alice.headers)
+        assert refused.status_code == 422, body
+    assert (await client.patch("/api/v1/auth/me", json={"email": ""})).status_code == 401
+    cleared = await client.patch("/api/v1/auth/me", json={"email": ""}, headers=alice.headers)
+    assert cleared.json()["email"] is None
