@@ -14,8 +14,10 @@ import stat
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.processes import Cli, HubProcess, hub_env
+from tests.support import databases
 from tests.support.michigan_emulator import running_emulator
 from tests.support.peers import free_port
 from tests.support.vcf import make_vcf
@@ -24,6 +26,9 @@ PASSWORD_LINE = re.compile(r"password: (\S+)")
 CREDENTIAL = "the-platform-api-token-0123"
 
 
+# One database: the same first start on SQLite is the README test's `make run` (and every
+# browser test's hub); migrations are tested on both in tests/integration/test_migrations.py.
+@pytest.mark.parametrize("empty_database_url", [databases.preferring_postgres()], indirect=True)
 def test_a_fresh_hub_from_first_start_to_restart(tmp_path: Path, empty_database_url: str) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -198,6 +203,8 @@ def admin_day_one(user: Cli, base: str, password: str, config_dir: Path, michiga
     return token
 
 
+# One database: what is tested is the listening socket.
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
 def test_a_taken_port_stops_the_start_before_an_admin_password_is_shown(
     tmp_path: Path, empty_database_url: str
 ) -> None:
