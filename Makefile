@@ -15,6 +15,8 @@ APT_TEST += jq
 APT_TEST += zip
 # chromium: the browser tests (Playwright for Python drives Debian's chromium; no download).
 APT_TEST += chromium
+# systemd: systemd-analyze checks the units in deploy/systemd.
+APT_TEST += systemd
 
 # pytest in parallel, one process per core (pytest-xdist); a test file stays in one process,
 # so its module-scoped fixtures (simulated panels, servers) are made once.
