@@ -9,12 +9,15 @@ OpenAPI document: scripts use /api/v1 with a token.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts import browser_sessions
+from imputehub.accounts.browser_sessions import OpenSession
 from imputehub.api import events, files, jobs, notifications, panels, problems, services, uploads
-from imputehub.api.deps import RuntimeDep, get_current_user
+from imputehub.api.deps import Now, RuntimeDep, get_current_user
 from imputehub.api.files import get_detached_user
 from imputehub.db.models import User
 from imputehub.runtime import Runtime
@@ -24,17 +27,22 @@ PREFIX = "/app/api/v1"
 
 
 async def _session_user(
-    request: Request, runtime: RuntimeDep, opened: session_auth.SignedIn
+    request: Request,
+    runtime: RuntimeDep,
+    opened: Annotated[OpenSession, Depends(session_auth.resolve_session)],
 ) -> User:
     """The signed-in user, in the request's own transaction (as get_current_user)."""
-    _check_write(request, runtime, opened)
+    session_auth.check_write(request, runtime, opened)
     return opened.user
 
 
-def _check_write(request: Request, runtime: Runtime, opened: browser_sessions.OpenSession) -> None:
-    if request.method not in session_auth.SAFE_METHODS:
-        session_auth.check_origin(request, runtime)
-        browser_sessions.check_csrf(opened, request.headers.get(session_auth.CSRF_HEADER))
+async def _detached_user(request: Request, runtime: RuntimeDep, now: Now) -> User:
+    """The signed-in user, resolved in a short transaction of its own (routes that stream
+    request bodies, such as upload parts)."""
+    async with runtime.db.session() as session:
+        opened = await session_auth.resolve_session(request, runtime, session, now)
+    session_auth.check_write(request, runtime, opened)
+    return opened.user
 
 
 async def _stream_caller(request: Request) -> events.StreamCaller:
@@ -68,11 +76,3 @@ def browser_api(runtime: Runtime) -> FastAPI:
     api.dependency_overrides[get_detached_user] = _detached_user
     api.dependency_overrides[events.bearer_caller] = _stream_caller
     return api
-
-
-async def _detached_user(
-    request: Request, runtime: RuntimeDep, opened: session_auth.DetachedSignedIn
-) -> User:
-    """The signed-in user, resolved in a short transaction of its own (routes that stream)."""
-    _check_write(request, runtime, opened)
-    return opened.user

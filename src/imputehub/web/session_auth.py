@@ -75,19 +75,26 @@ def clear_cookie(runtime: Runtime, request: Request, response: Response) -> None
     )
 
 
-async def current_session(
+async def resolve_session(
     request: Request, runtime: RuntimeDep, session: SessionDep, now: Now
 ) -> OpenSession:
     """The signed-in session, or AuthenticationRequired (pages answer it with the sign-in
     page; the browser API with 401)."""
-    opened = await browser_sessions.resolve(
+    return await browser_sessions.resolve(
         session,
         read_cookie(runtime, request),
         now=now,
         lifetime=lifetime(runtime),
         secret_key=runtime.secret_key,
     )
-    # For the header's unread badge on every page (templating.render reads it).
+
+
+async def current_session(
+    request: Request, runtime: RuntimeDep, session: SessionDep, now: Now
+) -> OpenSession:
+    """The signed-in session of a page, with the header's unread count for its badge
+    (templating.render reads it); the browser API's calls (upload parts…) skip that query."""
+    opened = await resolve_session(request, runtime, session, now)
     request.state.unread_count = await inbox.unread_count(session, opened.user)
     return opened
 
@@ -121,13 +128,12 @@ def check_origin(request: Request, runtime: Runtime) -> None:
         )
 
 
-async def guarded_session(request: Request, runtime: RuntimeDep, opened: SignedIn) -> OpenSession:
-    """The session, with the CSRF header checked on state-changing requests (the browser
-    API: scripts send `X-CSRF-Token`)."""
+def check_write(request: Request, runtime: Runtime, opened: OpenSession) -> None:
+    """A state-changing script request (the browser API) carries the session's CSRF token in
+    `X-CSRF-Token` and comes from the hub itself."""
     if request.method not in SAFE_METHODS:
         check_origin(request, runtime)
         browser_sessions.check_csrf(opened, request.headers.get(CSRF_HEADER))
-    return opened
 
 
 async def read_form(request: Request, runtime: Runtime, opened: OpenSession) -> FormData:
