@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,12 @@ MAX_EMAIL_LENGTH = 254  # as the column, and RFC 5321's path limit
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z0-9-]{2,63}$"
 )
+
+
+SIGNUP_WAITS = {
+    "unverified": "confirm your e-mail address first: follow the link in the mail we sent",
+    "pending": "your account waits for an admin's approval; you will get an e-mail",
+}
 
 
 class Role(StrEnum):
@@ -193,6 +200,10 @@ async def authenticate(
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
             return user
+        if user is not None and ok and user.signup_status is not None:
+            # The right password: saying why the account is not open yet tells nothing
+            # its owner does not know.
+            raise PermissionDenied(SIGNUP_WAITS[user.signup_status], code="signup_incomplete")
         await throttle.record_failure(session, source, now=now, policy=policy)
     raise AuthenticationRequired("wrong username or password", code="invalid_credentials")
 
@@ -224,7 +235,7 @@ async def change_password(
 ) -> User:
     """Set a new password (the current one checked by `check_current_password`)."""
     user.password_hash = passwords.hash_password(new_password)
-    await _end_sessions_and_tokens(session, user)
+    await end_sessions_and_tokens(session, user)
     user.updated_at = now
     await session.flush()
     return user
@@ -247,15 +258,79 @@ async def set_email(session: AsyncSession, user: User, email: str, *, now: datet
 async def _reset_password(session: AsyncSession, user: User, password: str) -> None:
     """A new password set by someone else (an admin, the operator)."""
     user.password_hash = passwords.hash_password(password)
-    await _end_sessions_and_tokens(session, user)
+    await end_sessions_and_tokens(session, user)
 
 
-async def _end_sessions_and_tokens(session: AsyncSession, user: User) -> None:
+async def end_sessions_and_tokens(session: AsyncSession, user: User) -> None:
     # Whoever knew the old password may have opened sessions or made API tokens with it;
     # a password change is how an owner shuts them out, so all of them end.
     user.token_version += 1
     await api_tokens.revoke_all(session, user)
     await browser_sessions.end_all(session, user)
+
+
+MAX_LIST = 500
+
+
+class AccountState(StrEnum):
+    ACTIVE = "active"  # may sign in
+    INACTIVE = "inactive"  # deactivated by an admin
+    UNVERIFIED = "unverified"  # a sign-up whose address is not confirmed yet
+    PENDING = "pending"  # a sign-up waiting for an admin's approval
+    DELETING = "deleting"  # its owner asked for it to go
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserPage:
+    items: list[User]
+    total: int
+
+
+def _state_filter(state: AccountState) -> Any:
+    if state is AccountState.ACTIVE:
+        return User.is_active.is_(True)
+    if state is AccountState.INACTIVE:
+        return (
+            User.is_active.is_(False)
+            & User.signup_status.is_(None)
+            & User.deletion_requested_at.is_(None)
+        )
+    if state is AccountState.DELETING:
+        return User.deletion_requested_at.is_not(None)
+    return User.signup_status == state.value
+
+
+async def search_users(
+    session: AsyncSession,
+    actor: User,
+    *,
+    q: str | None = None,
+    state: AccountState | None = None,
+    limit: int = MAX_LIST,
+    offset: int = 0,
+) -> UserPage:
+    """Admins: accounts by a part of their username or address, and by state; oldest first."""
+    require_admin(actor)
+    conditions: list[Any] = []
+    if q and q.strip():
+        needle = (
+            "%" + q.strip().lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        )
+        conditions.append(
+            func.lower(User.username).like(needle, escape="\\")
+            | func.lower(func.coalesce(User.email, "")).like(needle, escape="\\")
+        )
+    if state is not None:
+        conditions.append(_state_filter(state))
+    total = await session.scalar(select(func.count()).select_from(User).where(*conditions))
+    items = await session.scalars(
+        select(User)
+        .where(*conditions)
+        .order_by(User.created_at, User.username)
+        .limit(min(limit, MAX_LIST))
+        .offset(offset)
+    )
+    return UserPage(items=list(items), total=int(total or 0))
 
 
 async def list_users(session: AsyncSession, actor: User) -> list[User]:

@@ -8,14 +8,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts import api_tokens
 from imputehub.accounts.users import require_admin
 from imputehub.api.deps import AdminUser, Now, Offset, RuntimeDep, SessionDep
-from imputehub.domain.errors import AuthenticationRequired
+from imputehub.domain.errors import AuthenticationRequired, InvalidInput
 from imputehub.monitoring import audit, client_address, metrics, stats
+from imputehub.operations import hub_settings, maintenance
+from imputehub.operations.hub_settings import HeldOrRefused, SignupMode
 from imputehub.runtime import Runtime
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -62,6 +64,26 @@ class AuditPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class HubSettingsPublic(BaseModel):
+    """Settings admins change here, kept in the database (never a secret)."""
+
+    signup_mode: SignupMode
+    signup_domains: list[str]
+    maintenance: bool
+    maintenance_message: str
+    maintenance_new_jobs: HeldOrRefused
+
+
+class HubSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signup_mode: SignupMode | None = None
+    signup_domains: list[str] | None = Field(default=None, max_length=hub_settings.MAX_DOMAINS)
+    maintenance: bool | None = None
+    maintenance_message: str | None = Field(default=None, max_length=hub_settings.MAX_MESSAGE)
+    maintenance_new_jobs: HeldOrRefused | None = None
 
 
 def request_origin(request: Request) -> audit.Origin:
@@ -151,3 +173,28 @@ async def _allow_scrape(
         session, credential, secret_key=runtime.secret_key, now=now
     )
     require_admin(user)
+
+
+@router.get(
+    "/settings", response_model=HubSettingsPublic, summary="The hub's settings kept in the database"
+)
+async def get_settings(session: SessionDep, admin: AdminUser) -> HubSettingsPublic:
+    return HubSettingsPublic.model_validate((await hub_settings.load(session)).model_dump())
+
+
+@router.patch(
+    "/settings",
+    response_model=HubSettingsPublic,
+    summary="Change sign-up mode, allowed domains or maintenance mode (audited)",
+)
+async def change_settings(
+    body: HubSettingsUpdate, request: Request, session: SessionDep, admin: AdminUser, now: Now
+) -> HubSettingsPublic:
+    changes = body.model_dump(exclude_unset=True)
+    if any(value is None for value in changes.values()):
+        raise InvalidInput("a setting cannot be null; leave it out to keep it")
+    after = await maintenance.change_settings(
+        session, admin, changes, origin=request_origin(request), now=now
+    )
+    request.app.state.runtime.wake_workers()
+    return HubSettingsPublic.model_validate(after.model_dump())

@@ -119,7 +119,8 @@ _MEANING = {
     422: "a value in the request breaks a rule (`errors` lists the fields)",
     429: "too many requests or a limit reached; try again after Retry-After seconds",
     502: "an imputation service misbehaved or refused",
-    503: "object storage or an imputation service is unavailable; try again later",
+    503: "object storage or an imputation service is unavailable, or the hub is in "
+    "maintenance; try again later",
 }
 _RETRY_AFTER = {"description": "seconds to wait", "schema": {"type": "integer"}}
 _WWW_AUTHENTICATE = {"description": "the scheme to use: Bearer", "schema": {"type": "string"}}
@@ -140,6 +141,17 @@ _SERVICE = re.compile(
     r"post /api/v1/services/\{ref\}/(health-check|sync-panels|credential/verify)"
     r"|put /api/v1/services/\{ref\}/credential|post /api/v1/jobs/\{job_id\}/cancel"
 )
+
+# Routes that create a job: refused (503 hub_in_maintenance) while admins hold the hub
+# in maintenance and chose to refuse new jobs.
+_NEW_JOBS = re.compile(r"post /api/v1/jobs(/check|/compatibility|/\{job_id\}/retry)?")
+# Public account routes, with the answers of their own (sign-ups closed, a username taken,
+# a used or expired link).
+_ACCOUNT = {
+    "post /api/v1/auth/signup": {403, 409},
+    "post /api/v1/auth/verify-email": {410},
+    "post /api/v1/auth/password-reset/confirm": {410},
+}
 
 
 def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
@@ -169,6 +181,9 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
         found.add(503)
     if _SERVICE.fullmatch(key):
         found |= {502, 503}
+    if _NEW_JOBS.fullmatch(key):
+        found.add(503)
+    found |= _ACCOUNT.get(key, set())
     return found
 
 

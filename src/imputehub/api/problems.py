@@ -34,6 +34,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.ImputehubError], int], ...] = (
     (errors.InvalidInput, 422),
     (errors.TransientServiceError, 503),
     (errors.StorageUnavailable, 503),
+    (errors.HubInMaintenance, 503),
     (errors.ServiceError, 502),
 )
 

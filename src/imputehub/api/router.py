@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from imputehub.api import (
+    accounts,
     admin,
     auth,
     credentials,
@@ -22,7 +23,19 @@ from imputehub.api import notifications as notifications_api
 from imputehub.api import webhooks as webhooks_api
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (health, auth, users, services, credentials, panels, files, uploads, jobs, links):
+for module in (
+    health,
+    auth,
+    accounts,
+    users,
+    services,
+    credentials,
+    panels,
+    files,
+    uploads,
+    jobs,
+    links,
+):
     api_router.include_router(module.router)
 api_router.include_router(admin.router)
 api_router.include_router(webhooks_api.router)

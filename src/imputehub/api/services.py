@@ -12,6 +12,7 @@ from imputehub.api.admin import request_origin
 from imputehub.api.deps import AdminUser, CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.db.models import Service, ServiceHealthCheck
 from imputehub.monitoring import audit
+from imputehub.operations import maintenance
 from imputehub.registry import health, panel_sync, rules, services
 from imputehub.registry.health import HealthCheckResult
 
@@ -89,6 +90,7 @@ class ServicePublic(BaseModel):
     api_config: dict[str, Any]
     job_time_limit_seconds: float | None
     is_active: bool
+    is_paused: bool = Field(description="paused by an admin: new jobs wait in the hub")
     credential_set: bool = Field(description="whether a platform credential is stored")
     health_status: str
     health_message: str | None
@@ -116,6 +118,7 @@ class ServicePublic(BaseModel):
             api_config=dict(service.api_config or {}),
             job_time_limit_seconds=service.job_time_limit_seconds,
             is_active=service.is_active,
+            is_paused=service.is_paused,
             credential_set=service.credential_encrypted is not None,
             health_status=service.health_status,
             health_message=service.health_message,
@@ -201,6 +204,33 @@ async def deactivate_service(
         origin=request_origin(request),
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{ref}/pause",
+    response_model=ServicePublic,
+    summary="Pause a service: new jobs for it wait in the hub until it is resumed",
+)
+async def pause_service(
+    ref: str, request: Request, runtime: RuntimeDep, session: SessionDep, admin: AdminUser, now: Now
+) -> ServicePublic:
+    service = await services.get_service(session, admin, ref)
+    await maintenance.set_paused(
+        session, admin, service, True, origin=request_origin(request), now=now
+    )
+    return ServicePublic.of(service)
+
+
+@router.post("/{ref}/resume", response_model=ServicePublic, summary="Resume a paused service")
+async def resume_service(
+    ref: str, request: Request, runtime: RuntimeDep, session: SessionDep, admin: AdminUser, now: Now
+) -> ServicePublic:
+    service = await services.get_service(session, admin, ref)
+    await maintenance.set_paused(
+        session, admin, service, False, origin=request_origin(request), now=now
+    )
+    runtime.wake_workers()
+    return ServicePublic.of(service)
 
 
 @router.post("/{ref}/health-check", response_model=HealthCheckPublic)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -82,6 +83,40 @@ class User(Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # A self-made account on its way in (accounts/signup.py): "unverified" until the e-mail
+    # link is followed, then "pending" until an admin approves (approval mode); None: a
+    # full account. Such accounts cannot sign in.
+    signup_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    email_verified_at: Mapped[datetime | None]
+    # The owner asked for the account to go (accounts/deletion.py): it is closed at once and
+    # removed, with its files and results, once no job of it is still active at a service.
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class AccountLink(Base):
+    """A single-use link mailed to an account's address: verify the address, or set a new
+    password. Only the SHA-256 of the link's random token is stored."""
+
+    __tablename__ = "account_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the token
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # verify_email | reset_password
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+
+
+class HubSetting(Base):
+    """A setting admins change from the console (sign-up mode, maintenance…), audited.
+    Secrets never live here: they stay in the environment or the vault."""
+
+    __tablename__ = "hub_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class ApiToken(Base):
@@ -136,6 +171,8 @@ class Service(Base):
     credential_expires_at: Mapped[datetime | None]
     job_time_limit_seconds: Mapped[float | None] = mapped_column(Float)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Paused by an admin: new jobs for it wait in the hub (not submitted) until resumed.
+    is_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     health_status: Mapped[str] = mapped_column(String(16), default="unknown")
     health_message: Mapped[str | None] = mapped_column(Text)
     response_time_ms: Mapped[float | None] = mapped_column(Float)

@@ -84,6 +84,12 @@ class PayloadTooLarge(LimitExceeded):
     code = "payload_too_large"
 
 
+class HubInMaintenance(ImputehubError):
+    """The hub's admins put it in maintenance and chose to refuse new jobs meanwhile."""
+
+    code = "hub_in_maintenance"
+
+
 class StorageUnavailable(ImputehubError):
     """File storage (e.g. the S3 server) cannot be reached or refused us; retry later (HTTP 503)."""
 

@@ -27,6 +27,7 @@ from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, St
 from imputehub.files.chunked import check_upload_size
 from imputehub.files.uploads import StagedUpload, discard, record_uploads
 from imputehub.jobs import lifecycle, validation
+from imputehub.operations import hub_settings, maintenance
 from imputehub.registry import credentials, lookup, rules
 from imputehub.runtime import Runtime
 
@@ -206,6 +207,7 @@ async def check_request(
     `planned` files (a dry run's) come after `request.input_file_ids` and meet the same
     rules, judged from what the client says of them.
     """
+    maintenance.refuse_if_closed(await hub_settings.load(session))
     name = validation.name(request.name)
     description = validation.description(request.description)
     build = validation.choice(Build, request.build, field="build")

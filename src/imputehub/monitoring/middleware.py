@@ -25,8 +25,24 @@ logger = logging.getLogger("imputehub.api")
 
 # An incoming X-Request-ID is kept only when it is short and plain (it is logged and echoed).
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-# Password checks: the API's login and the sign-in page's form.
-LOGIN_PATHS = frozenset({"/api/v1/auth/login", "/login"})
+# Password checks and the account routes anyone may call (sign-up, reset, verification):
+# the API's and the pages', counted together per client address across processes.
+LOGIN_PATHS = frozenset(
+    {
+        "/api/v1/auth/login",
+        "/api/v1/auth/signup",
+        "/api/v1/auth/verify-email",
+        "/api/v1/auth/password-reset",
+        "/api/v1/auth/password-reset/confirm",
+        "/api/v1/auth/delete-account",
+        "/login",
+        "/signup",
+        "/verify-email",
+        "/forgot-password",
+        "/reset-password",
+        "/settings/account/delete",
+    }
+)
 # Bulk transfer, bounded by sizes and quotas rather than by request counts: a fast link
 # sends far more than one upload part a second, and a service fetching inputs by signed link
 # may use many range requests. Counting them would throttle the hub's main job.

@@ -15,11 +15,13 @@ from imputehub.web import (
     settings_pages,
     signin,
 )
+from imputehub.web.console import pages as console_pages
 from imputehub.web.templating import STATIC_DIR
 
 pages = APIRouter(include_in_schema=False)
 for module in (signin, dashboard, new_job, job_pages, file_pages, settings_pages):
     pages.include_router(module.router)
+pages.include_router(console_pages.router)
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:

@@ -13,13 +13,15 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from imputehub.accounts import browser_sessions
+from imputehub.accounts import browser_sessions, users
 from imputehub.accounts.browser_sessions import OpenSession
 from imputehub.api.deps import Now, RuntimeDep, SessionDep
 from imputehub.domain.errors import InvalidInput, PermissionDenied
 from imputehub.notify import inbox
+from imputehub.operations import hub_settings
 from imputehub.runtime import Runtime
 
 COOKIE = "imputehub_session"
@@ -96,7 +98,15 @@ async def current_session(
     (templating.render reads it); the browser API's calls (upload parts…) skip that query."""
     opened = await resolve_session(request, runtime, session, now)
     request.state.unread_count = await inbox.unread_count(session, opened.user)
+    await note_banner(request, session)
     return opened
+
+
+async def note_banner(request: Request, session: AsyncSession) -> None:
+    """The maintenance banner every page shows while the hub is in maintenance (read by
+    templating.render); signed-out pages call this themselves."""
+    settings = await hub_settings.load(session)
+    request.state.maintenance = settings if settings.maintenance else None
 
 
 SignedIn = Annotated[OpenSession, Depends(current_session)]
@@ -149,3 +159,18 @@ async def read_form(request: Request, runtime: Runtime, opened: OpenSession) -> 
     presented = form.get(CSRF_FIELD)
     browser_sessions.check_csrf(opened, presented if isinstance(presented, str) else None)
     return form
+
+
+async def _admin(opened: SignedIn) -> OpenSession:
+    users.require_admin(opened.user)
+    return opened
+
+
+async def _detached_admin(opened: DetachedSignedIn) -> OpenSession:
+    users.require_admin(opened.user)
+    return opened
+
+
+# The console's pages: admins only; anyone else gets the 403 page (and nothing is done).
+AdminSignedIn = Annotated[OpenSession, Depends(_admin)]
+DetachedAdminSignedIn = Annotated[OpenSession, Depends(_detached_admin)]

@@ -104,6 +104,7 @@ NOTICES = {
 async def sign_in_form(
     request: Request,
     runtime: RuntimeDep,
+    session: SessionDep,
     opened: MaybeSignedIn,
     next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
     expired: Annotated[str | None, Query(max_length=10)] = None,
@@ -111,6 +112,7 @@ async def sign_in_form(
 ) -> Response:
     if opened is not None:
         return RedirectResponse(safe_next(next_), status_code=303)
+    await session_auth.note_banner(request, session)
     shown = NOTICES.get(notice or "", "")
     if expired and not shown:
         shown = NOTICES["expired"]

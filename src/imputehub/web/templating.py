@@ -84,6 +84,7 @@ def render(
         "csrf_token": opened.csrf_token if opened else "",
         "path": request.url.path,
         "unread_count": getattr(request.state, "unread_count", 0),
+        "maintenance": getattr(request.state, "maintenance", None),
         **(context or {}),
     }
     response = templates.TemplateResponse(request, name, full, status_code=status_code)

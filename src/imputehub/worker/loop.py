@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 
-from imputehub.accounts import browser_sessions
+from imputehub.accounts import account_links, browser_sessions, deletion, signup
 from imputehub.clock import Interval
 from imputehub.db.models import WorkerHeartbeat
 from imputehub.domain.jobs import Step
@@ -39,6 +39,8 @@ MAX_SHUTDOWN_WAIT = 30.0
 # Heartbeat rows of workers that died without a clean stop are removed after this long.
 STALE_HEARTBEAT = timedelta(days=1)
 SESSION_SWEEP_EVERY = timedelta(hours=1)
+# Accounts being deleted go this soon after their last job stopped.
+DELETION_SWEEP_EVERY = timedelta(seconds=30)
 
 
 def default_worker_id() -> str:
@@ -89,6 +91,7 @@ class Worker:
         self._retention = retention.RetentionTimer(runtime)
         self._expiring = ExpiringTimer(runtime)
         self._session_sweep = Interval()
+        self._deletion_sweep = Interval()
         self._delivering: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -278,6 +281,11 @@ class Worker:
                 "session_sweep_failed",
                 self._sweep_sessions,
             ),
+            (
+                "could not finish deleting accounts",
+                "account_deletion_failed",
+                self._finish_deletions,
+            ),
         )
         for message, action, chore in chores:
             try:
@@ -298,6 +306,14 @@ class Worker:
         )
         async with self.runtime.db.session() as session:
             await browser_sessions.sweep(session, now=now, lifetime=lifetime)
+            await account_links.sweep(session, now=now)
+            await signup.sweep_unverified(session, now=now)
+
+    async def _finish_deletions(self) -> None:
+        """Accounts whose owners asked them to go, once their jobs have stopped."""
+        now = self.runtime.clock.now()
+        if self._deletion_sweep.due(now, DELETION_SWEEP_EVERY):
+            await deletion.finish_due(self.runtime, now=now)
 
     def _start_deliveries(self) -> None:
         """Deliver due notifications in the background, one batch at a time.

@@ -45,6 +45,7 @@ from imputehub.jobs import slots
 from imputehub.logs import job_context
 from imputehub.monitoring import counters
 from imputehub.notify import outbox
+from imputehub.operations import hub_settings, maintenance
 from imputehub.registry import lookup
 from imputehub.registry.credentials import USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
@@ -300,6 +301,12 @@ def _reader(runtime: Runtime, key: str) -> Callable[[], AsyncIterator[bytes]]:
     return lambda: runtime.storage.read(key)
 
 
+async def _hold_reason(session: AsyncSession, job: Job) -> str | None:
+    service = await session.get(Service, job.service_id)
+    assert service is not None  # a foreign key
+    return maintenance.hold_reason(await hub_settings.load(session), service)
+
+
 # ---- the steps ---------------------------------------------------------------------------
 
 
@@ -307,13 +314,22 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
     assert ctx.spec is not None
     ref: ExternalRef | None = None
     if ctx.submit_started_at is None:
-        waits: list[SlotWait] = []
+        waits: list[SlotWait | None] = []  # a slot wait, or None for a hold
 
         # Record the intent, and commit it, before the service hears of the job: whoever
         # finds it set after a crash looks the job up instead of submitting it twice. The
         # intent also takes one of the account's slots at the service, if one is free and
         # the job is next in line; else the job waits in the hub, uploading nothing.
         async def intent(session: AsyncSession, job: Job, now: datetime) -> None:
+            held = await _hold_reason(session, job)
+            if held is not None:
+                # Maintenance or a paused service: the job waits in the hub, as for a slot.
+                waits.append(None)
+                await outcomes.note(session, job, JobStatus.QUEUED, now=now, message=held)
+                job.next_step = Step.SUBMIT.value
+                job.next_run_at = now + outcomes.seconds(maintenance.HOLD_RECHECK_SECONDS)
+                leases.release(job)
+                return
             group = slots.Group(
                 service_id=job.service_id,
                 user_id=job.user_id if ctx.credential_source == USER else None,
