@@ -61,14 +61,15 @@ async def sign_up(
     if not email:
         raise InvalidInput("an e-mail address is needed to sign up", field="email")
     passwords.check_password_rules(password)
-    user = await users.create_user(
-        session, username=username, password=password, email=email, now=now
-    )
-    if not settings.allows_address(user.email or ""):
+    # Every check before anything is written: a refused sign-up leaves no row behind.
+    if not settings.allows_address(users.check_email(email) or ""):
         raise InvalidInput(
             "sign-ups are open only to addresses at " + ", ".join(settings.signup_domains),
             field="email",
         )
+    user = await users.create_user(
+        session, username=username, password=password, email=email, now=now
+    )
     user.is_active = False
     user.signup_status = SignupStatus.UNVERIFIED.value
     token = await account_links.issue(session, user, Purpose.VERIFY_EMAIL, now=now)

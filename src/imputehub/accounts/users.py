@@ -63,7 +63,7 @@ def _check_username(username: str) -> str:
     return username
 
 
-def _check_email(email: str | None) -> str | None:
+def check_email(email: str | None) -> str | None:
     if email is None or email == "":
         return None
     if not EMAIL_RE.match(email):
@@ -109,7 +109,7 @@ async def create_user(
     role: str = Role.USER,
 ) -> User:
     _check_username(username)
-    email = _check_email(email)
+    email = check_email(email)
     _check_role(role)
     password_hash = passwords.hash_password(password)
     if await find_by_username(session, username) is not None:
@@ -249,7 +249,7 @@ async def set_email(session: AsyncSession, user: User, email: str, *, now: datet
         raise InvalidInput(
             f"email address must be at most {MAX_EMAIL_LENGTH} characters", field="email"
         )
-    user.email = _check_email(email)
+    user.email = check_email(email)
     user.updated_at = now
     await session.flush()
     return user
@@ -366,7 +366,7 @@ async def update_user(
     require_admin(actor)
     user = await get_user(session, user_id)
     if "email" in fields_set:
-        user.email = _check_email(email)
+        user.email = check_email(email)
     if "role" in fields_set and role is not None:
         _check_role(role)
         if user.id == actor.id and role != Role.ADMIN:

@@ -7,6 +7,7 @@ from fastapi.staticfiles import StaticFiles
 
 from imputehub.runtime import Runtime
 from imputehub.web import (
+    account_pages,
     browser_api,
     dashboard,
     file_pages,
@@ -19,7 +20,7 @@ from imputehub.web.console import pages as console_pages
 from imputehub.web.templating import STATIC_DIR
 
 pages = APIRouter(include_in_schema=False)
-for module in (signin, dashboard, new_job, job_pages, file_pages, settings_pages):
+for module in (signin, account_pages, dashboard, new_job, job_pages, file_pages, settings_pages):
     pages.include_router(module.router)
 pages.include_router(console_pages.router)
 

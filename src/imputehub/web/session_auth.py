@@ -106,6 +106,7 @@ async def note_banner(request: Request, session: AsyncSession) -> None:
     """The maintenance banner every page shows while the hub is in maintenance (read by
     templating.render); signed-out pages call this themselves."""
     settings = await hub_settings.load(session)
+    request.state.hub_settings = settings
     request.state.maintenance = settings if settings.maintenance else None
 
 

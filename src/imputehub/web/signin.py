@@ -20,7 +20,13 @@ from imputehub.accounts.browser_sessions import OpenSession
 from imputehub.api.admin import request_origin
 from imputehub.api.auth import throttle_policy
 from imputehub.api.deps import Now, RuntimeDep, SessionDep
-from imputehub.domain.errors import AuthenticationRequired, ImputehubError, TooManyAttempts
+from imputehub.domain.errors import (
+    AuthenticationRequired,
+    ImputehubError,
+    PermissionDenied,
+    TooManyAttempts,
+)
+from imputehub.operations.hub_settings import SignupMode
 from imputehub.runtime import Runtime
 from imputehub.web import session_auth
 from imputehub.web.templating import render
@@ -78,6 +84,7 @@ def _sign_in_page(
             "error": error,
             "notice": notice,
             "signin_token": _form_token(runtime, nonce),
+            "signup_open": _signup_open(request),
         },
         status_code=status_code,
     )
@@ -93,10 +100,17 @@ def _sign_in_page(
     return response
 
 
+def _signup_open(request: Request) -> bool:
+    hub = getattr(request.state, "hub_settings", None)
+    return hub is not None and hub.signup_mode is not SignupMode.CLOSED
+
+
 NOTICES = {
     "signed_out": "You have signed out.",
     "expired": "Your session ended after a while without activity. Sign in again to go on.",
     "password_changed": "Your password was changed. Sign in with the new one.",
+    "password_reset": "Your new password is set. Sign in with it.",
+    "account_deleted": "Your account is closed; its jobs, files and results are being deleted.",
 }
 
 
@@ -122,6 +136,7 @@ async def sign_in_form(
 @router.post("/login")
 async def sign_in(request: Request, runtime: RuntimeDep, session: SessionDep, now: Now) -> Response:
     session_auth.check_origin(request, runtime)
+    await session_auth.note_banner(request, session)
     form = await request.form(max_files=0, max_fields=10, max_part_size=8 * MAX_FIELD)
     username = str(form.get("username") or "").strip()[:MAX_FIELD]
     password = str(form.get("password") or "")[:MAX_FIELD]
@@ -164,12 +179,23 @@ async def sign_in(request: Request, runtime: RuntimeDep, session: SessionDep, no
             username=username,
             error=(
                 f"Too many failed attempts. Wait {wait} seconds, then try again; "
-                "if you have forgotten your password, ask your hub's administrator to reset it."
+                'if you have forgotten your password, use "Forgotten your password?" below.'
             ),
             status_code=429,
         )
         response.headers["Retry-After"] = str(wait)
         return response
+    except PermissionDenied as exc:
+        # The right password for an account not open yet (its address or an admin's
+        # approval awaited): say which.
+        return _sign_in_page(
+            request,
+            runtime,
+            next_path=next_path,
+            username=username,
+            error=exc.message[0].upper() + exc.message[1:] + ".",
+            status_code=403,
+        )
     except ImputehubError:
         return _sign_in_page(
             request,
@@ -178,7 +204,7 @@ async def sign_in(request: Request, runtime: RuntimeDep, session: SessionDep, no
             username=username,
             error=(
                 "Wrong username or password. Check both (the password is case-sensitive); "
-                "if you have forgotten it, ask your hub's administrator to reset it."
+                'if you have forgotten it, use "Forgotten your password?" below.'
             ),
             status_code=401,
         )
