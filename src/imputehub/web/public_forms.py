@@ -54,8 +54,10 @@ def render_form(
         path="/",
         max_age=3600,
     )
-    # The mailed links carry their token in the address: it must not leave in a Referer.
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # The mailed links carry their token in the address: it must not leave for another
+    # site in a Referer. (Not "no-referrer": Chromium then sends `Origin: null` with the
+    # form's POST, which check_origin rightly refuses.)
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -64,7 +64,15 @@ class WebHub:
 
 
 @pytest.fixture(scope="module")
-def web_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebHub]:
+def web_hub_env() -> dict[str, str]:
+    """More environment for the module's hub (a module overrides this, e.g. with SMTP)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def web_hub(
+    tmp_path_factory: pytest.TempPathFactory, web_hub_env: dict[str, str]
+) -> Iterator[WebHub]:
     home = tmp_path_factory.mktemp("web-hub")
     env = local_engine_env(
         home,
@@ -74,6 +82,7 @@ def web_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebHub]:
         IMPUTEHUB_LOG_FORMAT="text",
         # The browser tests sign in many times from one address.
         IMPUTEHUB_RATE_LIMIT_LOGIN="1000/minute",
+        **web_hub_env,
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"

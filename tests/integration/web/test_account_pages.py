@@ -76,7 +76,7 @@ async def test_signing_up_and_confirming_the_address_in_the_pages(
     # Opening the link spends nothing (mail scanners follow links); the button does.
     page = await client.get(f"/verify-email?token={token}")
     assert "Confirm my address" in page.text
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     unconfirmed = await client.post(
         "/login",
         data={
