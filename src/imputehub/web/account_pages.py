@@ -155,6 +155,13 @@ def _message(
     )
 
 
+def _dead_link(request: Request, exc: ImputehubError, then: tuple[str, str]) -> Response:
+    """A mailed link that is unknown, used or expired: why, and what to do instead."""
+    return _message(
+        request, "This link does not work", sentence(exc.message), link=then, status=410
+    )
+
+
 # --- confirm an address ------------------------------------------------------------------
 
 
@@ -194,13 +201,7 @@ async def verify(
             now=now,
         )
     except (Gone, InvalidInput) as exc:
-        return _message(
-            request,
-            "This link does not work",
-            sentence(exc.message),
-            link=("/signup", "Sign up again"),
-            status=410,
-        )
+        return _dead_link(request, exc, ("/signup", "Sign up again"))
     mail_later(background, runtime.settings, done.mails)
     if done.value.signup_status is None:
         return _message(
@@ -310,23 +311,9 @@ async def reset(request: Request, runtime: RuntimeDep, session: SessionDep, now:
         await password_reset.reset_password(
             session, token, new, origin=request_origin(request), now=now
         )
-    except Gone as exc:
-        return _message(
-            request,
-            "This link does not work",
-            sentence(exc.message),
-            link=("/forgot-password", "Ask for a new link"),
-            status=410,
-        )
-    except InvalidInput as exc:
-        if exc.extra.get("field") == "token":
-            return _message(
-                request,
-                "This link does not work",
-                sentence(exc.message),
-                link=("/forgot-password", "Ask for a new link"),
-                status=410,
-            )
+    except (Gone, InvalidInput) as exc:
+        if isinstance(exc, Gone) or exc.extra.get("field") == "token":
+            return _dead_link(request, exc, ("/forgot-password", "Ask for a new link"))
         return await _reset_page(
             request, runtime, token, errors={"new_password": sentence(exc.message)}, status_code=422
         )
