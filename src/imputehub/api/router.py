@@ -14,6 +14,7 @@ from imputehub.api import (
     jobs,
     links,
     panels,
+    self_test,
     services,
     uploads,
     users,
@@ -38,6 +39,7 @@ for module in (
 ):
     api_router.include_router(module.router)
 api_router.include_router(admin.router)
+api_router.include_router(self_test.router)
 api_router.include_router(webhooks_api.router)
 api_router.include_router(notifications_api.router)
 api_router.include_router(events_api.router)

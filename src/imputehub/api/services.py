@@ -11,9 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import AdminUser, CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.db.models import Service, ServiceHealthCheck
-from imputehub.monitoring import audit
 from imputehub.operations import maintenance
-from imputehub.registry import health, panel_sync, rules, services
+from imputehub.registry import health, panel_sync, rules, service_console, services
 from imputehub.registry.health import HealthCheckResult
 
 router = APIRouter(prefix="/services", tags=["services"])
@@ -163,8 +162,15 @@ async def create_service(
     now: Now,
 ) -> ServicePublic:
     data = services.ServiceInput(**body.model_dump())
-    service = await services.create_service(session, runtime.vault, admin, data, now=now)
-    await _audit(session, request, admin, now, "service_created", service, body.model_fields_set)
+    service = await service_console.register(
+        session,
+        runtime.vault,
+        admin,
+        data,
+        fields=body.model_fields_set,
+        origin=request_origin(request),
+        now=now,
+    )
     return ServicePublic.of(service)
 
 
@@ -184,8 +190,9 @@ async def update_service(
     now: Now,
 ) -> ServicePublic:
     changes = body.model_dump(exclude_unset=True)
-    service = await services.update_service(session, runtime.vault, admin, ref, changes, now=now)
-    await _audit(session, request, admin, now, "service_updated", service, set(changes))
+    service = await service_console.edit(
+        session, runtime.vault, admin, ref, changes, origin=request_origin(request), now=now
+    )
     return ServicePublic.of(service)
 
 
@@ -193,16 +200,7 @@ async def update_service(
 async def deactivate_service(
     ref: str, request: Request, session: SessionDep, admin: AdminUser, now: Now
 ) -> Response:
-    await services.deactivate_service(session, admin, ref, now=now)
-    await audit.record(
-        session,
-        action="service_deactivated",
-        actor=admin,
-        now=now,
-        target_type="service",
-        target_id=ref,
-        origin=request_origin(request),
-    )
+    await service_console.deactivate(session, admin, ref, origin=request_origin(request), now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -263,25 +261,3 @@ async def health_history(
 ) -> list[HealthCheckPublic]:
     rows: list[ServiceHealthCheck] = await services.health_history(session, user, ref, limit=limit)
     return [HealthCheckPublic.model_validate(row) for row in rows]
-
-
-async def _audit(
-    session: SessionDep,
-    request: Request,
-    admin: AdminUser,
-    now: datetime,
-    action: str,
-    service: Service,
-    fields: set[str],
-) -> None:
-    # Field names only: a credential's value never reaches the audit log.
-    await audit.record(
-        session,
-        action=action,
-        actor=admin,
-        now=now,
-        target_type="service",
-        target_id=service.id,
-        origin=request_origin(request),
-        details={"slug": service.slug, "fields": sorted(fields)},
-    )

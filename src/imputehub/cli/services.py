@@ -5,15 +5,16 @@ from __future__ import annotations
 import json as jsonlib
 import re
 import sys
+import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import typer
 
-from imputehub.cli.client import connect, segment
+from imputehub.cli.client import HubClient, HubUnreachable, connect, segment
 from imputehub.cli.errors import CliError
 from imputehub.cli.options import JsonOption, UrlOption
-from imputehub.cli.output import print_json, print_table, short_time, warn
+from imputehub.cli.output import human_size, print_json, print_table, short_time, warn
 from imputehub.cli.prompts import read_stdin_line
 
 app = typer.Typer(help="Imputation services registered at the hub.", no_args_is_help=True)
@@ -192,6 +193,112 @@ def sync_panels(
         typer.echo(f"skipped: {line}")
     if not any(result[key] for key in ("added", "updated", "deactivated", "skipped")):
         typer.echo(f"{service}: the panels are up to date")
+
+
+# --- the end-to-end self-test ------------------------------------------------------------------
+
+TEST_TIMEOUT = 3600.0
+TEST_INTERVAL = 5.0
+
+
+@app.command("test")
+def run_self_test(
+    service: Annotated[str, typer.Argument(help="Service id or slug.")],
+    panel: Annotated[
+        str | None,
+        typer.Option("--panel", help="Panel to test with (default: the service's first)."),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, help="Seconds to wait for the verdict before failing."),
+    ] = TEST_TIMEOUT,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.01, help="Seconds between looks at the job.")
+    ] = TEST_INTERVAL,
+    json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
+    url: UrlOption = None,
+) -> None:
+    """Run the end-to-end self-test of SERVICE (admins) and wait for its verdict.
+
+    Submits a tiny bundled VCF with the hub's platform credential, follows the job, checks
+    its results and prints the time of each step. Exit status 0 when the test passed, 1
+    when it failed or did not end within --timeout (the job then goes on at the hub), so
+    the command suits cron jobs and monitoring checks.
+    """
+    path = f"/services/{segment(service)}/self-test"
+    with connect(url) as client:
+        report = client.post(path, json={"panel": panel} if panel else None)
+        job_id = str(report["job_id"])
+        if not json:
+            typer.echo(
+                f"self-test of {report['service_name']} on panel {report['panel']}: job {job_id}"
+            )
+        report, timed_out = _await_verdict(
+            client, f"{path}/{segment(job_id)}", report, timeout, interval, quiet=json
+        )
+    if json:
+        print_json({**report, "timed_out": timed_out})
+    else:
+        _print_report(report, timed_out=timed_out, timeout=timeout)
+    if timed_out or report["verdict"] != "passed":
+        raise typer.Exit(1)
+
+
+def _await_verdict(
+    client: HubClient,
+    path: str,
+    report: dict[str, Any],
+    timeout: float,
+    interval: float,
+    *,
+    quiet: bool,
+) -> tuple[dict[str, Any], bool]:
+    """Poll the report until it has a verdict; the last report, and whether time ran out."""
+    deadline = time.monotonic() + timeout
+    shown: str | None = None
+    while True:
+        if not quiet and report["status"] != shown:
+            shown = report["status"]
+            typer.echo(f"  {shown} ({float(report['progress']):.0f} %)")
+        if report["verdict"] != "running":
+            return report, False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return report, True
+        time.sleep(min(interval, left))
+        try:
+            report = client.get(path)
+        except HubUnreachable as exc:
+            # A hub restart must not end a watch: the deadline still bounds it.
+            warn(f"{exc.message}; trying again")
+
+
+def _print_report(report: dict[str, Any], *, timed_out: bool, timeout: float) -> None:
+    typer.echo("step        at                        after     total")
+    for step in report["steps"]:
+        at = short_time(step["at"]) if step["at"] else "-"
+        after = _seconds(step["seconds_from_previous"])
+        total = _seconds(step["seconds_from_start"])
+        typer.echo(f"{step['name']:<11} {at:<25} {after:>8}  {total:>8}")
+    results = report["results"]
+    if results["count"]:
+        typer.echo(f"results: {results['count']} file(s), {human_size(results['total_bytes'])}")
+        for item in results["files"]:
+            state = "ok" if item["ok"] else f"FAILED: {item['problem']}"
+            kind = "VCF, " if item["vcf"] else ""
+            typer.echo(f"  {item['filename']} ({kind}{human_size(item['size'])}): {state}")
+    typer.echo(f"total time: {_seconds(report['total_seconds'])}")
+    if timed_out:
+        typer.echo(
+            f"FAILED: no verdict within {timeout:g} s (the job is {report['status']}; "
+            f"it goes on at the hub as job {report['job_id']})"
+        )
+        return
+    typer.echo(f"{str(report['verdict']).upper()}: {report['message']}")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
 
 
 # --- credentials ------------------------------------------------------------------------------

@@ -177,3 +177,19 @@ async def _has_own_credential(session: AsyncSession, user_id: str, service_id: s
         )
     )
     return found is not None
+
+
+async def platform_slots_in_use(session: AsyncSession) -> dict[str, int]:
+    """Per service, the platform credential's slots in use (the shared account's, which a
+    service's limit is about)."""
+    rows = await session.execute(
+        select(Job.service_id, func.count())
+        .where(
+            Job.status.not_in(_TERMINAL),
+            Job.submit_started_at.is_not(None),
+            Job.next_step.in_(_HOLDING_STEPS),
+            (Job.credential_source != USER_SOURCE) | Job.credential_source.is_(None),
+        )
+        .group_by(Job.service_id)
+    )
+    return {service_id: int(count) for service_id, count in rows.all()}

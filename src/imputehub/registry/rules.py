@@ -111,6 +111,10 @@ def slugify(text: str) -> str:
     return slug[:MAX_SLUG_LENGTH].rstrip("-")
 
 
+# Words the console's addresses use beside slugs (/console/services/new, …/panels/import).
+RESERVED_SLUGS = frozenset({"new", "import", "edit"})
+
+
 def check_slug(slug: str) -> str:
     if not SLUG_RE.match(slug) or len(slug) > MAX_SLUG_LENGTH:
         raise InvalidInput(
@@ -120,6 +124,10 @@ def check_slug(slug: str) -> str:
         )
     if UUID_RE.match(slug):
         raise InvalidInput("slug must not look like an id (a UUID)", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise InvalidInput(
+            f"slug '{slug}' names a page of the console; choose another", field="slug"
+        )
     return slug
 
 

@@ -2,8 +2,8 @@
 and deactivate with the same audit entries the REST routes write, every service (inactive
 ones too) with the hub's load and slots on it, and the health chart's geometry.
 
-The REST routes in api/services.py write their audit entries themselves; the functions here
-write the same ones (action, target, details) so both doors leave one trail.
+The REST routes (api/services.py) and the console's pages both call register, edit and
+deactivate, so both doors leave one trail.
 """
 
 from __future__ import annotations
@@ -13,22 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts.users import require_admin
 from imputehub.accounts.vault import Vault
 from imputehub.connectors.base import HealthStatus
 from imputehub.db.models import Job, Service, ServiceHealthCheck, User
-from imputehub.domain.jobs import ACTIVE, TERMINAL, Step
+from imputehub.domain.jobs import ACTIVE
 from imputehub.domain.slots import slot_limit
+from imputehub.jobs import slots
 from imputehub.monitoring import audit
 from imputehub.registry import services
-
-# As jobs/slots.py: a job holds a slot from its submit intent until the service is done.
-_HOLDING_STEPS = (Step.SUBMIT.value, Step.POLL.value, Step.CANCEL.value)
-_TERMINAL = tuple(status.value for status in TERMINAL)
-_USER_SOURCE = "user"
 
 
 async def _audit(
@@ -131,18 +127,7 @@ async def service_rows(session: AsyncSession, admin: User) -> list[ServiceRow]:
         .group_by(Job.service_id)
     )
     active_counts = {service_id: int(count) for service_id, count in active}
-    # The platform credential's slots: the shared account's, which the limit is about.
-    holding = await session.execute(
-        select(Job.service_id, func.count())
-        .where(
-            Job.status.not_in(_TERMINAL),
-            Job.submit_started_at.is_not(None),
-            Job.next_step.in_(_HOLDING_STEPS),
-            or_(Job.credential_source.is_(None), Job.credential_source != _USER_SOURCE),
-        )
-        .group_by(Job.service_id)
-    )
-    holding_counts = {service_id: int(count) for service_id, count in holding}
+    holding_counts = await slots.platform_slots_in_use(session)
     return [
         ServiceRow(
             service=s,
