@@ -134,7 +134,7 @@ def request_waiting(settings: Settings, *, to: str, username: str, email: str) -
         to=to,
         subject=f"Sign-up request from {username}",
         paragraphs=[f"{username} ({email}) verified their address and asks for an account."],
-        action=("Review sign-up requests", f"{hub_url(settings)}/console/users?status=pending"),
+        action=("Review sign-up requests", f"{hub_url(settings)}/console/users?state=pending"),
     )
 
 

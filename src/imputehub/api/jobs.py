@@ -339,6 +339,7 @@ async def delete_job(
 @router.post("/{job_id}/retry", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
 async def retry(
     job_id: str,
+    request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
@@ -352,6 +353,7 @@ async def retry(
         job_id,
         now=now,
         max_active_jobs=runtime.settings.max_active_jobs_per_user,
+        origin=request_origin(request),
     )
     return job_public(job)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from imputehub.api.admin import request_origin
 from imputehub.api.deps import AdminUser, CurrentUser, Now, SessionDep
 from imputehub.registry import panels, rules
 
@@ -108,10 +109,11 @@ async def list_panels(
 
 @router.post("", response_model=PanelPublic, status_code=status.HTTP_201_CREATED)
 async def create_panel(
-    body: PanelCreate, session: SessionDep, admin: AdminUser, now: Now
+    body: PanelCreate, request: Request, session: SessionDep, admin: AdminUser, now: Now
 ) -> PanelPublic:
     data = panels.PanelInput(service=body.service_id, **body.model_dump(exclude={"service_id"}))
-    return PanelPublic.model_validate(await panels.create_panel(session, admin, data, now=now))
+    made = await panels.create_panel(session, admin, data, now=now, origin=request_origin(request))
+    return PanelPublic.model_validate(made)
 
 
 @router.get("/{ref}", response_model=PanelPublic)
@@ -132,15 +134,19 @@ async def get_panel(
 
 @router.patch("/{ref}", response_model=PanelPublic)
 async def update_panel(
-    ref: str, body: PanelUpdate, session: SessionDep, admin: AdminUser, now: Now
+    ref: str, body: PanelUpdate, request: Request, session: SessionDep, admin: AdminUser, now: Now
 ) -> PanelPublic:
     changes = body.model_dump(exclude_unset=True)
     return PanelPublic.model_validate(
-        await panels.update_panel(session, admin, ref, changes, now=now)
+        await panels.update_panel(
+            session, admin, ref, changes, now=now, origin=request_origin(request)
+        )
     )
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)
-async def deactivate_panel(ref: str, session: SessionDep, admin: AdminUser, now: Now) -> Response:
-    await panels.deactivate_panel(session, admin, ref, now=now)
+async def deactivate_panel(
+    ref: str, request: Request, session: SessionDep, admin: AdminUser, now: Now
+) -> Response:
+    await panels.deactivate_panel(session, admin, ref, now=now, origin=request_origin(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

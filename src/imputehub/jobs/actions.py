@@ -159,9 +159,16 @@ def _request_like(original: Job, *, mode: str) -> JobRequest:
 
 
 async def retry_job(
-    session: AsyncSession, user: User, job_id: str, *, now: datetime, max_active_jobs: int
+    session: AsyncSession,
+    user: User,
+    job_id: str,
+    *,
+    now: datetime,
+    max_active_jobs: int,
+    origin: audit.Origin | None = None,
 ) -> Job:
-    """A new pending job with a failed or cancelled job's parameters and inputs."""
+    """A new pending job with a failed or cancelled job's parameters and inputs, for its
+    owner; an admin retrying someone else's job leaves an audit entry naming both jobs."""
     original = await get_job(session, user, job_id)
     status = JobStatus(original.status)
     if status not in RETRYABLE:
@@ -169,7 +176,7 @@ async def retry_job(
             f"only failed or cancelled jobs can be retried; job {job_id} is {status.value}",
             current=status.value,
         )
-    return await create_job(
+    job = await create_job(
         session,
         owner_id=original.user_id,
         request=_request_like(original, mode=original.mode),
@@ -177,6 +184,18 @@ async def retry_job(
         max_active_jobs=max_active_jobs,
         retry_of=original.id,
     )
+    if original.user_id != user.id:
+        await audit.record(
+            session,
+            action="job_retried_by_admin",
+            actor=user,
+            now=now,
+            target_type="job",
+            target_id=original.id,
+            origin=origin,
+            details={"owner_id": original.user_id, "new_job_id": job.id},
+        )
+    return job
 
 
 async def rerun_as_qc_only(

@@ -171,19 +171,9 @@ async def retry_as_admin(
     max_active_jobs: int,
     origin: audit.Origin | None = None,
 ) -> Job:
-    """An admin's retry of a failed or cancelled job: a new job for its owner; retrying
-    someone else's job leaves an audit entry naming both jobs."""
+    """An admin's retry of a failed or cancelled job: a new job for its owner (audited by
+    actions.retry_job when the job is someone else's)."""
     require_admin(admin)
-    job = await actions.retry_job(session, admin, job_id, now=now, max_active_jobs=max_active_jobs)
-    if job.user_id != admin.id:
-        await audit.record(
-            session,
-            action="job_retried_by_admin",
-            actor=admin,
-            now=now,
-            target_type="job",
-            target_id=job_id,
-            origin=origin,
-            details={"owner_id": job.user_id, "new_job_id": job.id},
-        )
-    return job
+    return await actions.retry_job(
+        session, admin, job_id, now=now, max_active_jobs=max_active_jobs, origin=origin
+    )

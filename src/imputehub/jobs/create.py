@@ -201,6 +201,7 @@ async def check_request(
     request: JobRequest,
     max_active_jobs: int,
     planned: Sequence[PlannedFile] = (),
+    credential_source: str | None = None,
 ) -> CheckedRequest:
     """Every check a new job must pass; raises the first refusal, writes nothing.
 
@@ -218,8 +219,12 @@ async def check_request(
     service = await _service(session, request.service)
     panel = await _panel(session, request.reference_panel, service)
     # A job runs with the owner's own credential when there is one: the panel must be
-    # one that credential sees, or the job would fail hours later at the service.
-    await credentials.ensure_panel_visible(session, user_id=owner_id, service=service, panel=panel)
+    # one that credential sees, or the job would fail hours later at the service. (Not so
+    # for a job told to use the platform credential: an admin's self-test.)
+    if credential_source != credentials.PLATFORM:
+        await credentials.ensure_panel_visible(
+            session, user_id=owner_id, service=service, panel=panel
+        )
     config = service.api_config or {}
     phasing = validation.offered_phasing(
         phasing, service_slug=service.slug, offered=rules.offered_phasing(config)
@@ -315,10 +320,18 @@ async def create_job(
     now: datetime,
     max_active_jobs: int,
     retry_of: str | None = None,
+    credential_source: str | None = None,
 ) -> Job:
-    """Validate `request` and add a pending job to the session; raises before adding anything."""
+    """Validate `request` and add a pending job to the session; raises before adding anything.
+
+    `credential_source` "platform" makes the job use the service's platform credential even
+    if the owner has their own (registry/credentials.credential_for_job keeps it)."""
     checked = await check_request(
-        session, owner_id=owner_id, request=request, max_active_jobs=max_active_jobs
+        session,
+        owner_id=owner_id,
+        request=request,
+        max_active_jobs=max_active_jobs,
+        credential_source=credential_source,
     )
     job = Job(
         id=new_id(),
@@ -342,6 +355,7 @@ async def create_job(
         updated_at=now,
         next_step=Step.SUBMIT.value,
         next_run_at=now,
+        credential_source=credential_source,
         inputs=[
             JobInput(file_id=record.id, position=i, file=record)
             for i, record in enumerate(checked.files)

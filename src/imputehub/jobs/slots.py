@@ -60,7 +60,8 @@ def limit_of(service: Service) -> int | None:
 
 async def group_of(session: AsyncSession, job: Job) -> Group:
     """The group whose slots `job` uses (or will use, once submitted)."""
-    if job.submit_started_at is not None:
+    if job.submit_started_at is not None or job.credential_source is not None:
+        # Submitted, or told its credential up front (a self-test uses the platform's).
         own = job.credential_source == USER_SOURCE
     else:
         own = await _has_own_credential(session, job.user_id, job.service_id)
@@ -161,10 +162,15 @@ async def _waiting(session: AsyncSession, group: Group) -> list[Waiting]:
         UserServiceCredential.user_id == Job.user_id,
         UserServiceCredential.service_id == group.service_id,
     )
+    # A job told its credential up front (credential_source set) waits in that group.
+    told = Job.credential_source.is_not(None)
     if group.user_id is None:
-        conditions.append(~own)
+        conditions.append((told & (Job.credential_source != USER_SOURCE)) | (~told & ~own))
     else:
-        conditions += [Job.user_id == group.user_id, own]
+        conditions += [
+            Job.user_id == group.user_id,
+            (Job.credential_source == USER_SOURCE) | (~told & own),
+        ]
     rows = await session.execute(select(Job.id, Job.user_id, Job.created_at).where(*conditions))
     return [Waiting(job_id=i, user_id=u, created_at=c) for i, u, c in rows.all()]
 

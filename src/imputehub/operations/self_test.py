@@ -348,9 +348,9 @@ async def start_self_test(
                 request=request,
                 now=now,
                 max_active_jobs=runtime.settings.max_active_jobs_per_user,
+                # The worker keeps this source for the job's life.
+                credential_source=credentials.PLATFORM,
             )
-            # Before the worker first sees the job: it keeps this source for the job's life.
-            job.credential_source = credentials.PLATFORM
             await audit.record(
                 session,
                 action=ACTION,

@@ -7,7 +7,7 @@ panels of active services only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.accounts.users import is_admin, require_admin
 from imputehub.db.models import ReferencePanel, Service, User
 from imputehub.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from imputehub.monitoring import audit
 from imputehub.registry import lookup, rules
 
 log = logging.getLogger("imputehub.registry")
@@ -142,8 +143,35 @@ async def _service_for_write(session: AsyncSession, ref: str) -> Service:
         raise InvalidInput(f"no service '{ref}'", field="service_id") from exc
 
 
+async def _audit(
+    session: AsyncSession,
+    actor: User,
+    action: str,
+    panel: ReferencePanel,
+    fields: Collection[str],
+    *,
+    origin: audit.Origin | None,
+    now: datetime,
+) -> None:
+    await audit.record(
+        session,
+        action=action,
+        actor=actor,
+        now=now,
+        target_type="reference_panel",
+        target_id=panel.id,
+        origin=origin,
+        details={"slug": panel.slug, "fields": sorted(fields)},
+    )
+
+
 async def create_panel(
-    session: AsyncSession, actor: User, data: PanelInput, *, now: datetime
+    session: AsyncSession,
+    actor: User,
+    data: PanelInput,
+    *,
+    now: datetime,
+    origin: audit.Origin | None = None,
 ) -> ReferencePanel:
     require_admin(actor)
     service = await _service_for_write(session, data.service)
@@ -171,11 +199,18 @@ async def create_panel(
         "reference panel registered",
         extra={"action": "panel_created", "reference_panel_id": panel.id, "actor_id": actor.id},
     )
+    await _audit(session, actor, "panel_created", panel, given, origin=origin, now=now)
     return panel
 
 
 async def update_panel(
-    session: AsyncSession, actor: User, ref: str, changes: Mapping[str, Any], *, now: datetime
+    session: AsyncSession,
+    actor: User,
+    ref: str,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
+    origin: audit.Origin | None = None,
 ) -> ReferencePanel:
     require_admin(actor)
     panel = await lookup.get_panel(session, ref, include_inactive=True)
@@ -204,11 +239,17 @@ async def update_panel(
             "fields": sorted(cleaned),
         },
     )
+    await _audit(session, actor, "panel_updated", panel, cleaned, origin=origin, now=now)
     return panel
 
 
 async def deactivate_panel(
-    session: AsyncSession, actor: User, ref: str, *, now: datetime
+    session: AsyncSession,
+    actor: User,
+    ref: str,
+    *,
+    now: datetime,
+    origin: audit.Origin | None = None,
 ) -> ReferencePanel:
     """Hide the panel from users; the row stays because jobs point at it."""
     require_admin(actor)
@@ -224,6 +265,7 @@ async def deactivate_panel(
                 "actor_id": actor.id,
             },
         )
+        await _audit(session, actor, "panel_deactivated", panel, (), origin=origin, now=now)
     return panel
 
 

@@ -270,6 +270,7 @@ async def retry(
             _check_id(job_id),
             now=now,
             max_active_jobs=runtime.settings.max_active_jobs_per_user,
+            origin=request_origin(request),
         )
     runtime.wake_workers()
     return _to_job(job.id, "retried")

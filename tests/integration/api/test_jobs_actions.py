@@ -318,6 +318,23 @@ async def test_retry_of_other_states_is_409(
         assert await session.scalar(select(func.count()).select_from(Job)) == 1
 
 
+async def test_an_admin_retrying_someone_elses_job_is_audited(
+    client: httpx.AsyncClient, admin: Actor, alice: Actor, world: World, runtime: Runtime
+) -> None:
+    failed = await job_in(runtime, world, alice.id, "failed")
+    response = await client.post(f"/api/v1/jobs/{failed.id}/retry", headers=admin.headers)
+    assert response.status_code == 201
+    new = response.json()
+    log = await client.get(
+        "/api/v1/admin/audit-log?action=job_retried_by_admin", headers=admin.headers
+    )
+    [entry] = log.json()["items"]
+    assert entry["target_id"] == failed.id
+    assert entry["details"] == {"owner_id": alice.id, "new_job_id": new["id"]}
+    own = await client.post(f"/api/v1/jobs/{new['id']}/cancel", headers=alice.headers)
+    assert own.status_code == 200  # the new job is alice's
+
+
 async def test_retry_respects_the_active_job_limit(
     client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime
 ) -> None:

@@ -14,6 +14,7 @@ from tests.support.api import Actor
 from tests.support.factories import make_panel, make_service
 
 PANEL_ID = "apps@1000g-phase-3-v5@2.0.0"
+URL = "/api/v1/reference-panels"
 
 
 @pytest.fixture
@@ -471,3 +472,19 @@ async def test_unknown_panel_is_404(client: httpx.AsyncClient, admin: Actor, met
         headers=admin.headers,
     )
     assert response.status_code == 404
+
+
+async def test_registering_editing_and_deactivating_a_panel_is_audited(
+    client: httpx.AsyncClient, admin: Actor, michigan: Service
+) -> None:
+    made = await client.post(URL, json=body(), headers=admin.headers)
+    ref = made.json()["id"]
+    await client.patch(f"{URL}/{ref}", json={"description": "new"}, headers=admin.headers)
+    await client.delete(f"{URL}/{ref}", headers=admin.headers)
+    log = await client.get(
+        "/api/v1/admin/audit-log?target=reference_panel:" + ref, headers=admin.headers
+    )
+    entries = sorted(log.json()["items"], key=lambda e: e["id"])
+    assert [e["action"] for e in entries] == ["panel_created", "panel_updated", "panel_deactivated"]
+    assert entries[1]["details"]["fields"] == ["description"]
+    assert all(e["actor"] == "admin" for e in entries)

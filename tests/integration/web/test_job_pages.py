@@ -105,7 +105,7 @@ async def test_the_list_shows_my_jobs_escaped_filtered_and_paged(
     only_failed = await client.get("/jobs", params={"status": "failed", "q": "CHR20"})
     assert "chr20 study" in only_failed.text
     assert "alert(1)" not in only_failed.text
-    assert "1 job match the filters" in only_failed.text
+    assert "1 job matches the filters" in only_failed.text
     assert '<option value="failed" selected>' in only_failed.text
 
     beyond = await client.get("/jobs", params={"page": "2"})

@@ -274,7 +274,9 @@ async def save_panel(
             "description": typed["description"],
         }
         try:
-            panel = await panels.update_panel(session, opened.user, ref[:300], changes, now=now)
+            panel = await panels.update_panel(
+                session, opened.user, ref[:300], changes, now=now, origin=request_origin(request)
+            )
         except ImputehubError as exc:
             if status_for(exc) == 404:
                 raise
@@ -303,10 +305,17 @@ async def _set_active(
     try:
         if active:
             panel = await panels.update_panel(
-                session, opened.user, ref[:300], {"is_active": True}, now=now
+                session,
+                opened.user,
+                ref[:300],
+                {"is_active": True},
+                now=now,
+                origin=request_origin(request),
             )
         else:
-            panel = await panels.deactivate_panel(session, opened.user, ref[:300], now=now)
+            panel = await panels.deactivate_panel(
+                session, opened.user, ref[:300], now=now, origin=request_origin(request)
+            )
     except ImputehubError as exc:
         if status_for(exc) == 404:
             raise
