@@ -1,6 +1,9 @@
-"""Getting, recovering and closing an account in a real browser, against a real `serve`
+"""The admin console and the account life cycle in a real browser, against a real `serve`
 whose mails go to a real SMTP server on loopback (aiosmtpd): sign-up in each mode, a reset
-link used once, reused and expired, deleting your own account."""
+link used once, reused and expired, deleting your own account; a user refused the console,
+maintenance (the banner, held jobs released), a Michigan-type service (emulated) registered,
+checked and synced from the console, a local panel uploaded and imported in the browser and
+then used by the self-test's job (real Beagle); every console page passes axe."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,9 +27,24 @@ from tests.e2e.web.conftest import (
     screenshot,
     sign_in,
 )
+from tests.support import vcf
+from tests.support.michigan_emulator import MichiganEmulator, running_emulator
+from tests.support.panels import panel_text
 from tests.support.smtp_server import Received, SmtpServer, smtp_server
 
 NEW_PASSWORD = "a new password typed in the browser 7"
+PLATFORM_TOKEN = "console-platform-token-0123456789"
+CONSOLE_PAGES = [
+    "/console",
+    "/console/services",
+    "/console/panels",
+    "/console/users",
+    "/console/queue",
+    "/console/stats",
+    "/console/audit",
+    "/console/settings",
+]
+SLOW_MS = 120_000  # a real Beagle run, on a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +223,155 @@ def test_deleting_my_account_in_the_browser(
         f"{web_hub.base}/api/v1/auth/login", json={"username": "dora", "password": USER_PASSWORD}
     )
     assert gone.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def michigan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MichiganEmulator]:
+    with running_emulator(tmp_path_factory.mktemp("michigan")) as emulator:
+        emulator.add_token(PLATFORM_TOKEN, "hub-platform")
+        yield emulator
+
+
+def test_a_user_is_refused_every_console_page(signed_in: Callable[..., Page]) -> None:
+    page = signed_in("ursula")
+    expect(page.get_by_role("link", name="Console")).to_have_count(0)
+    for path in CONSOLE_PAGES:
+        answer = page.goto(path)
+        assert answer is not None
+        assert answer.status == 403, path
+        expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
+
+
+def test_every_console_page_passes_axe(signed_in: Callable[..., Page]) -> None:
+    page = signed_in("admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Console").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Console")
+    for path in CONSOLE_PAGES:
+        page.goto(path)
+        check_accessibility(page)
+        screenshot(page, "console" + path.removeprefix("/console").replace("/", "-"))
+
+
+def job_input(tmp: Path) -> Path:
+    """A small phased, bgzipped chr20 VCF of 25 samples."""
+    path = tmp / "study.chr20.vcf.gz"
+    path.write_bytes(vcf.compress(panel_text(records={"20": 300}, samples=25), "bgzf"))
+    return path
+
+
+def test_maintenance_shows_a_banner_and_holds_jobs_until_it_ends(
+    web_hub: WebHub, signed_in: Callable[..., Page], tmp_path: Path
+) -> None:
+    admin = signed_in("admin", ADMIN_PASSWORD)
+    admin.goto("/console/settings")
+    admin.get_by_label("The hub is in maintenance").check()
+    admin.get_by_label("Maintenance message").fill("New disks until 15:00 UTC")
+    admin.get_by_label(re.compile("^Hold")).check()
+    admin.get_by_role("button", name="Save hub settings").click()
+    expect(admin.get_by_role("status").filter(has_text="saved")).to_be_visible()
+
+    user = signed_in("mona")
+    banner = user.locator(".maintenance-banner")
+    expect(banner).to_contain_text("New disks until 15:00 UTC")
+    check_accessibility(user)
+    screenshot(user, "maintenance-banner")
+    token = web_hub.users["mona"]
+    with web_hub.api(token) as api:
+        uploaded = api.post(
+            "/api/v1/files", files={"file": ("study.vcf.gz", job_input(tmp_path).read_bytes())}
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        made = api.post(
+            "/api/v1/jobs",
+            json={
+                "name": "held study",
+                "service_id": "local",
+                "reference_panel_id": "demo",
+                "input_file_ids": [uploaded.json()["id"]],
+                "build": "hg19",
+                "mode": "qc_only",
+            },
+        )
+        assert made.status_code == 201, made.text
+        job_id = made.json()["id"]
+
+        def messages() -> list[str]:
+            answer = api.get(f"/api/v1/jobs/{job_id}/status-updates")
+            return [update["message"] for update in answer.json()]
+
+        wait_for(
+            lambda: "held in the hub during maintenance: New disks until 15:00 UTC" in messages()
+        )
+        admin.goto("/console/queue")
+        expect(admin.get_by_role("row", name=re.compile("held study"))).to_contain_text(
+            "held in the hub"
+        )
+        admin.goto("/console/settings")
+        admin.get_by_label("The hub is in maintenance").uncheck()
+        admin.get_by_role("button", name="Save hub settings").click()
+        expect(admin.get_by_role("status").filter(has_text="saved")).to_be_visible()
+        wait_for(lambda: any(m.startswith("submitting to") for m in messages()))
+        api.post(f"/api/v1/jobs/{job_id}/cancel")
+    user.reload()
+    expect(user.locator(".maintenance-banner")).to_have_count(0)
+
+
+def wait_for(condition: Callable[[], bool], *, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the hub did not get there in time"
+        time.sleep(0.25)
+
+
+def test_a_service_registered_checked_and_synced_from_the_console(
+    signed_in: Callable[..., Page], michigan: MichiganEmulator
+) -> None:
+    page = signed_in("admin", ADMIN_PASSWORD)
+    page.goto("/console/services")
+    page.get_by_role("link", name="Register a Michigan-type server").click()
+    check_accessibility(page)
+    page.get_by_label("Name (required)").fill("Console Michigan")
+    page.get_by_label("Base URL (required)").fill(michigan.base_url)
+    page.get_by_label("Credential (optional)").fill(PLATFORM_TOKEN)
+    page.get_by_role("button", name="Register the service").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Console Michigan")
+    assert PLATFORM_TOKEN not in page.content()
+
+    page.get_by_role("button", name="Check now").click()
+    expect(page.locator("main")).to_contain_text("healthy")
+    page.get_by_role("button", name="Sync panels").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Panels synced: Console Michigan")
+    expect(page.get_by_role("heading", name=re.compile(r"^Added \([1-9]"))).to_be_visible()
+    check_accessibility(page)
+    screenshot(page, "console-sync")
+    page.goto("/console/panels?service=console-michigan")
+    expect(page.locator("main")).to_contain_text("1000")  # the emulator's 1000 Genomes panels
+    page.goto("/console/services")
+    screenshot(page, "console-services")
+
+
+def test_a_panel_imported_in_the_browser_runs_the_self_test(
+    signed_in: Callable[..., Page], tmp_path: Path
+) -> None:
+    panel = tmp_path / "tiny.chr20.vcf.gz"
+    panel.write_bytes(vcf.compress(panel_text(records={"20": 600}, samples=30, seed=11), "bgzf"))
+    page = signed_in("admin", ADMIN_PASSWORD)
+    page.goto("/console/panels/import")
+    page.get_by_label("Panel VCF (.vcf.gz)").set_input_files(str(panel))
+    page.wait_for_url(re.compile(r"/console/panels/import\?file="))
+    expect(page.get_by_label("Panel file", exact=True)).not_to_have_value("")
+    page.get_by_label("Display name").fill("Tiny chr20")
+    page.get_by_label("Panel id (optional)").fill("tiny-chr20")
+    page.get_by_label("Genome build").select_option("hg19")
+    page.get_by_role("button", name="Import panel").click()
+    expect(page.get_by_role("heading", name="Panel imported")).to_be_visible()
+    check_accessibility(page)
+
+    page.goto("/console/services/local/self-test")
+    choice = page.locator("#self-test-panel option", has_text="Tiny chr20").get_attribute("value")
+    assert choice
+    page.get_by_label("Reference panel").select_option(choice)
+    page.get_by_role("button", name="Run the self-test").click()
+    expect(page.locator(".verdict")).to_contain_text("Passed", timeout=SLOW_MS)
+    check_accessibility(page)
+    screenshot(page, "console-self-test")
