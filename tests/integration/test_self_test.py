@@ -3,6 +3,7 @@ against the fake service, reported with its steps, timings, result check and ver
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from tests.integration.worker.support import drive
 from tests.support import factories
 from tests.support.api import Actor
 from tests.support.fake_connector import FakeConnector
-from tests.support.vcf import make_vcf
+from tests.support.panels import panel_text
+from tests.support.vcf import compress, make_vcf
 
 PLATFORM = "platform-token-of-the-hub"
 GOOD_RESULTS = {
@@ -123,6 +125,38 @@ async def test_a_self_test_runs_with_the_platform_credential_and_passes(
         "problem": None,
     }
     assert by_name["chr20.info.gz"]["vcf"] is False
+
+
+async def test_a_self_test_may_use_a_file_of_the_admins_own(
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    admin: Actor,
+    alice: Actor,
+    fake: FakeConnector,
+    clock: FakeClock,
+) -> None:
+    service = await a_service(runtime)
+    await a_panel(runtime, service)
+    fake.configure(results=GOOD_RESULTS)
+    mine = await factories.make_file(
+        runtime, admin.id, make_vcf(samples=25), filename="real.vcf.gz"
+    )
+    theirs = await factories.make_file(runtime, alice.id, make_vcf(samples=25))
+    refused = await client.post(
+        path(service), json={"input_file": theirs.id}, headers=admin.headers
+    )
+    assert refused.status_code == 422  # not the admin's own file: job creation refuses it
+    assert await count_jobs(runtime) == 0
+
+    started = await start(client, admin, service, input_file=mine.id)
+    await drive(runtime, Worker(runtime), clock, started["job_id"])
+    seen = fake.job(started["job_id"])
+    assert seen is not None
+    assert [item["name"] for item in seen["inputs"]] == ["real.vcf.gz"]
+    report = (
+        await client.get(path(service, f"/{started['job_id']}"), headers=admin.headers)
+    ).json()
+    assert report["verdict"] == "passed"
 
 
 async def test_the_job_is_the_admins_and_marked_as_a_self_test(
@@ -367,3 +401,25 @@ def test_only_a_completed_job_with_good_vcf_results_passes(
     found, message = self_test.verdict_of(status, "boom", results)
     assert found == verdict
     assert words in message
+
+
+async def test_a_local_panels_self_test_input_is_cut_from_the_panel(tmp_path: Path) -> None:
+    """The engine must find every site it is given: the input's sites are the panel's own
+    (one in PANEL_EVERY of its first chromosome), its genotypes the panel's first samples'."""
+    panel = tmp_path / "panel.vcf.gz"
+    text = panel_text(records={"20": 60, "21": 10}, samples=25, seed=5)
+    panel.write_bytes(compress(text, "bgzf"))
+    made = b"".join([chunk async for chunk in self_test.panel_chunks(panel)])
+    lines = gzip.decompress(made).decode().splitlines()
+    header = next(line for line in lines if line.startswith("#CHROM")).split("\t")
+    assert header[9:] == [f"self_test_{n}" for n in range(1, self_test.PANEL_SAMPLES + 1)]
+    records = [line.split("\t") for line in lines if not line.startswith("#")]
+    panel_rows = {
+        tuple(row[:2]): row for row in (line.split("\t") for line in text.decode().splitlines())
+    }
+    assert len(records) == 60 // self_test.PANEL_EVERY
+    for row in records:
+        assert row[0] == "20"  # the first chromosome only
+        source = panel_rows[(row[0], row[1])]
+        assert row[3:5] == source[3:5]
+        assert row[9:] == source[9 : 9 + self_test.PANEL_SAMPLES]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from imputehub.cli.main import run
-from imputehub.cli.testdata import Spec, write_vcf
+from imputehub.cli.testdata import write_vcf
 from imputehub.files.bgzf import BGZF_EOF
+from imputehub.files.testdata import Spec
 from imputehub.files.vcf_check import check_path
 
 

@@ -35,6 +35,13 @@ class SelfTestStart(BaseModel):
         description="a panel of the service (hub id or slug, or the service's panel id); "
         "default: its first active panel",
     )
+    input_file: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="one of your uploaded files to test with instead of the bundled input "
+        "(for a remote server whose QC wants real panel sites)",
+    )
 
 
 class StepPublic(BaseModel):
@@ -131,6 +138,7 @@ async def start_self_test(
         user,
         ref,
         panel_ref=body.panel if body is not None else None,
+        input_file_id=body.input_file if body is not None else None,
         origin=request_origin(request),
         now=now,
     )

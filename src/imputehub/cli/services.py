@@ -208,6 +208,14 @@ def run_self_test(
         str | None,
         typer.Option("--panel", help="Panel to test with (default: the service's first)."),
     ] = None,
+    input_file: Annotated[
+        str | None,
+        typer.Option(
+            "--input-file",
+            help="Id of one of your uploaded files to test with instead of the bundled input "
+            "(a remote server's QC wants its panel's real sites).",
+        ),
+    ] = None,
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=1, help="Seconds to wait for the verdict before failing."),
@@ -227,7 +235,10 @@ def run_self_test(
     """
     path = f"/services/{segment(service)}/self-test"
     with connect(url) as client:
-        report = client.post(path, json={"panel": panel} if panel else None)
+        body = {
+            key: value for key, value in (("panel", panel), ("input_file", input_file)) if value
+        }
+        report = client.post(path, json=body or None)
         job_id = str(report["job_id"])
         if not json:
             typer.echo(

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
-import random
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -22,31 +19,15 @@ import typer
 
 from imputehub.cli.errors import CliError
 from imputehub.cli.output import human_size
+from imputehub.domain.errors import InvalidInput
 from imputehub.domain.jobs import Build
 from imputehub.domain.vcf import LENGTHS, bare_chromosome
 from imputehub.files.bgzf import BgzfWriter
+from imputehub.files.testdata import Spec, header, records
 
-BASES = b"ACGT"
-TRANSITIONS = {ord("A"): b"G", ord("G"): b"A", ord("C"): b"T", ord("T"): b"C"}
-# Allele frequencies 1/2, 1/4, ... 1/32 (ALT = minor allele), rare ones most common.
-FREQUENCY_HALVINGS = (1, 1, 1, 2, 2, 3, 4, 5)
-FIRST_POSITION = 60_001
 # Text handed to the compressor at a time: memory stays bounded for any file size.
 FLUSH_BYTES = 1024 * 1024
 DEFAULT_VARIANTS = "100,1000,10000"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Spec:
-    samples: int
-    variants: int
-    chrom: str  # as written in the file: '20' (hg19) or 'chr20' (hg38)
-    build: str
-    seed: int = 1
-
-    @property
-    def filename(self) -> str:
-        return f"testdata.{self.chrom}.{self.build}.{self.variants}.vcf.gz"
 
 
 def chromosome_name(chrom: str, build: str) -> str:
@@ -55,54 +36,6 @@ def chromosome_name(chrom: str, build: str) -> str:
     if bare not in LENGTHS[build] or bare == "Y":
         raise CliError(f"--chrom must be one of 1-22 or X, not {chrom!r}")
     return f"chr{bare}" if build == Build.HG38 else bare
-
-
-def header(spec: Spec) -> bytes:
-    length = LENGTHS[spec.build][bare_chromosome(spec.chrom)]
-    lines = [
-        "##fileformat=VCFv4.2",
-        '##FILTER=<ID=PASS,Description="All filters passed">',
-        f"##source=imputehub testdata (seed {spec.seed})",
-        f"##contig=<ID={spec.chrom},length={length}>",
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Phased genotype">',
-        "\t".join(
-            ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"]
-            + [f"TD{index + 1:05d}" for index in range(spec.samples)]
-        ),
-    ]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def records(spec: Spec) -> Iterator[bytes]:
-    """One line per variant, positions increasing across the chromosome."""
-    seed = f"{spec.seed}:{spec.chrom}:{spec.build}:{spec.samples}:{spec.variants}"
-    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
-    length = LENGTHS[spec.build][bare_chromosome(spec.chrom)]
-    if spec.variants > length - FIRST_POSITION:
-        raise CliError(f"chromosome {spec.chrom} has room for fewer than {spec.variants} variants")
-    positions = sorted(rng.sample(range(FIRST_POSITION, length + 1), spec.variants))
-    # One sample's call is 4 bytes, "a|b\t"; the last tab of a row becomes the newline.
-    template = bytearray(b"0|0\t" * spec.samples)
-    template[-1:] = b"\n"
-    haplotypes = 2 * spec.samples
-    chrom = spec.chrom.encode()
-    for position in positions:
-        ref = BASES[rng.randrange(4)]
-        if rng.random() < 2 / 3:
-            alt = TRANSITIONS[ref]
-        else:
-            alt = bytes([rng.choice([b for b in BASES if b not in (ref, TRANSITIONS[ref][0])])])
-        bits = rng.getrandbits(haplotypes)
-        for _ in range(rng.choice(FREQUENCY_HALVINGS) - 1):
-            bits &= rng.getrandbits(haplotypes)
-        alleles = format(bits, f"0{haplotypes}b").encode()
-        row = bytearray(template)
-        row[0::4] = alleles[0::2]
-        row[2::4] = alleles[1::2]
-        fixed = b"\t".join(
-            [chrom, str(position).encode(), b".", bytes([ref]), alt, b".", b"PASS", b".", b"GT"]
-        )
-        yield fixed + b"\t" + bytes(row)
 
 
 def write_vcf(directory: Path, spec: Spec) -> Path:
@@ -188,7 +121,10 @@ def make_testdata(
     name = chromosome_name(chrom, build.value)
     for count in parse_counts(variants):
         spec = Spec(samples=samples, variants=count, chrom=name, build=build.value, seed=seed)
-        path = write_vcf(out, spec)
+        try:
+            path = write_vcf(out, spec)
+        except InvalidInput as exc:
+            raise CliError(exc.message) from None
         typer.echo(
             f"{path} ({human_size(path.stat().st_size)}, {count} variants, {samples} samples)"
         )

@@ -52,10 +52,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts.users import require_admin
-
-# The generator behind `imputehub testdata`, reused as it is: pure code (no I/O) that lives
-# with the command line for now; files/ would be its better home.
-from imputehub.cli.testdata import Spec, header, records
 from imputehub.db.models import (
     AuditEntry,
     Job,
@@ -69,6 +65,7 @@ from imputehub.domain.errors import ImputehubError, InvalidInput, NotFound
 from imputehub.domain.jobs import TERMINAL, Build, JobMode, JobStatus, Phasing
 from imputehub.domain.vcf import LENGTHS, bare_chromosome, has_chr_prefix
 from imputehub.engine.panel_store import PanelNotFound, PanelStore
+from imputehub.files import records, testdata
 from imputehub.files.bgzf import BGZF_EOF, BgzfWriter, BlockReader, Compression, CompressionError
 from imputehub.files.uploads import UploadBudget, discard, record_uploads, stage_upload
 from imputehub.jobs import create
@@ -95,6 +92,7 @@ HEAD_BYTES = 4 * 1024 * 1024  # compressed bytes read at most to find a VCF's #C
 MAX_HEADER_TEXT = 16 * 1024 * 1024  # decompressed header text kept at most
 FLUSH_BYTES = 256 * 1024
 DEFAULT_RECENT = 10
+OWN_FILES_SHOWN = 50
 MAX_RECENT = 100
 
 PASSED = "passed"
@@ -107,7 +105,7 @@ _TERMINAL = frozenset(status.value for status in TERMINAL)
 # ---- the bundled input ------------------------------------------------------------------
 
 
-def input_spec(build: str, contigs: Sequence[object], *, api_type: str) -> Spec:
+def input_spec(build: str, contigs: Sequence[object], *, api_type: str) -> testdata.Spec:
     """The tiny VCF for a panel of `build` listing `contigs` (see the module docstring).
 
     Michigan-type services insist on their own naming (`20` on hg19, `chr20` on hg38) and
@@ -126,14 +124,14 @@ def input_spec(build: str, contigs: Sequence[object], *, api_type: str) -> Spec:
         chrom = f"chr{bare}" if has_chr_prefix(named[bare]) else bare
     else:
         chrom = f"chr{bare}" if build == Build.HG38 else bare
-    return Spec(samples=SAMPLES, variants=VARIANTS, chrom=chrom, build=build, seed=SEED)
+    return testdata.Spec(samples=SAMPLES, variants=VARIANTS, chrom=chrom, build=build, seed=SEED)
 
 
-async def input_chunks(spec: Spec) -> AsyncIterator[bytes]:
+async def input_chunks(spec: testdata.Spec) -> AsyncIterator[bytes]:
     """The file's BGZF bytes, compressed a bounded piece at a time."""
     writer = BgzfWriter()
-    pending = bytearray(header(spec))
-    for line in records(spec):
+    pending = bytearray(testdata.header(spec))
+    for line in testdata.records(spec):
         pending += line
         if len(pending) >= FLUSH_BYTES:
             yield writer.write(bytes(pending))
@@ -159,7 +157,8 @@ async def panel_chunks(vcf: Path) -> AsyncIterator[bytes]:
     sites = 0
     chromosome: bytes | None = None
     with gzip.open(vcf, "rb") as panel:
-        for index, line in enumerate(panel):
+        seen = 0
+        for line in panel:
             if line.startswith(b"##"):
                 if line.startswith((b"##fileformat", b"##contig", b"##FORMAT=<ID=GT")):
                     pending += line
@@ -173,7 +172,8 @@ async def panel_chunks(vcf: Path) -> AsyncIterator[bytes]:
                 chromosome = fields[0]
             if fields[0] != chromosome or sites >= PANEL_SITES:
                 break
-            if index % PANEL_EVERY:
+            seen += 1
+            if (seen - 1) % PANEL_EVERY:
                 continue
             pending += b"\t".join([*fields[:8], b"GT", *fields[9 : 9 + PANEL_SAMPLES]]) + b"\n"
             sites += 1
@@ -210,7 +210,7 @@ class _Plan:
     panel_slug: str
     build: str
     phasing: Phasing
-    spec: Spec
+    spec: testdata.Spec
     # A local-engine panel the hub holds: the input is cut from it (panel_chunks).
     local_panel_vcf: Path | None = None
 
@@ -296,10 +296,15 @@ async def start_self_test(
     service_ref: str,
     *,
     panel_ref: str | None = None,
+    input_file_id: str | None = None,
     origin: audit.Origin | None = None,
     now: datetime,
 ) -> Job:
     """Create the self-test job of a service (see the module docstring) and wake the worker.
+
+    `input_file_id`: one of the admin's own uploaded files to test with instead of the
+    bundled input — for a remote server whose QC wants real panel sites (the bundled VCF's
+    random sites share few with a real panel).
 
     NotFound for an unknown service; PermissionDenied for a non-admin; InvalidInput when
     the service cannot be tested (inactive, no platform credential, no panel) or the job
@@ -310,19 +315,32 @@ async def start_self_test(
         plan = await _plan(
             session, service_ref, panel_ref, engine_dir=runtime.settings.resolved_engine_dir
         )
-    staged = await stage_upload(
-        runtime.storage,
-        user_id=admin.id,
-        client_name=plan.filename,
-        chunks=plan.chunks(),
-        budget=UploadBudget(runtime.settings.max_upload_size),
-        now=now,
+    if input_file_id is not None:
+        async with runtime.db.sessionmaker() as session:
+            own = await records.get_file(session, admin, input_file_id)
+            own_name = own.filename
+        staged_files = []
+    else:
+        staged_files = [
+            await stage_upload(
+                runtime.storage,
+                user_id=admin.id,
+                client_name=plan.filename,
+                chunks=plan.chunks(),
+                budget=UploadBudget(runtime.settings.max_upload_size),
+                now=now,
+            )
+        ]
+    summary = (
+        f"{own_name} (your file)"
+        if input_file_id is not None
+        else f"{plan.filename} ({plan.input_summary})"
     )
     request = create.JobRequest(
         name=f"self-test of {plan.service_name}",
         description=(
             f"End-to-end self-test of {plan.service_name} started by {admin.username}: "
-            f"{plan.filename} ({plan.input_summary}) on panel "
+            f"{summary} on panel "
             f"{plan.panel_slug}, sent with the hub's platform credential."
         ),
         service=plan.service_id,
@@ -333,15 +351,17 @@ async def start_self_test(
     )
     try:
         async with runtime.db.session() as session:
-            stored = await record_uploads(
-                session,
-                user_id=admin.id,
-                staged=[staged],
-                now=now,
-                quota=runtime.settings.storage_quota_bytes,
-            )
-            await session.flush()
-            request = dataclasses.replace(request, input_file_ids=(stored[0].id,))
+            if input_file_id is None:
+                stored = await record_uploads(
+                    session,
+                    user_id=admin.id,
+                    staged=staged_files,
+                    now=now,
+                    quota=runtime.settings.storage_quota_bytes,
+                )
+                await session.flush()
+                input_file_id = stored[0].id
+            request = dataclasses.replace(request, input_file_ids=(input_file_id,))
             job = await create.create_job(
                 session,
                 owner_id=admin.id,
@@ -366,7 +386,7 @@ async def start_self_test(
                 },
             )
     except BaseException:
-        await discard(runtime.storage, [staged])
+        await discard(runtime.storage, staged_files)
         raise
     runtime.wake_workers()  # committed: a worker in this process may start at once
     log.info(
@@ -684,13 +704,22 @@ class PastTest:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileChoice:
+    id: str
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class SelfTestPage:
     """What the console shows of a service's self-tests: its panels to choose from, its
     latest self-tests, and one report in full (the asked-for one, else the latest)."""
 
     service_slug: str
     service_name: str
+    api_type: str
     panels: tuple[PanelChoice, ...]
+    own_files: tuple[FileChoice, ...]  # the admin's latest uploads, to test with instead
     recent: tuple[PastTest, ...]
     shown: Report | None
 
@@ -711,7 +740,14 @@ async def page(
             PanelChoice(id=p.id, slug=p.slug, display_name=p.display_name, build=p.build)
             for p in panels
         )
-        slug, name = service.slug, service.name
+        slug, name, api_type = service.slug, service.name, service.api_type
+        files = await session.scalars(
+            select(StoredFile)
+            .where(StoredFile.user_id == admin.id, StoredFile.kind == "input")
+            .order_by(StoredFile.created_at.desc())
+            .limit(OWN_FILES_SHOWN)
+        )
+        own_files = tuple(FileChoice(id=f.id, filename=f.filename, size=f.size) for f in files)
     recent = tuple(
         PastTest(
             job_id=job.id,
@@ -728,5 +764,11 @@ async def page(
     wanted = job_id or (recent[0].job_id if recent else None)
     shown = await report(runtime, admin, slug, wanted) if wanted else None
     return SelfTestPage(
-        service_slug=slug, service_name=name, panels=choices, recent=recent, shown=shown
+        service_slug=slug,
+        service_name=name,
+        api_type=api_type,
+        panels=choices,
+        own_files=own_files,
+        recent=recent,
+        shown=shown,
     )

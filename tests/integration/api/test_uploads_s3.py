@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imputehub.cli.testdata import Spec, header, records
 from imputehub.clock import FakeClock
 from imputehub.config import Settings
 from imputehub.db.models import StoredFile
 from imputehub.domain.uploads import MiB
+from imputehub.files import testdata
 from imputehub.files.s3 import S3Storage
 from imputehub.runtime import Runtime, build_runtime
 from tests.integration.api.upload_helpers import (
@@ -49,8 +49,8 @@ async def runtime(
 
 def plain_vcf(size: int) -> bytes:
     """An uncompressed VCF of at least `size` bytes: readable, so kept (with an error noted)."""
-    spec = Spec(samples=1000, variants=size // 4000 + 1, chrom="20", build="hg19")
-    return header(spec) + b"".join(records(spec))
+    spec = testdata.Spec(samples=1000, variants=size // 4000 + 1, chrom="20", build="hg19")
+    return testdata.header(spec) + b"".join(testdata.records(spec))
 
 
 async def test_an_upload_in_parallel_parts_on_s3(

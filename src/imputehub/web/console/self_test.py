@@ -77,12 +77,14 @@ async def start_self_test(
 ) -> Response:
     form = await session_auth.read_form(request, runtime, opened)
     panel = field(form, "panel").strip() or None
+    input_file = field(form, "input_file").strip()[:100] or None
     try:
         job = await self_test.start_self_test(
             runtime,
             opened.user,
             slug,
             panel_ref=panel,
+            input_file_id=input_file,
             origin=request_origin(request),
             now=runtime.clock.now(),
         )
