@@ -7,7 +7,7 @@ transaction rolls back (a failed login). Details never hold secrets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,6 +62,32 @@ async def record(session: AsyncSession, **fields: Any) -> None:
     """Add an entry (see `entry`) to the caller's transaction."""
     session.add(entry(**fields))
     await session.flush()
+
+
+async def record_change(
+    session: AsyncSession,
+    *,
+    action: str,
+    actor: User,
+    target_type: str,
+    target_id: str,
+    slug: str,
+    fields: Iterable[str],
+    origin: Origin | None,
+    now: datetime,
+) -> None:
+    """An admin's change to something registered (a service, a panel): its slug and the
+    names of the fields touched, never their values (a credential may be one)."""
+    await record(
+        session,
+        action=action,
+        actor=actor,
+        now=now,
+        target_type=target_type,
+        target_id=target_id,
+        origin=origin,
+        details={"slug": slug, "fields": sorted(fields)},
+    )
 
 
 async def record_alone(db: Database, **fields: Any) -> None:

@@ -7,7 +7,7 @@ panels of active services only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -143,28 +143,6 @@ async def _service_for_write(session: AsyncSession, ref: str) -> Service:
         raise InvalidInput(f"no service '{ref}'", field="service_id") from exc
 
 
-async def _audit(
-    session: AsyncSession,
-    actor: User,
-    action: str,
-    panel: ReferencePanel,
-    fields: Collection[str],
-    *,
-    origin: audit.Origin | None,
-    now: datetime,
-) -> None:
-    await audit.record(
-        session,
-        action=action,
-        actor=actor,
-        now=now,
-        target_type="reference_panel",
-        target_id=panel.id,
-        origin=origin,
-        details={"slug": panel.slug, "fields": sorted(fields)},
-    )
-
-
 async def create_panel(
     session: AsyncSession,
     actor: User,
@@ -199,7 +177,17 @@ async def create_panel(
         "reference panel registered",
         extra={"action": "panel_created", "reference_panel_id": panel.id, "actor_id": actor.id},
     )
-    await _audit(session, actor, "panel_created", panel, given, origin=origin, now=now)
+    await audit.record_change(
+        session,
+        action="panel_created",
+        actor=actor,
+        target_type="reference_panel",
+        target_id=panel.id,
+        slug=panel.slug,
+        fields=given,
+        origin=origin,
+        now=now,
+    )
     return panel
 
 
@@ -239,7 +227,17 @@ async def update_panel(
             "fields": sorted(cleaned),
         },
     )
-    await _audit(session, actor, "panel_updated", panel, cleaned, origin=origin, now=now)
+    await audit.record_change(
+        session,
+        action="panel_updated",
+        actor=actor,
+        target_type="reference_panel",
+        target_id=panel.id,
+        slug=panel.slug,
+        fields=cleaned,
+        origin=origin,
+        now=now,
+    )
     return panel
 
 
@@ -265,7 +263,17 @@ async def deactivate_panel(
                 "actor_id": actor.id,
             },
         )
-        await _audit(session, actor, "panel_deactivated", panel, (), origin=origin, now=now)
+        await audit.record_change(
+            session,
+            action="panel_deactivated",
+            actor=actor,
+            target_type="reference_panel",
+            target_id=panel.id,
+            slug=panel.slug,
+            fields=(),
+            origin=origin,
+            now=now,
+        )
     return panel
 
 

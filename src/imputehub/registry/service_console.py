@@ -37,16 +37,16 @@ async def _audit(
     origin: audit.Origin | None,
     now: datetime,
 ) -> None:
-    # Field names only, as the REST route: a credential's value never reaches the log.
-    await audit.record(
+    await audit.record_change(
         session,
         action=action,
         actor=actor,
-        now=now,
         target_type="service",
         target_id=service.id,
+        slug=service.slug,
+        fields=fields,
         origin=origin,
-        details={"slug": service.slug, "fields": sorted(fields)},
+        now=now,
     )
 
 

@@ -29,7 +29,7 @@ from imputehub.domain.errors import (
 from imputehub.operations import hub_settings
 from imputehub.runtime import Runtime
 from imputehub.web import public_forms, session_auth
-from imputehub.web.settings_common import sentence
+from imputehub.web.settings_common import password_refusal, sentence
 from imputehub.web.signin import MaybeSignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -352,16 +352,9 @@ async def delete_account(
                 now=now,
                 policy=throttle_policy(runtime),
             )
-        except TooManyAttempts as exc:
-            wait = int(exc.extra.get("retry_after") or 1)
-            errors[DELETE_PASSWORD] = f"Too many wrong passwords. Wait {wait} seconds."
-            status_code = 429
-        except PermissionDenied:
-            errors[DELETE_PASSWORD] = "The password is wrong."
-            status_code = 403
-        except Conflict as exc:
-            errors[DELETE_PASSWORD] = sentence(exc.message)
-            status_code = 409
+        except (TooManyAttempts, PermissionDenied, Conflict) as exc:
+            refusal = password_refusal(exc)
+            errors[DELETE_PASSWORD], status_code = refusal or (sentence(exc.message), 409)
     if errors:
         return profile_page(request, opened, errors=errors, status_code=status_code)
     await session.commit()

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from imputehub.accounts.browser_sessions import OpenSession
-from imputehub.domain.errors import ImputehubError
+from imputehub.domain.errors import ImputehubError, PermissionDenied, TooManyAttempts
 from imputehub.domain.notifications import Channel, EventKind
 from imputehub.web import session_auth
 from imputehub.web.templating import render
@@ -104,3 +104,14 @@ def error_of(exc: ImputehubError, fields: Mapping[str, str], fallback: str) -> t
     API's field, `fields` maps it to the page's."""
     named = str(exc.extra.get("field") or "")
     return fields.get(named, fallback), sentence(exc.message)
+
+
+def password_refusal(exc: ImputehubError) -> tuple[str, int] | None:
+    """What a form says when the password it was given was refused (a password change,
+    deleting the account), and its status; None for any other error."""
+    if isinstance(exc, TooManyAttempts):
+        wait = int(exc.extra.get("retry_after") or 1)
+        return f"Too many wrong passwords. Wait {wait} seconds, then try again.", 429
+    if isinstance(exc, PermissionDenied):
+        return "The password is wrong. Check it (it is case-sensitive) and try again.", 403
+    return None

@@ -37,6 +37,7 @@ from imputehub.web.settings_common import (
     error_of,
     field,
     page,
+    password_refusal,
     redirect_done,
     sentence,
     too_long,
@@ -150,15 +151,8 @@ async def change_password(
                 now=now,
                 policy=throttle_policy(runtime),
             )
-        except TooManyAttempts as exc:
-            wait = int(exc.extra.get("retry_after") or 1)
-            errors[CURRENT] = f"Too many wrong passwords. Wait {wait} seconds, then try again."
-            status_code = 429
-        except PermissionDenied:
-            errors[CURRENT] = (
-                "The current password is wrong. Check it (it is case-sensitive) and try again."
-            )
-            status_code = 403
+        except (TooManyAttempts, PermissionDenied) as exc:
+            errors[CURRENT], status_code = password_refusal(exc) or (sentence(exc.message), 403)
         except InvalidInput as exc:
             errors[NEW] = sentence(exc.message)
     if errors:
