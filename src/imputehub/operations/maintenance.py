@@ -36,6 +36,13 @@ def hold_reason(settings: HubSettings, service: Service) -> str | None:
     return None
 
 
+async def job_held(session: AsyncSession, job: Job) -> str | None:
+    """Why the worker must not submit `job` now (read in its submit transaction); None: go."""
+    service = await session.get(Service, job.service_id)
+    assert service is not None  # a foreign key
+    return hold_reason(await hub_settings.load(session), service)
+
+
 def refuse_if_closed(settings: HubSettings) -> None:
     """New jobs during maintenance, when the admins chose to refuse them."""
     if settings.refuses_jobs:

@@ -45,7 +45,7 @@ from imputehub.jobs import slots
 from imputehub.logs import job_context
 from imputehub.monitoring import counters
 from imputehub.notify import outbox
-from imputehub.operations import hub_settings, maintenance
+from imputehub.operations import maintenance
 from imputehub.registry import lookup
 from imputehub.registry.credentials import USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
@@ -301,12 +301,6 @@ def _reader(runtime: Runtime, key: str) -> Callable[[], AsyncIterator[bytes]]:
     return lambda: runtime.storage.read(key)
 
 
-async def _hold_reason(session: AsyncSession, job: Job) -> str | None:
-    service = await session.get(Service, job.service_id)
-    assert service is not None  # a foreign key
-    return maintenance.hold_reason(await hub_settings.load(session), service)
-
-
 # ---- the steps ---------------------------------------------------------------------------
 
 
@@ -321,7 +315,7 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
         # intent also takes one of the account's slots at the service, if one is free and
         # the job is next in line; else the job waits in the hub, uploading nothing.
         async def intent(session: AsyncSession, job: Job, now: datetime) -> None:
-            held = await _hold_reason(session, job)
+            held = await maintenance.job_held(session, job)
             if held is not None:
                 # Maintenance or a paused service: the job waits in the hub, as for a slot.
                 waits.append(None)
