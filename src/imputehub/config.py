@@ -78,6 +78,10 @@ class Settings(BaseSettings):
         return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
     max_active_jobs_per_user: int = Field(default=4, gt=0)
+    # Targets (service and panel) one federated job may have; each is a job of its own.
+    max_targets_per_job: int = Field(default=5, ge=2, le=20)
+    # Seconds between two looks of a federated job at its children (the worker's follow step).
+    parent_follow_seconds: float = Field(default=5.0, gt=0)
     max_upload_size: int = Field(default=50 * 1024**3, gt=0)
     # The largest request body a route that reads its body whole (JSON, forms) accepts;
     # files go through the upload routes, which stream (api/body_limit.py).

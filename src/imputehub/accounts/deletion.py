@@ -21,7 +21,7 @@ from imputehub.db.session import Database, lock_row
 from imputehub.domain.errors import Conflict, ImputehubError
 from imputehub.domain.jobs import TERMINAL
 from imputehub.files import chunked, retention
-from imputehub.jobs.actions import request_cancel
+from imputehub.jobs.lifecycle import request_cancel
 from imputehub.monitoring import audit
 from imputehub.runtime import Runtime
 

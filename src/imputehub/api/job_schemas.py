@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imputehub.db.models import Job
+from imputehub.domain.errors import InvalidInput
 from imputehub.domain.jobs import Build, JobMode, JobStatus, Phasing
 from imputehub.domain.slots import SlotWait
 from imputehub.domain.vcf import Severity
-from imputehub.jobs import create, lifecycle, validation
+from imputehub.jobs import create, federated, lifecycle, validation
 
 # Chromosome names and problems in one client report (a checker's report has at most
 # 20 names and one problem per rule).
 MAX_REPORT_ITEMS = 100
+
+
+class TargetCreate(BaseModel):
+    """One service and panel of a federated job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_id: str = Field(min_length=1, max_length=100, description="service id or slug")
+    reference_panel_id: str = Field(
+        min_length=1, max_length=100, description="reference panel id or slug"
+    )
+    population: str | None = Field(default=None, max_length=validation.MAX_POPULATION)
+    phasing: Phasing | None = Field(default=None, description="default: the job's phasing")
+
+    def to_target(self) -> federated.Target:
+        return federated.Target(
+            service=self.service_id,
+            reference_panel=self.reference_panel_id,
+            population=self.population,
+            phasing=self.phasing.value if self.phasing is not None else None,
+        )
 
 
 class JobCreate(BaseModel):
@@ -23,9 +46,26 @@ class JobCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=validation.MAX_NAME)
     description: str | None = Field(default=None, max_length=validation.MAX_DESCRIPTION)
-    service_id: str = Field(min_length=1, max_length=100, description="service id or slug")
-    reference_panel_id: str = Field(
-        min_length=1, max_length=100, description="reference panel id or slug"
+    service_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="service id or slug (a job at one service; or give `targets`)",
+    )
+    reference_panel_id: str | None = Field(
+        default=None, min_length=1, max_length=100, description="reference panel id or slug"
+    )
+    targets: list[TargetCreate] | None = Field(
+        default=None,
+        max_length=federated.MAX_TARGETS_CEILING,
+        description=(
+            "a federated job: the same files sent to each service and panel (2 up to "
+            "IMPUTEHUB_MAX_TARGETS_PER_JOB); instead of service_id and reference_panel_id"
+        ),
+    )
+    notify_each_target: bool = Field(
+        default=False,
+        description="a federated job: notify of each target's job too, not only of the whole",
     )
     input_file_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=validation.MAX_INPUT_FILES
@@ -40,7 +80,38 @@ class JobCreate(BaseModel):
     mode: JobMode = JobMode.IMPUTATION
     r2_filter: float | None = Field(default=None, ge=0.0, le=1.0)
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobCreate:
+        if self.targets is not None:
+            if self.service_id is not None or self.reference_panel_id is not None:
+                raise ValueError(
+                    "give either targets or service_id and reference_panel_id, not both"
+                )
+            if self.population is not None:
+                raise ValueError("a federated job's population goes in each target")
+        elif self.service_id is None or self.reference_panel_id is None:
+            raise ValueError("give service_id and reference_panel_id, or targets")
+        return self
+
+    def federated_request(self) -> federated.FederatedRequest | None:
+        """The federated job this body asks for; None when it asks for a single job."""
+        if self.targets is None:
+            return None
+        return federated.FederatedRequest(
+            name=self.name,
+            description=self.description,
+            targets=tuple(target.to_target() for target in self.targets),
+            input_file_ids=tuple(self.input_file_ids),
+            build=self.build.value,
+            phasing=self.phasing.value if self.phasing is not None else None,
+            mode=self.mode.value,
+            r2_filter=self.r2_filter,
+            notify_each=self.notify_each_target,
+        )
+
     def to_request(self) -> create.JobRequest:
+        if self.service_id is None or self.reference_panel_id is None:
+            raise InvalidInput("this is a federated job: it has targets", field="targets")
         return create.JobRequest(
             name=self.name,
             description=self.description,
@@ -158,8 +229,12 @@ class JobSummary(BaseModel):
     description: str
     status: JobStatus
     progress_percentage: float
-    service_id: str
-    reference_panel_id: str
+    service_id: str | None = Field(description="null for a federated job (see its children)")
+    reference_panel_id: str | None
+    parent_id: str | None = Field(
+        description="the federated job this job is one target of; null for any other job"
+    )
+    federated: bool = Field(description="a federated job: its children run at the services")
     input_files: list[InputFilePublic]
     build: str
     phasing: str
@@ -204,8 +279,36 @@ class SlotWaitPublic(BaseModel):
     place: int = Field(description="the job's place in line for the next free slot (1: next)")
 
 
+class ChildPublic(BaseModel):
+    """One target's job of a federated job."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    status: JobStatus
+    progress_percentage: float = Field(validation_alias="progress")
+    service_id: str | None
+    reference_panel_id: str | None
+    population: str | None
+    phasing: str
+    error_message: str | None
+    retry_of: str | None
+    replaced: bool = Field(
+        default=False,
+        description="retried: the job that retried it counts for the federated job instead",
+    )
+
+
 class JobPublic(JobSummary):
     errors: list[JobErrorPublic] = Field(description="the last errors met, oldest first")
+    children: list[ChildPublic] | None = Field(
+        default=None,
+        description="a federated job's children (every attempt, oldest first); null otherwise",
+    )
+    summary: str | None = Field(
+        default=None, description="a federated job: how its targets stand, e.g. '2 of 3 completed'"
+    )
     slot_wait: SlotWaitPublic | None = Field(
         default=None,
         description=(
@@ -270,6 +373,8 @@ def _summary_fields(job: Job) -> dict[str, Any]:
         "progress_percentage": job.progress,
         "service_id": job.service_id,
         "reference_panel_id": job.reference_panel_id,
+        "parent_id": job.parent_id,
+        "federated": federated.is_parent(job),
         "input_files": [
             InputFilePublic(id=item.file.id, filename=item.file.filename, size=item.file.size)
             for item in job.inputs
@@ -304,11 +409,24 @@ def _error_entry(entry: Any) -> JobErrorPublic:
     )
 
 
-def job_public(job: Job, *, slot_wait: SlotWait | None = None) -> JobPublic:
+def job_public(
+    job: Job, *, slot_wait: SlotWait | None = None, children: Sequence[Job] | None = None
+) -> JobPublic:
+    """The job's public view; a federated job's with its `children` (all of them)."""
+    current = {c.id for c in federated.current_children(children)} if children else set()
     return JobPublic(
         **_summary_fields(job),
         errors=[_error_entry(e) for e in job.error_log or []],
         slot_wait=None if slot_wait is None else SlotWaitPublic.model_validate(slot_wait),
+        children=None
+        if children is None
+        else [
+            ChildPublic.model_validate(child).model_copy(
+                update={"replaced": child.id not in current}
+            )
+            for child in children
+        ],
+        summary=federated.summary(children) if children else None,
     )
 
 

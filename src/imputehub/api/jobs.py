@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.api import job_compatibility
 from imputehub.api.admin import request_origin
@@ -28,10 +29,12 @@ from imputehub.api.job_schemas import (
     job_public,
     job_summary,
 )
+from imputehub.db.models import Job
 from imputehub.domain.errors import InvalidInput
 from imputehub.domain.jobs import JobMode, JobStatus
+from imputehub.domain.slots import SlotWait
 from imputehub.files import forms, uploads
-from imputehub.jobs import actions, create, queries, stats, validation
+from imputehub.jobs import actions, create, federated, queries, stats, validation
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 Body = TypeVar("Body", bound=BaseModel)
@@ -162,6 +165,16 @@ async def create_job(
             "send the job as application/json, or as multipart/form-data with its files",
             code="unsupported_media_type",
         )
+    wanted = body.federated_request()
+    if wanted is not None:
+        if staged:  # a form cannot carry targets; the body check refuses them before this
+            await uploads.discard(runtime.storage, staged)
+            raise InvalidInput("send a federated job as application/json", field="targets")
+        parent, children = await federated.submit(
+            runtime, owner_id=user.id, request=wanted, now=now
+        )
+        runtime.wake_workers()
+        return job_public(parent, children=children)
     job = await create.create_job_with_uploads(
         runtime, owner_id=user.id, request=body.to_request(), uploads=staged, now=now
     )
@@ -213,9 +226,22 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
     offset: Offset = 0,
     all_users: Annotated[bool, Query(alias="all", description="admins: everyone's jobs")] = False,
+    parent_id: Annotated[
+        str | None, Query(max_length=64, description="a federated job's children")
+    ] = None,
+    children: Annotated[
+        bool,
+        Query(description="list federated jobs' children too (a service's jobs always do)"),
+    ] = False,
 ) -> JobPage:
     filters = queries.JobFilters(
-        status=status_, service=service_id, mode=mode, q=q, all_users=all_users
+        status=status_,
+        service=service_id,
+        mode=mode,
+        q=q,
+        all_users=all_users,
+        parent_id=parent_id,
+        with_children=children,
     )
     page = await queries.list_jobs(session, user, filters=filters, limit=limit, offset=offset)
     return JobPage(
@@ -248,7 +274,15 @@ async def job_stats(
 @router.get("/{job_id}", response_model=JobPublic)
 async def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
     job = await queries.get_job(session, user, job_id)
-    return job_public(job, slot_wait=await queries.slot_wait(session, job))
+    return await _public(session, job, slot_wait=await queries.slot_wait(session, job))
+
+
+async def _public(
+    session: AsyncSession, job: Job, *, slot_wait: SlotWait | None = None
+) -> JobPublic:
+    return job_public(
+        job, slot_wait=slot_wait, children=await federated.children_if_parent(session, job)
+    )
 
 
 @router.get("/{job_id}/status-updates", response_model=list[StatusUpdatePublic])
@@ -316,7 +350,7 @@ async def cancel(
 ) -> JobPublic:
     job = await actions.cancel_job(session, user, job_id, now=now, origin=request_origin(request))
     after.add_task(runtime.wake_workers)  # after the commit: the worker tells the service
-    return job_public(job)
+    return await _public(session, job)
 
 
 @router.delete(
@@ -355,7 +389,7 @@ async def retry(
         max_active_jobs=runtime.settings.max_active_jobs_per_user,
         origin=request_origin(request),
     )
-    return job_public(job)
+    return await _public(session, job)
 
 
 # POST /jobs/compatibility (its own module: a file's fit with every panel on offer).

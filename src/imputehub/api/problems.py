@@ -46,6 +46,7 @@ _PUBLIC_EXTRA = {
     "limit",
     "retry_after",
     "errors",
+    "targets",
     "report",
     "missing",
 }

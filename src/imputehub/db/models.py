@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy import false as sa_false
+from sqlalchemy import true as sa_true
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -276,9 +277,20 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
-    reference_panel_id: Mapped[str] = mapped_column(ForeignKey("reference_panels.id"))
+    # Both None exactly for the parent of a federated job: its children run at the services.
+    service_id: Mapped[str | None] = mapped_column(ForeignKey("services.id"), index=True)
+    reference_panel_id: Mapped[str | None] = mapped_column(ForeignKey("reference_panels.id"))
     retry_of: Mapped[str | None] = mapped_column(String(36))
+    # A child of a federated job names its parent (federation/parents.py); deleting the
+    # parent deletes its children.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    # A child's target in its parent's request (0 = the first); a retry keeps it.
+    target_index: Mapped[int | None] = mapped_column(Integer)
+    # Whether the job's events reach its owner's notifications (in-app, e-mail, webhooks).
+    # A federated job's children are quiet unless the owner asked to hear of each.
+    notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -323,6 +335,14 @@ class Job(Base):
     inputs: Mapped[list[JobInput]] = relationship(
         order_by="JobInput.position", cascade="all, delete-orphan", lazy="selectin"
     )
+
+    @property
+    def at_service_id(self) -> str:
+        """The service the job runs at. Only a federated job's parent has none, and code
+        that talks to a service never sees a parent (the worker's steps, slots)."""
+        if self.service_id is None:
+            raise ValueError(f"job {self.id} is a federated job's parent; it runs at no service")
+        return self.service_id
 
 
 class JobInput(Base):

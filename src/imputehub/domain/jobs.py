@@ -43,6 +43,9 @@ class Step(enum.StrEnum):
     POLL = "poll"
     FETCH = "fetch"
     CANCEL = "cancel"
+    # A federated job's parent: follow its children, then compare and merge their results.
+    FOLLOW = "follow"
+    COMPARE = "compare"
 
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.db.models import Job, JobStatusUpdate, StoredFile, User
 from imputehub.domain.errors import Conflict, ImputehubError, InvalidInput, InvalidTransition
 from imputehub.domain.jobs import JobMode, JobStatus, is_terminal
-from imputehub.jobs import lifecycle
+from imputehub.jobs import federated
 from imputehub.jobs.create import JobRequest, create_job
+from imputehub.jobs.lifecycle import request_cancel
 from imputehub.jobs.queries import get_job, job_names
 from imputehub.monitoring import audit
 from imputehub.runtime import Runtime
@@ -24,48 +25,6 @@ from imputehub.runtime import Runtime
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-def request_cancel(session: AsyncSession, job: Job, *, now: datetime) -> Job:
-    """Cancel at once what no service has seen; otherwise hand the cancel to the worker.
-
-    Raises InvalidTransition for a finished job; a job already cancelling is left as it is.
-    """
-    status = JobStatus(job.status)
-    if status == JobStatus.CANCELLING:
-        return job
-    if is_terminal(status):
-        raise InvalidTransition(
-            f"job {job.id} is already {status.value}; only active jobs can be cancelled",
-            current=status.value,
-            target=JobStatus.CANCELLED.value,
-        )
-    never_submitted = (
-        status == JobStatus.PENDING
-        and job.submit_started_at is None
-        and job.external_job_id is None
-    )
-    if never_submitted:
-        lifecycle.set_status(
-            session, job, JobStatus.CANCELLED, now=now, message="cancelled by user"
-        )
-    else:
-        lifecycle.set_status(
-            session,
-            job,
-            JobStatus.CANCELLING,
-            now=now,
-            message="cancel requested by user; telling the service",
-        )
-        # The cancel step supersedes whatever step a worker holds the job for: dropping
-        # the lease makes that worker discard its outcome instead of overwriting this.
-        job.lease_owner = None
-        job.lease_expires_at = None
-    log.info(
-        "job cancel requested",
-        extra={"action": "job_cancel_requested", "job_id": job.id, "status": job.status},
-    )
-    return job
 
 
 async def cancel_job(
@@ -76,9 +35,10 @@ async def cancel_job(
     now: datetime,
     origin: audit.Origin | None = None,
 ) -> Job:
-    """Cancel the job; an admin cancelling someone else's job leaves an audit entry."""
+    """Cancel the job (a federated job: its active children); an admin cancelling someone
+    else's job leaves an audit entry."""
     job = await get_job(session, user, job_id, for_update=True)
-    request_cancel(session, job, now=now)
+    await _cancel(session, job, now=now)
     if job.user_id != user.id:
         await audit.record(
             session,
@@ -93,6 +53,20 @@ async def cancel_job(
     return job
 
 
+async def _cancel(session: AsyncSession, job: Job, *, now: datetime) -> Job:
+    if federated.is_parent(job):
+        return await federated.cancel(session, job, now=now)
+    return request_cancel(session, job, now=now)
+
+
+def _not_a_child(job: Job, doing: str) -> None:
+    if job.parent_id is not None:
+        raise Conflict(
+            f"job {job.id} is one target of federated job {job.parent_id}; {doing} that job "
+            "instead (its children go with it)"
+        )
+
+
 async def delete_job(
     runtime: Runtime,
     user: User,
@@ -105,6 +79,8 @@ async def delete_job(
     An admin doing either to someone else's job leaves an audit entry."""
     async with runtime.db.session() as session:
         job = await get_job(session, user, job_id, for_update=True)
+        if is_terminal(JobStatus(job.status)):
+            _not_a_child(job, "delete")
         if job.user_id != user.id:
             active = not is_terminal(JobStatus(job.status))
             await audit.record(
@@ -118,12 +94,15 @@ async def delete_job(
                 details={"owner_id": job.user_id},
             )
         if not is_terminal(JobStatus(job.status)):
-            return request_cancel(session, job, now=now)
+            return await _cancel(session, job, now=now)
+        children = [child.id for child in await federated.children_of(session, job.id)]
+        ids = [*children, job.id]
         keys = list(
-            await session.scalars(select(StoredFile.storage_key).where(StoredFile.job_id == job.id))
+            await session.scalars(select(StoredFile.storage_key).where(StoredFile.job_id.in_(ids)))
         )
-        await session.execute(delete(StoredFile).where(StoredFile.job_id == job.id))
-        await session.execute(delete(JobStatusUpdate).where(JobStatusUpdate.job_id == job.id))
+        await session.execute(delete(StoredFile).where(StoredFile.job_id.in_(ids)))
+        await session.execute(delete(JobStatusUpdate).where(JobStatusUpdate.job_id.in_(ids)))
+        await session.execute(delete(Job).where(Job.id.in_(children)))
         await session.delete(job)
     # Bytes go only once the rows are gone for good: never a row without its bytes.
     for key in keys:
@@ -147,8 +126,8 @@ def _request_like(original: Job, *, mode: str) -> JobRequest:
     return JobRequest(
         name=original.name,
         description=original.description,
-        service=original.service_id,
-        reference_panel=original.reference_panel_id,
+        service=original.at_service_id,
+        reference_panel=original.reference_panel_id or "",
         input_file_ids=tuple(item.file_id for item in original.inputs),
         build=original.build,
         phasing=original.phasing,
@@ -168,22 +147,34 @@ async def retry_job(
     origin: audit.Origin | None = None,
 ) -> Job:
     """A new pending job with a failed or cancelled job's parameters and inputs, for its
-    owner; an admin retrying someone else's job leaves an audit entry naming both jobs."""
+    owner; an admin retrying someone else's job leaves an audit entry naming both jobs.
+
+    A federated job retries its failed and cancelled children and is returned itself; a
+    retried child's new job takes its place in its parent."""
     original = await get_job(session, user, job_id)
+    if federated.is_parent(original):
+        return await federated.retry(
+            session, user, original, now=now, max_active_jobs=max_active_jobs, origin=origin
+        )
     status = JobStatus(original.status)
     if status not in RETRYABLE:
         raise InvalidTransition(
             f"only failed or cancelled jobs can be retried; job {job_id} is {status.value}",
             current=status.value,
         )
-    job = await create_job(
-        session,
-        owner_id=original.user_id,
-        request=_request_like(original, mode=original.mode),
-        now=now,
-        max_active_jobs=max_active_jobs,
-        retry_of=original.id,
-    )
+    if original.parent_id is not None:
+        job = await federated.retry_child(
+            session, original, now=now, max_active_jobs=max_active_jobs
+        )
+    else:
+        job = await create_job(
+            session,
+            owner_id=original.user_id,
+            request=_request_like(original, mode=original.mode),
+            now=now,
+            max_active_jobs=max_active_jobs,
+            retry_of=original.id,
+        )
     if original.user_id != user.id:
         await audit.record(
             session,
@@ -204,6 +195,8 @@ async def rerun_as_qc_only(
     """A new pending quality-control-only job with a finished job's settings and inputs:
     its QC report shows what the service makes of the data, without imputing it."""
     original = await get_job(session, user, job_id)
+    if federated.is_parent(original):
+        raise Conflict(f"job {job_id} is a federated job; run one of its targets again as QC only")
     status = JobStatus(original.status)
     if not is_terminal(status):
         raise InvalidTransition(

@@ -159,7 +159,7 @@ async def waiting_in_hub(session: AsyncSession) -> dict[str, int]:
         )
         .group_by(Job.service_id)
     )
-    return {service_id: int(count) for service_id, count in rows.all()}
+    return {service_id: int(count) for service_id, count in rows.all() if service_id}
 
 
 async def retry_as_admin(

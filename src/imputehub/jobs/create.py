@@ -107,23 +107,35 @@ class JobPreview:
 
 
 async def count_active_jobs(session: AsyncSession, user_id: str) -> int:
+    """The user's active jobs at services (a federated job counts as its children)."""
     statement = select(func.count()).where(
-        Job.user_id == user_id, Job.status.in_([s.value for s in ACTIVE])
+        Job.user_id == user_id,
+        Job.status.in_([s.value for s in ACTIVE]),
+        Job.service_id.is_not(None),
     )
     return int(await session.scalar(statement) or 0)
 
 
-async def ensure_below_active_limit(session: AsyncSession, user_id: str, limit: int) -> None:
-    """LimitExceeded when the user already has `limit` active jobs."""
+async def ensure_below_active_limit(
+    session: AsyncSession, user_id: str, limit: int, *, adding: int = 1
+) -> None:
+    """LimitExceeded when `adding` more jobs would take the user past `limit` active ones."""
     # Serialise job creation per user so two requests at once cannot both squeeze in.
     await lock_row(session, User, user_id)
     active = await count_active_jobs(session, user_id)
-    if active >= limit:
-        raise LimitExceeded(
-            f"you already have {active} active job(s), the most allowed at once; "
-            "wait for one to finish or cancel one",
-            limit=limit,
-        )
+    if active + adding > limit:
+        if adding == 1:
+            message = (
+                f"you already have {active} active job(s), the most allowed at once; "
+                "wait for one to finish or cancel one"
+            )
+        else:
+            message = (
+                f"these {adding} jobs and your {active} active job(s) would be more than the "
+                f"{limit} allowed at once; wait for some to finish, cancel some, or choose "
+                "fewer targets"
+            )
+        raise LimitExceeded(message, limit=limit)
 
 
 async def _service(session: AsyncSession, ref: str) -> Service:
@@ -202,11 +214,13 @@ async def check_request(
     max_active_jobs: int,
     planned: Sequence[PlannedFile] = (),
     credential_source: str | None = None,
+    adding: int = 1,
 ) -> CheckedRequest:
     """Every check a new job must pass; raises the first refusal, writes nothing.
 
     `planned` files (a dry run's) come after `request.input_file_ids` and meet the same
-    rules, judged from what the client says of them.
+    rules, judged from what the client says of them. `adding`: how many jobs the request
+    makes (a federated job's targets), for the limit on active jobs.
     """
     maintenance.refuse_if_closed(await hub_settings.load(session))
     name = validation.name(request.name)
@@ -257,7 +271,7 @@ async def check_request(
             mode=mode.value,
             api_type=service.api_type,
         )
-    await ensure_below_active_limit(session, owner_id, max_active_jobs)
+    await ensure_below_active_limit(session, owner_id, max_active_jobs, adding=adding)
     return CheckedRequest(
         name=name,
         description=description,
@@ -333,12 +347,38 @@ async def create_job(
         max_active_jobs=max_active_jobs,
         credential_source=credential_source,
     )
+    return await add_job(
+        session,
+        checked,
+        owner_id=owner_id,
+        now=now,
+        retry_of=retry_of,
+        credential_source=credential_source,
+    )
+
+
+async def add_job(
+    session: AsyncSession,
+    checked: CheckedRequest,
+    *,
+    owner_id: str,
+    now: datetime,
+    retry_of: str | None = None,
+    credential_source: str | None = None,
+    parent_id: str | None = None,
+    target_index: int | None = None,
+    notify: bool = True,
+) -> Job:
+    """Add the pending job a checked request makes (a federated job's child: `parent_id`)."""
     job = Job(
         id=new_id(),
         user_id=owner_id,
         service_id=checked.service.id,
         reference_panel_id=checked.panel.id,
         retry_of=retry_of,
+        parent_id=parent_id,
+        target_index=target_index,
+        notify=notify,
         name=checked.name,
         description=checked.description,
         status=JobStatus.PENDING.value,
@@ -372,6 +412,7 @@ async def create_job(
             "job_id": job.id,
             "user_id": owner_id,
             "retry_of": retry_of,
+            "parent_id": parent_id,
         },
     )
     return job

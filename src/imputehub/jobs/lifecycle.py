@@ -7,14 +7,18 @@ event (notify/outbox.py), all in the caller's transaction.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.db.models import Job, JobStatusUpdate
 from imputehub.domain import jobs as rules
+from imputehub.domain.errors import InvalidTransition
 from imputehub.domain.jobs import JobStatus
 from imputehub.notify import outbox
+
+log = logging.getLogger(__name__)
 
 MAX_ERROR_LOG = 100
 
@@ -32,8 +36,36 @@ def set_status(
 
     A call that changes neither status nor progress nor message writes nothing.
     """
+    rules.transition(JobStatus(job.status), target)
+    _record(session, job, target, now=now, message=message, progress=progress)
+
+
+def follow_children(
+    session: AsyncSession,
+    parent: Job,
+    target: JobStatus,
+    *,
+    now: datetime,
+    message: str = "",
+    progress: float | None = None,
+) -> None:
+    """Record a federated job's parent's status, derived from its children's
+    (domain/federation.py) rather than moved step by step: unchecked, so a parent whose
+    children all ended between two looks goes from pending to completed, and a retried
+    child reopens an ended parent."""
+    _record(session, parent, target, now=now, message=message, progress=progress)
+
+
+def _record(
+    session: AsyncSession,
+    job: Job,
+    target: JobStatus,
+    *,
+    now: datetime,
+    message: str,
+    progress: float | None,
+) -> None:
     current = JobStatus(job.status)
-    rules.transition(current, target)
     new_progress = rules.progress_for(target, job.progress if progress is None else progress)
     if target == current and new_progress == job.progress and not message:
         return
@@ -49,6 +81,8 @@ def set_status(
         job.lease_owner = None
         job.lease_expires_at = None
     elif target != current:
+        if rules.is_terminal(current):  # a reopened parent
+            job.completed_at = None
         step = rules.step_for(target)
         job.next_step = step.value if step else None
         job.next_run_at = now
@@ -64,6 +98,46 @@ def set_status(
     )
     if target != current:
         outbox.job_changed(session, job, target, now=now, message=message)
+
+
+def request_cancel(session: AsyncSession, job: Job, *, now: datetime) -> Job:
+    """Cancel at once what no service has seen; otherwise hand the cancel to the worker.
+
+    Raises InvalidTransition for a finished job; a job already cancelling is left as it is.
+    """
+    status = JobStatus(job.status)
+    if status == JobStatus.CANCELLING:
+        return job
+    if rules.is_terminal(status):
+        raise InvalidTransition(
+            f"job {job.id} is already {status.value}; only active jobs can be cancelled",
+            current=status.value,
+            target=JobStatus.CANCELLED.value,
+        )
+    never_submitted = (
+        status == JobStatus.PENDING
+        and job.submit_started_at is None
+        and job.external_job_id is None
+    )
+    if never_submitted:
+        set_status(session, job, JobStatus.CANCELLED, now=now, message="cancelled by user")
+    else:
+        set_status(
+            session,
+            job,
+            JobStatus.CANCELLING,
+            now=now,
+            message="cancel requested by user; telling the service",
+        )
+        # The cancel step supersedes whatever step a worker holds the job for: dropping
+        # the lease makes that worker discard its outcome instead of overwriting this.
+        job.lease_owner = None
+        job.lease_expires_at = None
+    log.info(
+        "job cancel requested",
+        extra={"action": "job_cancel_requested", "job_id": job.id, "status": job.status},
+    )
+    return job
 
 
 def record_error(

@@ -43,6 +43,8 @@ async def get_job(
 
 async def slot_wait(session: AsyncSession, job: Job) -> SlotWait | None:
     """Where `job` stands in line for a slot at its service, while it waits in the hub."""
+    if job.service_id is None:  # a federated job's parent: its children wait, if any
+        return None
     service = await session.get(Service, job.service_id)
     return None if service is None else await slots.describe(session, job, service)
 
@@ -54,6 +56,10 @@ class JobFilters:
     mode: JobMode | None = None
     q: str | None = None  # case-insensitive substring of the name
     all_users: bool = False  # admins only
+    # Federated jobs: a list shows them, not their children, unless it asks for one
+    # parent's children, for every job (`with_children`), or for a service's jobs.
+    parent_id: str | None = None
+    with_children: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +80,10 @@ def _conditions(user: User, filters: JobFilters) -> list[ColumnElement[bool]]:
         conditions.append(Job.status == filters.status.value)
     if filters.mode is not None:
         conditions.append(Job.mode == filters.mode.value)
+    if filters.parent_id is not None:
+        conditions.append(Job.parent_id == filters.parent_id)
+    elif not filters.with_children and not filters.service:
+        conditions.append(Job.parent_id.is_(None))
     if filters.service:
         ids = select(Service.id).where(
             or_(Service.id == filters.service, Service.slug == filters.service)

@@ -1,5 +1,8 @@
 """A past job's settings as the start of a new one ("new job like this", "run again as QC
-only", "send to another service")."""
+only", "send to another service").
+
+A federated job's parent has no service or panel of its own: its settings carry its
+targets (each target's latest attempt), so the new job starts with all of them."""
 
 from __future__ import annotations
 
@@ -10,7 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.db.models import User
 from imputehub.domain.errors import NotFound
 from imputehub.domain.jobs import JobMode
-from imputehub.jobs import queries, validation
+from imputehub.jobs import federated, queries, validation
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSettings:
+    """One service and panel of a past federated job."""
+
+    service_id: str
+    reference_panel_id: str
+    population: str | None
+    phasing: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +41,7 @@ class JobSettings:
     mode: str
     r2_filter: float | None
     input_file_ids: tuple[str, ...]  # those of its inputs the hub still holds
+    targets: tuple[TargetSettings, ...] = ()  # a federated job's; empty for any other
 
 
 def again(name: str, mode: str) -> str:
@@ -45,12 +59,23 @@ async def settings_like(
     if job.user_id != user.id:
         raise NotFound(f"job {job_id} not found")
     chosen = validation.choice(JobMode, mode, field="mode").value if mode else job.mode
+    children = await federated.children_if_parent(session, job)
+    targets = tuple(
+        TargetSettings(
+            service_id=child.service_id or "",
+            reference_panel_id=child.reference_panel_id or "",
+            population=child.population,
+            phasing=child.phasing,
+        )
+        for child in federated.current_children(children or [])
+    )
     return JobSettings(
         like=job.id,
         name=again(job.name, chosen),
         description=job.description or "",
-        service_id=job.service_id,
-        reference_panel_id=job.reference_panel_id,
+        # A federated job's parent has neither: the form starts with none chosen.
+        service_id=job.service_id or "",
+        reference_panel_id=job.reference_panel_id or "",
         build=job.build,
         phasing=job.phasing,
         population=job.population,
@@ -61,4 +86,5 @@ async def settings_like(
             for item in sorted(job.inputs, key=lambda i: i.position)
             if item.file is not None and item.file.kind == "input"
         ),
+        targets=targets,
     )

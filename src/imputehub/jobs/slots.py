@@ -64,8 +64,8 @@ async def group_of(session: AsyncSession, job: Job) -> Group:
         # Submitted, or told its credential up front (a self-test uses the platform's).
         own = job.credential_source == USER_SOURCE
     else:
-        own = await _has_own_credential(session, job.user_id, job.service_id)
-    return Group(service_id=job.service_id, user_id=job.user_id if own else None)
+        own = await _has_own_credential(session, job.user_id, job.at_service_id)
+    return Group(service_id=job.at_service_id, user_id=job.user_id if own else None)
 
 
 async def take(
@@ -96,7 +96,7 @@ async def release(session: AsyncSession, job: Job, *, now: datetime) -> int:
     if limit is None:
         return 0
     group = Group(
-        service_id=job.service_id,
+        service_id=job.at_service_id,
         user_id=job.user_id if job.credential_source == USER_SOURCE else None,
     )
     await lock_writers(session, group.lock_key, Job)
@@ -198,4 +198,4 @@ async def platform_slots_in_use(session: AsyncSession) -> dict[str, int]:
         )
         .group_by(Job.service_id)
     )
-    return {service_id: int(count) for service_id, count in rows.all()}
+    return {service_id: int(count) for service_id, count in rows.all() if service_id}

@@ -56,7 +56,8 @@ def _duration_seconds(dialect: str) -> ColumnElement[float]:
 
 async def job_stats(session: AsyncSession, user: User, *, all_users: bool = False) -> JobStats:
     """The caller's own job stats; with `all_users` (admins only) everyone's."""
-    scope: list[ColumnElement[bool]] = []
+    # Jobs that run at a service: a federated job's parent is counted through its children.
+    scope: list[ColumnElement[bool]] = [Job.service_id.is_not(None)]
     if all_users:
         require_admin(user)
     else:

@@ -97,7 +97,11 @@ async def console_stats(
     capped = False
 
     created = list(
-        await session.scalars(select(Job.created_at).where(Job.created_at >= since).limit(MAX_ROWS))
+        await session.scalars(
+            select(Job.created_at)
+            .where(Job.created_at >= since, Job.service_id.is_not(None))
+            .limit(MAX_ROWS)
+        )
     )
     capped |= len(created) == MAX_ROWS
     ended_rows = (
@@ -106,6 +110,7 @@ async def console_stats(
             .where(
                 Job.completed_at >= since,
                 Job.status.in_([status.value for status in ENDED]),
+                Job.service_id.is_not(None),  # a federated job's parent: its children count
             )
             .limit(MAX_ROWS)
         )
@@ -116,7 +121,7 @@ async def console_stats(
     ended_per_day: Counter[tuple[date, str]] = Counter()
     durations: dict[str, list[float]] = {}
     for service_id, status, created_at, completed_at in ended_rows:
-        if completed_at is None:  # excluded by the query; says so to the type checker
+        if completed_at is None or service_id is None:  # excluded by the query
             continue
         ended_per_day[(day_of(completed_at), status)] += 1
         if status == JobStatus.COMPLETED.value:
@@ -136,11 +141,17 @@ async def console_stats(
     # Exact counts per service come from SQL, not from the bounded rows.
     counted = await session.execute(
         select(Job.service_id, Job.status, func.count())
-        .where(Job.completed_at >= since, Job.status.in_([status.value for status in ENDED]))
+        .where(
+            Job.completed_at >= since,
+            Job.status.in_([status.value for status in ENDED]),
+            Job.service_id.is_not(None),
+        )
         .group_by(Job.service_id, Job.status)
     )
     tallies: dict[str, Counter[str]] = {}
     for service_id, status, count in counted.all():
+        if service_id is None:  # excluded by the query; says so to the type checker
+            continue
         tallies.setdefault(service_id, Counter())[status] += int(count)
     services = await _services(session, set(tallies) | set(durations))
     figures = []
@@ -183,7 +194,9 @@ async def _services(session: AsyncSession, ids: set[str]) -> dict[str, tuple[str
 
 async def _active_by_status(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
-        select(Job.status, func.count()).where(Job.status.in_(_ACTIVE)).group_by(Job.status)
+        select(Job.status, func.count())
+        .where(Job.status.in_(_ACTIVE), Job.service_id.is_not(None))
+        .group_by(Job.status)
     )
     counts = {str(status): int(count) for status, count in rows.all()}
     return {status: counts.get(status, 0) for status in ACTIVE_ORDER}

@@ -55,12 +55,14 @@ async def admin_stats(session: AsyncSession, now: datetime) -> tuple[Scope, dict
     """Everyone's jobs, then the same per service (keyed by slug)."""
     slugs = {sid: slug for sid, slug in await session.execute(select(Service.id, Service.slug))}
     statuses = await session.execute(
-        select(Job.service_id, Job.status, func.count()).group_by(Job.service_id, Job.status)
+        select(Job.service_id, Job.status, func.count())
+        .where(Job.service_id.is_not(None))  # a federated job's parent: its children count
+        .group_by(Job.service_id, Job.status)
     )
     by_service: dict[str, dict[str, int]] = {}
     overall = {s.value: 0 for s in JobStatus}
     for service_id, status, n in statuses:
-        slug = slugs.get(service_id, "unknown")
+        slug = slugs.get(service_id or "", "unknown")
         by_service.setdefault(slug, {s.value: 0 for s in JobStatus})[status] = int(n)
         overall[status] = overall.get(status, 0) + int(n)
 
@@ -69,19 +71,23 @@ async def admin_stats(session: AsyncSession, now: datetime) -> tuple[Scope, dict
         since = now - span
         created = await session.execute(
             select(Job.service_id, func.count())
-            .where(Job.created_at >= since)
+            .where(Job.created_at >= since, Job.service_id.is_not(None))
             .group_by(Job.service_id)
         )
         finished = await session.execute(
             select(Job.service_id, Job.status, func.count())
-            .where(Job.completed_at >= since, Job.completed_at.is_not(None))
+            .where(
+                Job.completed_at >= since,
+                Job.completed_at.is_not(None),
+                Job.service_id.is_not(None),
+            )
             .group_by(Job.service_id, Job.status)
         )
         tallies: dict[str, dict[str, int]] = {}
         for service_id, n in created:
-            tallies.setdefault(slugs.get(service_id, "unknown"), {})["submitted"] = int(n)
+            tallies.setdefault(slugs.get(service_id or "", "unknown"), {})["submitted"] = int(n)
         for service_id, status, n in finished:
-            slug = slugs.get(service_id, "unknown")
+            slug = slugs.get(service_id or "", "unknown")
             tallies.setdefault(slug, {})[status] = tallies.get(slug, {}).get(status, 0) + int(n)
         total: dict[str, int] = {}
         for tally in tallies.values():

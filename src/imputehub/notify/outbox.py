@@ -101,6 +101,10 @@ def _job_payload(job: Job, status: JobStatus, message: str) -> dict[str, Any]:
         "status": status.value,
         "progress": job.progress,
         "service_id": job.service_id,
+        "parent_id": job.parent_id,
+        # False: a federated job's child whose owner hears of the parent only; the live
+        # streams show its events, notifications do not (relay.py).
+        "notify": job.notify,
         "message": message,
         "error_message": job.error_message if status is JobStatus.FAILED else None,
     }

@@ -69,6 +69,8 @@ async def _fan_out(
             continue  # a kind this version does not know: nothing to send
         if user is None or not user.is_active:
             continue
+        if event.payload.get("notify") is False:
+            continue  # a federated job's child: its parent's events speak for it
         wanted = preferences(overrides[user.id])
         if wanted[(kind, Channel.IN_APP)]:
             title, body = describe(kind, event.payload)

@@ -50,7 +50,7 @@ from imputehub.registry import lookup
 from imputehub.registry.credentials import USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
 from imputehub.runtime import Runtime
-from imputehub.worker import leases, outcomes
+from imputehub.worker import leases, outcomes, parent_steps
 from imputehub.worker.leases import Claim, LeaseLost
 from imputehub.worker.sink import StorageSink
 
@@ -120,7 +120,10 @@ async def _run_step(runtime: Runtime, claim: Claim) -> None:
             clock=runtime.clock,
             lease_seconds=runtime.settings.worker_lease_seconds,
         ):
-            await _run(runtime, claim)
+            if claim.step in parent_steps.STEPS:  # a federated job's parent
+                await parent_steps.run(runtime, claim)
+            else:
+                await _run(runtime, claim)
     except LeaseLost:
         logger.info(
             "lease lost; another worker holds the job now, this outcome is dropped",
@@ -325,7 +328,7 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
                 leases.release(job)
                 return
             group = slots.Group(
-                service_id=job.service_id,
+                service_id=job.at_service_id,
                 user_id=job.user_id if ctx.credential_source == USER else None,
             )
             wait = await slots.take(session, job, group, limit=ctx.slot_limit)
