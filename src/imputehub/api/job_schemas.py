@@ -209,6 +209,15 @@ class JobCheckPublic(BaseModel):
     input_files: list[CheckedInputPublic]
 
 
+class FederatedCheckPublic(BaseModel):
+    """The federated job POST /jobs would create: each target's job, in order."""
+
+    name: str
+    build: str
+    mode: str
+    targets: list[JobCheckPublic]
+
+
 class InputFilePublic(BaseModel):
     id: str
     filename: str

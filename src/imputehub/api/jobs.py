@@ -16,6 +16,7 @@ from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, Offset, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser, multipart_body, request_chunks
 from imputehub.api.job_schemas import (
+    FederatedCheckPublic,
     JobCheck,
     JobCheckPublic,
     JobCreate,
@@ -187,7 +188,7 @@ async def create_job(
 # client that drops a query parameter on the way must not create a real job by accident.
 @router.post(
     "/check",
-    response_model=JobCheckPublic,
+    response_model=JobCheckPublic | FederatedCheckPublic,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -196,7 +197,9 @@ async def create_job(
     },
     summary="Check a job without creating it: POST /jobs's checks, nothing written",
 )
-async def check_job(request: Request, runtime: RuntimeDep, user: DetachedUser) -> JobCheckPublic:
+async def check_job(
+    request: Request, runtime: RuntimeDep, user: DetachedUser
+) -> JobCheckPublic | FederatedCheckPublic:
     """Answers 200 with the job POST /jobs would create, or the problem it would answer.
 
     Advisory: the files' reports are the client's own; POST /jobs checks everything again.
@@ -206,6 +209,17 @@ async def check_job(request: Request, runtime: RuntimeDep, user: DetachedUser) -
             "send the job to check as application/json", code="unsupported_media_type"
         )
     body = await _json_body(request, JobCheck)
+    wanted = body.federated_request()
+    if wanted is not None:
+        previews = await federated.preview(
+            runtime, owner_id=user.id, request=wanted, planned=body.planned()
+        )
+        return FederatedCheckPublic(
+            name=previews[0].name,
+            build=previews[0].build,
+            mode=previews[0].mode,
+            targets=[JobCheckPublic.model_validate(item) for item in previews],
+        )
     preview = await create.preview_job(
         runtime, owner_id=user.id, request=body.to_request(), planned=body.planned()
     )

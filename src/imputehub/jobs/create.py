@@ -308,22 +308,27 @@ async def preview_job(
             max_active_jobs=runtime.settings.max_active_jobs_per_user,
             planned=planned,
         )
-        inputs = [PreviewInput(id=f.id, filename=f.filename, size=f.size) for f in checked.files]
-        inputs += [PreviewInput(id=None, filename=p.filename, size=p.size) for p in planned]
-        return JobPreview(
-            name=checked.name,
-            description=checked.description,
-            service_id=checked.service.id,
-            service_slug=checked.service.slug,
-            reference_panel_id=checked.panel.id,
-            reference_panel_slug=checked.panel.slug,
-            build=checked.build.value,
-            phasing=checked.phasing.value,
-            population=checked.population,
-            mode=checked.mode.value,
-            r2_filter=checked.r2_filter,
-            input_files=tuple(inputs),
-        )
+        return preview_of(checked, planned)
+
+
+def preview_of(checked: CheckedRequest, planned: Sequence[PlannedFile]) -> JobPreview:
+    """The job a checked request makes, as plain values (its files, then those to come)."""
+    inputs = [PreviewInput(id=f.id, filename=f.filename, size=f.size) for f in checked.files]
+    inputs += [PreviewInput(id=None, filename=p.filename, size=p.size) for p in planned]
+    return JobPreview(
+        name=checked.name,
+        description=checked.description,
+        service_id=checked.service.id,
+        service_slug=checked.service.slug,
+        reference_panel_id=checked.panel.id,
+        reference_panel_slug=checked.panel.slug,
+        build=checked.build.value,
+        phasing=checked.phasing.value,
+        population=checked.population,
+        mode=checked.mode.value,
+        r2_filter=checked.r2_filter,
+        input_files=tuple(inputs),
+    )
 
 
 async def create_job(

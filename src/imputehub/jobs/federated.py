@@ -35,6 +35,7 @@ from imputehub.domain.errors import (
     PermissionDenied,
 )
 from imputehub.domain.jobs import ACTIVE, TERMINAL, JobMode, JobStatus, Step
+from imputehub.files.chunked import check_upload_size
 from imputehub.jobs import create, lifecycle, validation
 from imputehub.monitoring import audit
 from imputehub.runtime import Runtime
@@ -124,9 +125,11 @@ async def check_targets(
     request: FederatedRequest,
     max_active_jobs: int,
     max_targets: int,
+    planned: Sequence[create.PlannedFile] = (),
 ) -> list[create.CheckedRequest]:
     """Every target checked as its own job would be; raises once, naming every bad target
-    (InvalidInput with `targets`: index and message of each), and writes nothing."""
+    (InvalidInput with `targets`: index and message of each), and writes nothing.
+    `planned`: a dry run's files still to upload (create.check_request)."""
     _target_count(request.targets, max_targets)
     checked: list[create.CheckedRequest] = []
     problems: list[TargetProblem] = []
@@ -139,6 +142,7 @@ async def check_targets(
                     request=request.for_target(target),
                     max_active_jobs=max_active_jobs,
                     adding=len(request.targets),
+                    planned=planned,
                 )
             )
         except (InvalidInput, NotFound, PermissionDenied) as exc:
@@ -272,6 +276,29 @@ async def submit(
     return parent, children
 
 
+async def preview(
+    runtime: Runtime,
+    *,
+    owner_id: str,
+    request: FederatedRequest,
+    planned: Sequence[create.PlannedFile] = (),
+) -> list[create.JobPreview]:
+    """The dry run of `submit`: the same checks, each target's job, nothing written (the
+    session is never committed)."""
+    for item in planned:
+        check_upload_size(item.size, runtime.settings.max_upload_size)
+    async with runtime.db.sessionmaker() as session:
+        checked = await check_targets(
+            session,
+            owner_id=owner_id,
+            request=request,
+            max_active_jobs=runtime.settings.max_active_jobs_per_user,
+            max_targets=runtime.settings.max_targets_per_job,
+            planned=planned,
+        )
+    return [create.preview_of(item, planned) for item in checked]
+
+
 # --- reading ------------------------------------------------------------------------------
 
 
@@ -361,17 +388,20 @@ async def cancel(session: AsyncSession, parent: Job, *, now: datetime) -> Job:
             current=parent.status,
             target=JobStatus.CANCELLED.value,
         )
-    for child in current_children(await children_of(session, parent.id)):
-        if JobStatus(child.status) in ACTIVE and child.status != JobStatus.CANCELLING:
-            lifecycle.request_cancel(session, child, now=now)
-    if parent.status != JobStatus.CANCELLING:
-        lifecycle.follow_children(
-            session,
-            parent,
-            JobStatus.CANCELLING,
-            now=now,
-            message="cancel requested by user; cancelling the children",
+    active = [
+        child
+        for child in current_children(await children_of(session, parent.id))
+        if JobStatus(child.status) in ACTIVE
+    ]
+    if not active:
+        raise InvalidTransition(
+            f"every target of job {parent.id} has ended; their results are being compared",
+            current=parent.status,
+            target=JobStatus.CANCELLED.value,
         )
+    for child in active:
+        lifecycle.request_cancel(session, child, now=now)
+    lifecycle.request_cancel(session, parent, now=now)
     await session.flush()
     await follow(session, parent, now=now)  # the worker looks again at once
     return parent

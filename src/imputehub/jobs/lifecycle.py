@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.db.models import Job, JobStatusUpdate
 from imputehub.domain import jobs as rules
 from imputehub.domain.errors import InvalidTransition
-from imputehub.domain.jobs import JobStatus
+from imputehub.domain.jobs import JobStatus, Step
 from imputehub.notify import outbox
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ def request_cancel(session: AsyncSession, job: Job, *, now: datetime) -> Job:
     """Cancel at once what no service has seen; otherwise hand the cancel to the worker.
 
     Raises InvalidTransition for a finished job; a job already cancelling is left as it is.
+    A federated job's parent becomes cancelling and goes on following its children, whose
+    cancels are the caller's (jobs/federated.cancel).
     """
     status = JobStatus(job.status)
     if status == JobStatus.CANCELLING:
@@ -114,6 +116,17 @@ def request_cancel(session: AsyncSession, job: Job, *, now: datetime) -> Job:
             current=status.value,
             target=JobStatus.CANCELLED.value,
         )
+    if job.service_id is None:
+        follow_children(
+            session,
+            job,
+            JobStatus.CANCELLING,
+            now=now,
+            message="cancel requested by user; cancelling the children",
+        )
+        job.next_step = Step.FOLLOW.value
+        job.next_run_at = now
+        return job
     never_submitted = (
         status == JobStatus.PENDING
         and job.submit_started_at is None

@@ -13,11 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from imputehub.accounts import deletion
 from imputehub.clock import FakeClock
 from imputehub.config import Settings
 from imputehub.db.models import Job, JobStatusUpdate, ReferencePanel, Service, StoredFile
+from imputehub.jobs import federated
 from imputehub.runtime import Runtime
-from tests.support.api import Actor
+from imputehub.worker.loop import Worker
+from tests.support.api import PASSWORD, Actor
 from tests.support.factories import make_file, make_panel, make_service
 
 
@@ -253,3 +256,49 @@ async def test_cancel_retry_and_delete_act_on_the_children(
     assert left == 0
     gone = await client.get(f"/api/v1/jobs/{first_child}", headers=alice.headers)
     assert gone.status_code == 404
+
+
+async def test_deleting_the_account_stops_and_then_removes_a_federated_job(
+    client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime, clock: FakeClock
+) -> None:
+    parent = await create(client, alice, body(world))
+    response = await client.post(
+        "/api/v1/auth/delete-account", json={"password": PASSWORD}, headers=alice.headers
+    )
+    assert response.status_code == 202, response.text
+    async with runtime.db.session() as session:
+        row = await session.get(Job, parent["id"])
+        assert row is not None
+        # The children were never submitted: cancelled at once; the parent follows them.
+        assert (row.status, row.next_step) == ("cancelling", "follow")
+        assert {c.status for c in await federated.children_of(session, row.id)} == {"cancelled"}
+    await Worker(runtime).run_once()
+    assert await deletion.finish_due(runtime, now=clock.now()) == 1
+    async with runtime.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+async def test_a_federated_job_can_be_checked_before_its_files_are_uploaded(
+    client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime
+) -> None:
+    before = await rows(runtime)
+    planned = {"files": [{"filename": "study.vcf.gz", "size": 1000}], "input_file_ids": []}
+    response = await client.post(
+        "/api/v1/jobs/check", json=body(world, **planned), headers=alice.headers
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [t["service_slug"] for t in answer["targets"]] == ["michigan", "topmed"]
+    assert [t["input_files"] for t in answer["targets"]] == [
+        [{"id": None, "filename": "study.vcf.gz", "size": 1000}]
+    ] * 2
+    bad = body(
+        world,
+        {"service_id": "michigan", "reference_panel_id": "michigan-panel"},
+        {"service_id": "topmed", "reference_panel_id": "michigan-panel"},
+        **planned,
+    )
+    refused = await client.post("/api/v1/jobs/check", json=bad, headers=alice.headers)
+    assert refused.status_code == 422
+    assert [t["index"] for t in refused.json()["targets"]] == [1]
+    assert await rows(runtime) == before
