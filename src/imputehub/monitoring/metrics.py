@@ -56,8 +56,12 @@ async def render(session: AsyncSession, now: datetime) -> str:
         found = services.get(service_id or "")
         return found.slug if found else "unknown"
 
+    # Jobs at services: a federated job's parent runs nowhere (its children are counted).
+    at_service = Job.service_id.is_not(None)
     jobs = await session.execute(
-        select(Job.status, Job.service_id, func.count()).group_by(Job.status, Job.service_id)
+        select(Job.status, Job.service_id, func.count())
+        .where(at_service)
+        .group_by(Job.status, Job.service_id)
     )
     lines += _family(
         "imputehub_jobs",
@@ -71,7 +75,12 @@ async def render(session: AsyncSession, now: datetime) -> str:
 
     due = await session.execute(
         select(Job.service_id, func.count())
-        .where(Job.status.in_(_QUEUED), Job.next_step.is_not(None), Job.next_run_at <= now)
+        .where(
+            at_service,
+            Job.status.in_(_QUEUED),
+            Job.next_step.is_not(None),
+            Job.next_run_at <= now,
+        )
         .group_by(Job.service_id)
     )
     lines += _family(
@@ -83,7 +92,9 @@ async def render(session: AsyncSession, now: datetime) -> str:
             for sid, n in due
         ),
     )
-    oldest = await session.scalar(select(func.min(Job.created_at)).where(Job.status.in_(_QUEUED)))
+    oldest = await session.scalar(
+        select(func.min(Job.created_at)).where(at_service, Job.status.in_(_QUEUED))
+    )
     age = 0.0 if oldest is None else max(0.0, (now - _aware(oldest, now)).total_seconds())
     lines += _family(
         "imputehub_oldest_queued_age_seconds",
