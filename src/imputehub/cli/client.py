@@ -32,12 +32,21 @@ class HubUnreachable(CliError):
 
 
 class HubError(CliError):
-    """The hub refused a request; `detail` is its own explanation."""
+    """The hub refused a request; `detail` is its own explanation, `problem` the whole
+    problem+json document when it sent one (extension members such as `targets`)."""
 
-    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        problem: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.problem = problem or {}
 
 
 def problem_error(response: httpx.Response) -> HubError:
@@ -56,7 +65,8 @@ def problem_error(response: httpx.Response) -> HubError:
         detail = f"the hub answered {response.status_code} {response.reason_phrase}".rstrip()
     if response.status_code == 401 and code != "invalid_credentials":
         detail = _login_hint(response, detail)
-    return HubError(detail, status=response.status_code, code=code)
+    problem = body if isinstance(body, dict) else None
+    return HubError(detail, status=response.status_code, code=code, problem=problem)
 
 
 def _login_hint(response: httpx.Response, detail: str) -> str:

@@ -1,8 +1,13 @@
-"""`imputehub jobs ...`: follow, cancel, retry and download your imputation jobs (remote)."""
+"""`imputehub jobs ...`: follow, cancel, retry and download your imputation jobs (remote).
+
+A federated job (one upload sent to several services or panels) is a parent job whose
+children run at the services: `show` lists its targets, `list` marks it, and `watch`,
+`cancel`, `retry` and `download` act on it as on any job (the hub acts on the children).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,13 +34,22 @@ JOB_COLUMNS = (
     ("status", "Status"),
     ("progress_percentage", "%"),
     ("build", "Build"),
+    ("federation", "Federated"),
     ("created_at", "Created"),
 )
+CHILD_COLUMNS = (
+    ("id", "Id"),
+    ("target", "Target"),
+    ("status", "Status"),
+    ("progress_percentage", "%"),
+)
+ACTIVE = frozenset({"pending", "queued", "running", "cancelling"})
 JOB_FIELDS = (
     ("id", "id"),
     ("name", "name"),
     ("description", "description"),
     ("status", "status"),
+    ("summary", "targets"),
     ("progress_percentage", "progress %"),
     ("waiting", "waiting"),
     ("service_queue_position", "place in the service's queue"),
@@ -52,6 +66,7 @@ JOB_FIELDS = (
     ("external_job_id", "service's job id"),
     ("service_deletes_results_at", "service deletes results"),
     ("retry_of", "retry of"),
+    ("parent_id", "part of federated job"),
     ("created_at", "created"),
     ("started_at", "started"),
     ("completed_at", "ended"),
@@ -66,18 +81,38 @@ def list_(
         Status | None, typer.Option("--status", help="Only jobs in this state.")
     ] = None,
     service: Annotated[str | None, typer.Option("--service", help="Service id or slug.")] = None,
+    children: Annotated[
+        bool,
+        typer.Option("--children", help="List the targets' jobs of federated jobs too."),
+    ] = False,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent", metavar="ID", help="Only the targets' jobs of this federated job."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100)] = 20,
     json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
-    """List your jobs, newest first."""
-    params = {"status": status, "service_id": service, "limit": limit}
+    """List your jobs, newest first.
+
+    A federated job is listed once (`Federated: parent`); its targets' jobs, with
+    --children or --parent, say which job they are a target of.
+    """
+    params = {
+        "status": status,
+        "service_id": service,
+        "limit": limit,
+        "parent_id": parent,
+        "children": "true" if children else None,
+    }
     with connect(url) as client:
         page = client.get("/jobs", params=params)
     if json:
         print_json(page)
         return
-    print_table(page["items"], JOB_COLUMNS)
+    print_table([row | {"federation": federation(row)} for row in page["items"]], JOB_COLUMNS)
     typer.echo(f"{len(page['items'])} of {page['total']} jobs")
 
 
@@ -86,7 +121,8 @@ def show(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None
     """Show one job: its service, panel, times and last errors.
 
     `run time` runs from `started` (the hub first saw the job running) to `ended`, or to
-    now while it runs; `total time` from `created`.
+    now while it runs; `total time` from `created`. A federated job: how its targets stand
+    and a table of its targets' jobs, every attempt (a retried one marked `(retried)`).
     """
     with connect(url) as client:
         job = client.get(f"/jobs/{segment(job_id)}")
@@ -96,6 +132,7 @@ def show(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None
         found = _look_up(client, "/services", job.get("service_id"))
         service = _label(found, job.get("service_id"), "name")
         panel = _name(client, "/reference-panels", job.get("reference_panel_id"), "display_name")
+        children = None if job.get("children") is None else child_rows(client, job["children"])
     record = dict(job) | {"service": service, "reference_panel": panel}
     queue = None if found is None else found.get("queue_size")
     if isinstance(queue, int) and job.get("status") in ("pending", "queued"):
@@ -112,6 +149,11 @@ def show(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None
         f"{f.get('filename')} ({human_size(f.get('size'))})" for f in job.get("input_files") or []
     ]
     print_record(record, JOB_FIELDS)
+    if children is not None:
+        typer.echo("")
+        failed = any(row.get("error_message") for row in children)
+        columns = (*CHILD_COLUMNS, ("error_message", "Error")) if failed else CHILD_COLUMNS
+        print_table(children, columns, title="targets")
     errors = job.get("errors") or []
     if errors:
         typer.echo(f"\nlast {min(len(errors), 5)} of {len(errors)} errors:")
@@ -155,34 +197,60 @@ def watch(
     with connect(url) as client:
         status = follow(client, job_id, interval)
         if status == "completed":
-            typer.echo("job completed")
+            summary = _summary(client, job_id)
+            typer.echo("job completed" + (f": {summary}" if summary else ""))
             return
         job = client.get(f"/jobs/{segment(job_id)}")
-    reason = job.get("error_message")
+    # A federated job's reason is how its targets ended (each has its own error).
+    reason = job.get("error_message") or job.get("summary")
     typer.echo(f"job {status}" + (f": {reason}" if reason else ""), err=True)
     raise typer.Exit(1)
 
 
+def _summary(client: HubClient, job_id: str) -> str | None:
+    """How a federated job's targets stand (None for any other job): a nicety, so a hub
+    that cannot tell it any more (restarting) does not fail a watch that saw the end."""
+    try:
+        job = client.get(f"/jobs/{segment(job_id)}")
+    except CliError:
+        return None
+    summary = job.get("summary") if isinstance(job, dict) else None
+    return summary if isinstance(summary, str) and summary else None
+
+
 @app.command("cancel")
 def cancel(job_id: JobId, url: UrlOption = None) -> None:
-    """Cancel a job (the service is told to stop it too)."""
+    """Cancel a job (the service is told to stop it too).
+
+    A federated job: every target's job still active is cancelled.
+    """
     with connect(url) as client:
         job = client.post(f"/jobs/{segment(job_id)}/cancel")
-    typer.echo(f"job {job['id']} is {job['status']}")
+    summary = job.get("summary")
+    typer.echo(f"job {job['id']} is {job['status']}" + (f" ({summary})" if summary else ""))
 
 
 @app.command("retry")
 def retry(job_id: JobId, json: JsonOption = False, url: UrlOption = None) -> None:
     """Run a failed or cancelled job again, as a new job.
 
-    The new job has the same input files and settings; its id is printed.
+    The new job has the same input files and settings; its id is printed. A federated
+    job: each target that failed or was cancelled runs again (a new job per target) and
+    the federated job follows them; one target's job: that target alone runs again.
     """
     with connect(url) as client:
         job = client.post(f"/jobs/{segment(job_id)}/retry")
+        retried = None if job.get("children") is None else retried_rows(client, job["children"])
     if json:
         print_json(job)
         return
-    typer.echo(f"job {job['id']} is {job['status']} (a retry of {job_id})")
+    if retried is None:
+        part = f"; a target of federated job {job['parent_id']}" if job.get("parent_id") else ""
+        typer.echo(f"job {job['id']} is {job['status']} (a retry of {job_id}{part})")
+        return
+    typer.echo(f"job {job['id']} is {job['status']} again: retried {len(retried)} target(s)")
+    for row in retried:
+        typer.echo(f"  {row['id']}  {row['target']} (a retry of {row['retry_of']})")
 
 
 @app.command("download")
@@ -217,6 +285,8 @@ def download(
 def no_results_reason(job: Mapping[str, Any]) -> str:
     """Why a job has no result files, from its state."""
     status = str(job.get("status"))
+    if job.get("federated"):
+        return _no_merged_results(job, status)
     if status == "completed":
         if job.get("files_expired"):
             return "it completed, but its result files have been deleted (retention)"
@@ -233,6 +303,102 @@ def no_results_reason(job: Mapping[str, Any]) -> str:
     if status == "cancelled":
         return "it was cancelled"
     return f"it is {status}"
+
+
+def _no_merged_results(job: Mapping[str, Any], status: str) -> str:
+    """Why a federated job has no results (its comparison and merged files) yet."""
+    summary = str(job.get("summary") or "")
+    told = f": {summary}" if summary else ""
+    if status in ("pending", "queued", "running"):
+        return f"it is still {status} ({_number(job.get('progress_percentage')):g} %){told}"
+    if status == "cancelling":
+        return f"it is being cancelled{told}"
+    if status != "completed":
+        return f"it {'was cancelled' if status == 'cancelled' else status}{told}"
+    if job.get("files_expired"):
+        return "it completed, but its result files have been deleted (retention)"
+    done = [
+        str(child.get("id"))
+        for child in job.get("children") or []
+        if isinstance(child, dict)
+        and child.get("status") == "completed"
+        and not child.get("replaced")
+    ]
+    targets = f"; download a target's own results with `imputehub jobs download {done[0]}`"
+    if job.get("mode") == "qc_only":
+        why = "quality-control targets are not compared or merged"
+    else:
+        why = "the comparison and merge need two completed targets"
+    return f"it completed{told}, and {why}" + (targets if done else "")
+
+
+def federation(job: Mapping[str, Any]) -> str:
+    """A job's part in a federated job, for the list: `parent`, `target of ID` or empty."""
+    if job.get("federated"):
+        return "parent"
+    parent = job.get("parent_id")
+    return f"target of {parent}" if parent else ""
+
+
+def child_rows(client: HubClient, children: Sequence[Any]) -> list[dict[str, Any]]:
+    """A federated job's children as table rows: each target named by its slugs, a retried
+    attempt marked `(retried)` (its retry counts instead)."""
+    names = _Slugs(client)
+    rows: list[dict[str, Any]] = []
+    for child in children:
+        if not isinstance(child, dict):
+            continue
+        status = str(child.get("status"))
+        rows.append(
+            {
+                "id": child.get("id"),
+                "target": names.target(child),
+                "status": f"{status} (retried)" if child.get("replaced") else status,
+                "progress_percentage": child.get("progress_percentage"),
+                "retry_of": child.get("retry_of"),
+                "error_message": child.get("error_message"),
+            }
+        )
+    return rows
+
+
+def retried_rows(client: HubClient, children: Sequence[Any]) -> list[dict[str, Any]]:
+    """The targets' jobs a retry of their federated job just made: the latest attempts
+    that retry another and are active (all its targets had ended before the retry)."""
+    fresh = [
+        child
+        for child in children
+        if isinstance(child, dict)
+        and child.get("retry_of")
+        and not child.get("replaced")
+        and child.get("status") in ACTIVE
+    ]
+    return child_rows(client, fresh)
+
+
+class _Slugs:
+    """Services' and panels' slugs by id, each looked up once (ids when hidden)."""
+
+    def __init__(self, client: HubClient) -> None:
+        self.client = client
+        self.known: dict[tuple[str, str], str] = {}
+
+    def target(self, child: Mapping[str, Any]) -> str:
+        """`service / panel [/ population]`."""
+        parts = [
+            self.slug("/services", child.get("service_id")),
+            self.slug("/reference-panels", child.get("reference_panel_id")),
+            str(child.get("population") or ""),
+        ]
+        return " / ".join(part for part in parts if part)
+
+    def slug(self, path: str, ref: Any) -> str:
+        if not isinstance(ref, str) or not ref:
+            return ""
+        if (path, ref) not in self.known:
+            found = _look_up(self.client, path, ref)
+            self.known[(path, ref)] = str((found or {}).get("slug") or ref)
+        return self.known[(path, ref)]
 
 
 def durations(job: Mapping[str, Any], now: datetime) -> dict[str, str]:

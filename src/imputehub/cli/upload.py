@@ -15,7 +15,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,6 +336,94 @@ def upload(
         typer.echo(_describe(record))
 
 
+# --- targets ------------------------------------------------------------------------------
+
+TARGET_SYNTAX = "SERVICE:PANEL or SERVICE:PANEL:POPULATION"
+# The hub's own limit (IMPUTEHUB_MAX_TARGETS_PER_JOB) is checked by the hub.
+MIN_FEDERATED_TARGETS = 2
+# A federated job's own fields: a one-target check (POST /jobs/check) takes neither.
+FEDERATED_KEYS = frozenset({"targets", "notify_each_target"})
+
+
+class TargetSpecError(ValueError):
+    """A `--target` value that does not read as SERVICE:PANEL[:POPULATION]."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSpec:
+    """One `--target`: a service and panel (ids or slugs), and perhaps a population."""
+
+    service: str
+    panel: str
+    population: str | None = None
+
+    @property
+    def label(self) -> str:
+        """`service / panel [/ population]`, as the hub names targets."""
+        parts = (self.service, self.panel, self.population)
+        return " / ".join(part for part in parts if part)
+
+    def to_api(self) -> dict[str, str]:
+        """The target as POST /jobs's `targets` take it."""
+        found = {"service_id": self.service, "reference_panel_id": self.panel}
+        if self.population is not None:
+            found["population"] = self.population
+        return found
+
+
+def parse_target(text: str) -> TargetSpec:
+    """`michigan:hapmap-2:eur` -> TargetSpec; TargetSpecError says what is wrong.
+
+    Strict: two or three non-empty parts, nothing else (a panel id never holds a colon:
+    the services' own ids read `apps@name@version`).
+    """
+    parts = [part.strip() for part in text.split(":")]
+    if len(parts) > 3:
+        raise TargetSpecError(
+            f"{text!r} has {len(parts) - 1} colons; give {TARGET_SYNTAX} (at most 2 colons)"
+        )
+    if len(parts) < 2:
+        raise TargetSpecError(f"{text!r} names no panel; give {TARGET_SYNTAX}")
+    for part, what in zip(parts, ("service", "panel", "population"), strict=False):
+        if not part:
+            raise TargetSpecError(f"{text!r} has an empty {what}; give {TARGET_SYNTAX}")
+    return TargetSpec(
+        service=parts[0], panel=parts[1], population=parts[2] if len(parts) == 3 else None
+    )
+
+
+def parse_targets(texts: Sequence[str]) -> list[TargetSpec]:
+    """Every `--target` parsed; the same one twice is refused (the hub would refuse it too)."""
+    targets: list[TargetSpec] = []
+    for text in texts:
+        try:
+            target = parse_target(text)
+        except TargetSpecError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--target'") from None
+        if target in targets:
+            raise typer.BadParameter(
+                f"{text!r} is given twice (targets {targets.index(target) + 1} and "
+                f"{len(targets) + 1})",
+                param_hint="'--target'",
+            )
+        targets.append(target)
+    return targets
+
+
+def refused_targets(problem: Mapping[str, Any]) -> list[str]:
+    """The hub's refusal of a federated job, one bad target a line, from the problem's
+    `targets` list ({index, service, reference_panel, message} each; index from 0)."""
+    lines = []
+    for item in problem.get("targets") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
+            continue
+        lines.append(
+            f"target {item['index'] + 1} ({item.get('service')} / "
+            f"{item.get('reference_panel')}): {item.get('message')}"
+        )
+    return lines
+
+
 # --- submit -------------------------------------------------------------------------------
 
 
@@ -411,67 +499,171 @@ def _remove(client: HubClient, records: Sequence[dict[str, Any]]) -> None:
             )
 
 
-def create_job(up: Uploader, paths: Sequence[Path], body: dict[str, Any]) -> dict[str, Any]:
+def create_job(
+    up: Uploader,
+    paths: Sequence[Path],
+    body: dict[str, Any],
+    targets: Sequence[TargetSpec] = (),
+) -> dict[str, Any]:
     """Check the job locally and with the hub, upload the files, create the job.
 
     Any refusal comes before the first byte is sent when the checks can foresee it;
     when one comes later anyway (the job is refused after all, an upload is refused or
-    interrupted), the files this run uploaded are deleted again.
+    interrupted), the files this run uploaded are deleted again. `targets`: a federated
+    job's (its `body` holds them too), each checked by the hub as its own job would be.
     """
     checked = preflight(paths, up.console)
     planned = [_planned(path, item) for path, item in zip(paths, checked, strict=True)]
-    try:
-        preview = up.client.post("/jobs/check", json={**body, "files": planned})
-    except HubError as exc:
-        if exc.status not in (404, 405):  # its refusals are 422 / 429, never these
-            raise
-        # A hub older than POST /jobs/check (405: the path is taken for /jobs/{id}); it
-        # still checks everything at POST /jobs, after the upload.
-        warn("this hub cannot check a job before its files are uploaded (an older version)")
+    if targets:
+        _check_targets(up.client, body, targets, planned)
     else:
-        typer.echo(
-            f"the hub would accept this job: service {preview['service_slug']}, panel "
-            f"{preview['reference_panel_slug']}, {preview['build']}, "
-            f"phasing {preview['phasing']}, mode {preview['mode']}",
-            err=True,
-        )
+        _check_job(up.client, body, planned)
     records: list[dict[str, Any]] = []
     try:
         for path, item in zip(paths, checked, strict=True):
             records.append(up.upload(path, item.digest))
             typer.echo(_describe(records[-1]), err=True)
         ids = [record["id"] for record in records]
-        job: dict[str, Any] = up.client.post("/jobs", json={**body, "input_file_ids": ids})
+        job = _post_job(up.client, {**body, "input_file_ids": ids})
     except BaseException:
         _remove(up.client, records)
         raise
     return job
 
 
+def _check_job(client: HubClient, body: dict[str, Any], planned: list[dict[str, Any]]) -> None:
+    try:
+        preview = client.post("/jobs/check", json={**body, "files": planned})
+    except HubError as exc:
+        if exc.status not in (404, 405):  # its refusals are 422 / 429, never these
+            raise
+        _older_hub()
+    else:
+        typer.echo(f"the hub would accept this job: {_previewed(preview)}", err=True)
+
+
+def _check_targets(
+    client: HubClient,
+    body: dict[str, Any],
+    targets: Sequence[TargetSpec],
+    planned: list[dict[str, Any]],
+) -> None:
+    """Each target checked as its own job (POST /jobs/check takes one service and panel);
+    a CliError naming every refused target, one a line, before anything is uploaded."""
+    single = {key: value for key, value in body.items() if key not in FEDERATED_KEYS}
+    refused: list[str] = []
+    seen: dict[tuple[Any, Any, Any], int] = {}
+    for index, target in enumerate(targets, start=1):
+        named = f"target {index} ({target.label})"
+        try:
+            preview = client.post(
+                "/jobs/check", json={**single, **target.to_api(), "files": planned}
+            )
+        except HubError as exc:
+            if exc.status in (404, 405):
+                _older_hub()
+                return
+            if exc.status != 422:  # not this target's fault (too many jobs, maintenance)
+                raise
+            refused.append(f"{named}: {exc.message}")
+            continue
+        # The same service and panel by two names (id and slug) is the same target.
+        key = (preview["service_id"], preview["reference_panel_id"], preview.get("population"))
+        if key in seen:
+            refused.append(f"{named}: the same service, panel and population as target {seen[key]}")
+            continue
+        seen[key] = index
+        typer.echo(f"the hub would accept {named}: {_previewed(preview)}", err=True)
+    if refused:
+        raise CliError(_not_created(refused, len(targets), "nothing was uploaded"))
+
+
+def _post_job(client: HubClient, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /jobs; a refusal of a federated job's targets is told one target a line."""
+    try:
+        job: dict[str, Any] = client.post("/jobs", json=body)
+    except HubError as exc:
+        lines = refused_targets(exc.problem) if exc.status == 422 else []
+        if not lines:
+            raise
+        raise CliError(_not_created(lines, len(body.get("targets") or ()), None)) from None
+    return job
+
+
+def _not_created(lines: Sequence[str], total: int, note: str | None) -> str:
+    told = f" ({note})" if note else ""
+    listed = "\n".join(f"  {line}" for line in lines)
+    return f"the job was not created{told}: {len(lines)} of {total} targets refused:\n{listed}"
+
+
+def _previewed(preview: dict[str, Any]) -> str:
+    population = preview.get("population")
+    return (
+        f"service {preview['service_slug']}, panel {preview['reference_panel_slug']}"
+        + (f", population {population}" if population else "")
+        + f", {preview['build']}, phasing {preview['phasing']}, mode {preview['mode']}"
+    )
+
+
+def _older_hub() -> None:
+    # A hub older than POST /jobs/check (405: the path is taken for /jobs/{id}); it
+    # still checks everything at POST /jobs, after the upload.
+    warn("this hub cannot check a job before its files are uploaded (an older version)")
+
+
 def submit(
     files: FilesArgument,
-    service: Annotated[str, typer.Option("--service", help="Service id or slug.")],
+    build: Annotated[Build, typer.Option("--build", help="Genome build of the files.")],
+    service: Annotated[
+        str | None,
+        typer.Option("--service", help="Service id or slug (or give --target)."),
+    ] = None,
     panel: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--panel",
             help="Reference panel: the hub's id or slug, or the service's own panel id "
             "(e.g. apps@1000g-phase-3-v5@2.0.0).",
         ),
-    ],
-    build: Annotated[Build, typer.Option("--build", help="Genome build of the files.")],
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            metavar="SERVICE:PANEL[:POPULATION]",
+            help="Where to send the files, instead of --service/--panel/--population. "
+            "One --target is an ordinary job; repeat it (2 up to the hub's limit, 5 by "
+            "default) for a federated job: one upload, one job per target, their results "
+            "compared and merged once two or more complete. Before anything is uploaded the "
+            "hub checks each target as it checks a job, and every refused target is named.",
+        ),
+    ] = None,
+    notify_each_target: Annotated[
+        bool,
+        typer.Option(
+            "--notify-each-target",
+            help="A federated job: be notified of each target's job too, not only of the whole.",
+        ),
+    ] = False,
     phasing: Annotated[
         Phasing | None,
         typer.Option("--phasing", help="Phasing method (required unless --mode qc_only)."),
     ] = None,
     population: Annotated[
-        str | None, typer.Option("--population", help="Population of the samples.")
+        str | None,
+        typer.Option(
+            "--population",
+            help="Population of the samples (with --service; a --target names its own).",
+        ),
     ] = None,
     mode: Annotated[JobMode, typer.Option("--mode", help="What to run.")] = JobMode.IMPUTATION,
     r2_filter: Annotated[
         float | None, typer.Option("--r2-filter", min=0.0, max=1.0, help="Minimum imputation r2.")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Job name (default: file).")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="A note on the job, for you.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
     download: Annotated[
         Path | None,
@@ -489,7 +681,9 @@ def submit(
     """Check files and job, upload the files (resumable) and submit one job with them.
 
     The files are checked here and the job by the hub before anything is uploaded; a
-    refused job leaves no uploaded file behind.
+    refused job leaves no uploaded file behind. With two or more --target the files are
+    uploaded once and sent to each target (a federated job); every target is checked
+    first, and a refusal names each bad target.
     """
     if phasing is None and mode is JobMode.IMPUTATION:
         choices = ", ".join(member.value for member in Phasing)
@@ -498,23 +692,47 @@ def submit(
             "(only --mode qc_only runs without it)",
             param_hint="'--phasing'",
         )
-    body = {
+    targets = _where(service, panel, population, target or [])
+    federated = len(targets) >= MIN_FEDERATED_TARGETS
+    if notify_each_target and not federated:
+        raise typer.BadParameter(
+            "is for a federated job: give two or more --target",
+            param_hint="'--notify-each-target'",
+        )
+    body: dict[str, Any] = {
         "name": name or files[0].name,
-        "service_id": service,
-        "reference_panel_id": panel,
+        "description": description,
         "build": build.value,
         "phasing": phasing.value if phasing is not None else None,
-        "population": population,
         "mode": mode.value,
         "r2_filter": r2_filter,
     }
+    if federated:
+        body |= {
+            "targets": [item.to_api() for item in targets],
+            "notify_each_target": notify_each_target,
+        }
+    else:
+        (only,) = targets
+        body |= {
+            "service_id": only.service,
+            "reference_panel_id": only.panel,
+            "population": only.population,
+        }
     with (
         interruptible(),
         uploader(url, parallel=parallel, part_size=part_size, limit_rate=limit_rate) as up,
     ):
-        job = create_job(up, files, {k: v for k, v in body.items() if v is not None})
+        job = create_job(
+            up,
+            files,
+            {k: v for k, v in body.items() if v is not None},
+            targets if federated else (),
+        )
     if json:
         print_json(job)
+    elif federated:
+        typer.echo(_submitted(job, targets))
     else:
         typer.echo(f"submitted job {job['id']} ({job['status']})")
     if wait or download is not None:
@@ -522,6 +740,51 @@ def submit(
         jobs.watch(job["id"], interval=interval, url=url)
     if download is not None:
         jobs.download(job["id"], output=download, url=url)
+
+
+def _where(
+    service: str | None, panel: str | None, population: str | None, texts: Sequence[str]
+) -> list[TargetSpec]:
+    """The job's targets: the --target values, or the one --service/--panel names."""
+    if texts:
+        given = [
+            flag
+            for flag, value in (
+                ("--service", service),
+                ("--panel", panel),
+                ("--population", population),
+            )
+            if value is not None
+        ]
+        if given:
+            raise typer.BadParameter(
+                f"cannot be combined with {', '.join(given)}: each target names its own "
+                f"service, panel and population ({TARGET_SYNTAX})",
+                param_hint="'--target'",
+            )
+        return parse_targets(texts)
+    if service is None or panel is None:
+        if service is not None:
+            missing = "'--panel'"
+        else:
+            missing = "'--service'" if panel is not None else "'--service' / '--target'"
+        raise typer.BadParameter(
+            "give --service and --panel, or --target SERVICE:PANEL[:POPULATION] "
+            "(repeat --target to send the files to several services or panels)",
+            param_hint=missing,
+        )
+    return [TargetSpec(service=service, panel=panel, population=population)]
+
+
+def _submitted(job: dict[str, Any], targets: Sequence[TargetSpec]) -> str:
+    """`submitted federated job P (pending) with 2 targets:` and a line per target's job."""
+    children = job.get("children") or []
+    lines = [f"submitted federated job {job['id']} ({job['status']}) with {len(targets)} targets:"]
+    if len(children) == len(targets):
+        lines += [f"  {child['id']}  {t.label}" for child, t in zip(children, targets, strict=True)]
+    else:  # an unexpected answer: the hub's names of the children say where each goes
+        lines += [f"  {child.get('id')}  {child.get('name')}" for child in children]
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:

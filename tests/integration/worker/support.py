@@ -11,7 +11,7 @@ from sqlalchemy import select
 from imputehub.clock import FakeClock
 from imputehub.db.models import Job, JobStatusUpdate, StoredFile
 from imputehub.domain.jobs import TERMINAL, JobStatus
-from imputehub.jobs import actions
+from imputehub.jobs import lifecycle
 from imputehub.runtime import Runtime
 from imputehub.worker.loop import Worker
 from tests.support import factories
@@ -96,7 +96,7 @@ async def request_cancel(hub: Runtime, job_id: str) -> None:
     async with hub.db.session() as session:
         job = await session.get(Job, job_id)
         assert job is not None
-        actions.request_cancel(session, job, now=hub.clock.now())
+        lifecycle.request_cancel(session, job, now=hub.clock.now())
 
 
 async def eventually(
