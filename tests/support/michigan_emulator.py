@@ -26,6 +26,19 @@ Served over real HTTP on loopback (Starlette + uvicorn in a thread) and followin
   streams a bare InputStream); with `redirect` it answers 301 to a "presigned" URL, which
   honours `Range` and spends nothing. A body can drop mid-way once (`drop_after`) or arrive
   with one byte flipped (`corrupt`), to test resuming and integrity checks.
+With `impute_uploads` (off by default: results then hold the fixed `DOSE` and `INFO`), the
+server imputes what was submitted, as a real one does, so results of several servers can be
+compared and merged: each uploaded file is streamed to the workdir while the submit is read
+(bounded chunks; a refused submit's are deleted), and at export `chr20.dose.vcf.gz` is
+written from them (`impute_dose`): a bgzipped Minimac4-like VCF with the upload's samples in
+the upload's order and one `TYPED` record per uploaded biallelic site on chromosome 20 (its
+'chr' style kept), `GT:DS` where DS is the sample's allele count from GT moved by a small
+deterministic amount, INFO `AF`, `MAF` and `R2` = `emulated_r2(refpanel, position)` in
+[0.3, 1.0], so servers given different panels estimate different r² per site. As a server
+adds its panel's untyped sites, one `IMPUTED` record (C/T, the previous typed site's
+genotypes) sits half-way between two consecutive uploaded sites: where several servers (and
+nothing else) report a site, which is best depends on the panel. Also a matching
+`chr20.info.gz` (Minimac4's columns SNP .. Rsq, Genotyped).
 Faults tests switch on: bursts of HTTP 500 on status calls or on one result's GETs (those
 spend no download), slow status answers, malformed JSON on status.
 
@@ -49,7 +62,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +76,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imputehub.domain.vcf import bare_chromosome
+from imputehub.files.bgzf import BgzfWriter
 
 APP_ID = "imputationserver2@2.0.12"
 KNOWN_FIELDS = frozenset(
@@ -107,6 +123,22 @@ QC_REPORT = (
 )
 EXCLUDED = b"#Position\tFilterType\tInfo\n20:61000\tAllele mismatch\t-\n"
 SAMPLE_NOTE = "Samples: 50"
+IMPUTED_CHROMOSOME = "20"  # the only chromosome in chr_20.zip
+UPLOAD_CHUNK = 64 * 1024
+# Minimac4's header lines for what `impute_dose` writes.
+DOSE_HEADER = (
+    "##fileformat=VCFv4.1\n"
+    "##source=Minimac4 (emulated by tests/support/michigan_emulator.py)\n"
+    "##phasing=full\n"
+    '##INFO=<ID=AF,Number=1,Type=Float,Description="Estimated Alternate Allele Frequency">\n'
+    '##INFO=<ID=MAF,Number=1,Type=Float,Description="Estimated Minor Allele Frequency">\n'
+    '##INFO=<ID=R2,Number=1,Type=Float,Description="Estimated Imputation Accuracy (R-square)">\n'
+    '##INFO=<ID=IMPUTED,Number=0,Type=Flag,Description="Marker was imputed but NOT genotyped">\n'
+    '##INFO=<ID=TYPED,Number=0,Type=Flag,Description="Marker was genotyped AND imputed">\n'
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    '##FORMAT=<ID=DS,Number=1,Type=Float,Description="Estimated Alternate Allele Dosage">\n'
+)
+INFO_HEADER = "SNP\tREF(0)\tALT(1)\tALT_Frq\tMAF\tAvgCall\tRsq\tGenotyped\n"
 
 
 @dataclass
@@ -120,6 +152,7 @@ class EmulatedJob:
     outcome: str  # success | failed | retired
     failure_message: str
     aes: bool = False  # the `aesEncryption` checkbox was on
+    uploads: list[Path] = field(default_factory=list)  # kept with `impute_uploads` only
     state: int = 1
     position: int = 0
     status_calls: int = 0
@@ -135,8 +168,10 @@ class ResultBlob:
 
 
 class MichiganEmulator:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, impute_uploads: bool = False) -> None:
         self.workdir = workdir
+        # Results made from the uploaded files (`impute_dose`) rather than the fixed DOSE.
+        self.impute_uploads = impute_uploads
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tokens: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, EmulatedJob] = {}
@@ -420,7 +455,7 @@ class MichiganEmulator:
         qc = [self._blob(job, "qc_report.txt", QC_REPORT)]
         outputs = [_param(5, "qcreport", qc), _param(6, "statistics", statistics)]
         if not failed:
-            content = self._zip(job.password, aes=job.aes)
+            content = self._zip(job)
             zipped = [self._blob(job, "chr_20.zip", content)]
             if self.publish_md5:
                 line = f"{hashlib.md5(content, usedforsecurity=False).hexdigest()}  chr_20.zip\n"
@@ -431,13 +466,28 @@ class MichiganEmulator:
         outputs.append(_param(8, "logfile", [log], download=False))
         job.outputs = outputs
 
-    def _zip(self, password: str, *, aes: bool) -> bytes:
+    def _upload_path(self, index: int) -> Path:
+        """Where an uploaded file is kept (a name of its own: job ids are not known yet)."""
+        folder = self.workdir / "uploads"
+        folder.mkdir(exist_ok=True)
+        return folder / f"{secrets.token_hex(8)}-{index}.upload"
+
+    def _zip(self, job: EmulatedJob) -> bytes:
         """chr_20.zip as the server makes it: ZipCrypto with the job's password (`zip -P`),
         or AES-256 when the job asked for it."""
+        password, aes = job.password, job.aes
         with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
             folder = Path(tmp)
-            (folder / "chr20.dose.vcf.gz").write_bytes(gzip.compress(DOSE))
-            (folder / "chr20.info.gz").write_bytes(gzip.compress(INFO))
+            if self.impute_uploads and job.uploads:
+                impute_dose(
+                    job.uploads,
+                    job.fields.get("refpanel", [""])[0],
+                    dose=folder / "chr20.dose.vcf.gz",
+                    info=folder / "chr20.info.gz",
+                )
+            else:
+                (folder / "chr20.dose.vcf.gz").write_bytes(gzip.compress(DOSE))
+                (folder / "chr20.info.gz").write_bytes(gzip.compress(INFO))
             if aes:
                 with pyzipper.AESZipFile(
                     folder / "out.zip",
@@ -569,13 +619,21 @@ class MichiganEmulator:
         async with request.form(max_files=100, max_fields=100) as form:
             fields: dict[str, list[str]] = {}
             files: list[dict[str, Any]] = []
+            uploads: list[Path] = []
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     digest = hashlib.sha256()
                     size = 0
-                    while chunk := await value.read(64 * 1024):
-                        digest.update(chunk)
-                        size += len(chunk)
+                    kept = self._upload_path(len(uploads)) if self.impute_uploads else None
+                    with contextlib.ExitStack() as stack:
+                        out = stack.enter_context(kept.open("wb")) if kept else None
+                        while chunk := await value.read(UPLOAD_CHUNK):
+                            digest.update(chunk)
+                            size += len(chunk)
+                            if out is not None:
+                                out.write(chunk)
+                    if kept is not None:
+                        uploads.append(kept)
                     files.append(
                         {"field": key, "filename": value.filename, "size": size,
                          "sha256": digest.hexdigest()}
@@ -584,8 +642,11 @@ class MichiganEmulator:
                     fields.setdefault(key, []).append(value)
         record: dict[str, Any] = {"user": user, "fields": fields, "files": files}
         self.submissions.append(record)
-        response = self._check_submit(request, user, fields, files)
+        response = self._check_submit(request, user, fields, files, uploads)
         record["status"] = response.status_code
+        if response.status_code != 200:
+            for path in uploads:  # a refused submit keeps nothing
+                path.unlink(missing_ok=True)
         # The flag is flipped from the test's thread, which cannot set this loop's Event.
         while self.hold_submits:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
@@ -597,6 +658,7 @@ class MichiganEmulator:
         user: str,
         fields: dict[str, list[str]],
         files: list[dict[str, Any]],
+        uploads: list[Path],
     ) -> Response:
         if self.maintenance:
             return PlainTextResponse("Service Unavailable", status_code=503)
@@ -631,6 +693,7 @@ class MichiganEmulator:
             failure_message=message,
             aes=fields.get("aesEncryption") == ["true"],  # a checkbox: on only when sent
             position=len(active),
+            uploads=uploads,
         )
         self.jobs[job_id] = job
         self.order.append(job_id)
@@ -789,9 +852,103 @@ async def _stream(
             yield chunk
 
 
+def emulated_r2(refpanel: str, position: int) -> float:
+    """The r² the emulated server estimates at a site: in [0.3, 1.0], fixed by the panel and
+    the position (so each panel is better at some sites than another panel)."""
+    digest = hashlib.sha256(f"{refpanel}:{position}".encode()).digest()
+    return round(0.3 + 0.7 * int.from_bytes(digest[:4], "big") / 0xFFFFFFFF, 3)
+
+
+def _nudge(position: int, sample: int) -> float:
+    """A small deterministic dosage error (0 .. 0.09) for one sample at one site."""
+    return ((position * 31 + sample * 17) % 10) / 100
+
+
+def _upload_lines(path: Path) -> Iterator[str]:
+    """An uploaded VCF's lines, gzip/bgzip or plain, streamed."""
+    with path.open("rb") as probe:
+        packed = probe.read(2) == b"\x1f\x8b"
+    with gzip.open(path, "rt") if packed else path.open() as handle:
+        for line in handle:
+            yield line.rstrip("\r\n")
+
+
+def _dose_lines(uploads: Iterable[Path], refpanel: str) -> Iterator[tuple[str, str | None]]:
+    """(dose VCF line, info line or None) for what `impute_dose` writes, in order."""
+    samples: list[str] | None = None
+    contigs: list[str] = []
+    previous: list[str] | None = None  # the last typed site written
+    for path in uploads:
+        for line in _upload_lines(path):
+            fields = line.split("\t")
+            if line.startswith("##"):
+                if samples is None and line.startswith("##contig="):
+                    contigs.append(line)  # the first upload's, as Minimac4 keeps them
+            elif line.startswith("#"):
+                if samples is None:  # the first upload's samples, in its order
+                    samples = fields[9:]
+                    header = "\t".join([*fields[:8], "FORMAT", *samples])
+                    yield DOSE_HEADER + "".join(f"{c}\n" for c in contigs) + header, None
+            elif (
+                samples is not None
+                and len(fields) >= 9 + len(samples)
+                and bare_chromosome(fields[0]) == IMPUTED_CHROMOSOME
+                and "," not in fields[4]
+                and fields[4] not in (".", "*")
+            ):
+                if previous is not None and int(fields[1]) - int(previous[1]) >= 2:
+                    middle = (int(previous[1]) + int(fields[1])) // 2
+                    untyped = [previous[0], str(middle), ".", "C", "T", *previous[5:]]
+                    yield _dose_record(untyped, len(samples), refpanel, typed=False)
+                yield _dose_record(fields, len(samples), refpanel, typed=True)
+                previous = fields
+
+
+def _dose_record(fields: list[str], samples: int, refpanel: str, *, typed: bool) -> tuple[str, str]:
+    chrom, pos, ident, ref, alt = fields[:5]
+    position = int(pos)
+    keys = fields[8].split(":")
+    at = keys.index("GT") if "GT" in keys else None
+    calls: list[str] = []
+    total = 0.0
+    for sample in range(samples):
+        values = fields[9 + sample].split(":")
+        gt = values[at] if at is not None and at < len(values) else "."
+        alleles = ["1" if a == "1" else "0" for a in gt.replace("/", "|").split("|")][:2]
+        alleles += ["0"] * (2 - len(alleles))
+        count = alleles.count("1")
+        nudge = _nudge(position, sample)
+        dose = count + nudge if count < 2 else count - nudge
+        total += dose
+        calls.append(f"{'|'.join(alleles)}:{dose:.3f}")
+    af = total / (2 * samples) if samples else 0.0
+    maf = min(af, 1 - af)
+    r2 = emulated_r2(refpanel, position)
+    flag = "TYPED" if typed else "IMPUTED"
+    info = f"AF={af:.5f};MAF={maf:.5f};R2={r2:.5f};{flag}"
+    record = "\t".join([chrom, pos, ident, ref, alt, ".", "PASS", info, "GT:DS", *calls])
+    snp = f"{chrom}:{pos}:{ref}:{alt}"
+    genotyped = "Genotyped" if typed else "Imputed"
+    row = f"{snp}\t{ref}\t{alt}\t{af:.5f}\t{maf:.5f}\t0.99000\t{r2:.5f}\t{genotyped}"
+    return record, row
+
+
+def impute_dose(uploads: Sequence[Path], refpanel: str, *, dose: Path, info: Path) -> None:
+    """Write the emulated imputation of `uploads` with panel `refpanel` (see the module's
+    docstring): `dose` bgzipped, `info` gzipped, both streamed line by line."""
+    writer = BgzfWriter()
+    with dose.open("wb") as out, gzip.open(info, "wt") as rows:
+        rows.write(INFO_HEADER)
+        for line, row in _dose_lines(uploads, refpanel):
+            out.write(writer.write((line + "\n").encode()))
+            if row is not None:
+                rows.write(row + "\n")
+        out.write(writer.close())
+
+
 @contextlib.contextmanager
-def running_emulator(workdir: Path) -> Iterator[MichiganEmulator]:
-    emulator = MichiganEmulator(workdir)
+def running_emulator(workdir: Path, *, impute_uploads: bool = False) -> Iterator[MichiganEmulator]:
+    emulator = MichiganEmulator(workdir, impute_uploads=impute_uploads)
     emulator.start()
     try:
         yield emulator

@@ -19,7 +19,7 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +62,6 @@ class _Work:
     user_id: str
     children: tuple[_Child, ...]
     inputs: tuple[_Source, ...]
-    summary: str
 
 
 async def run(runtime: Runtime, claim: Claim) -> None:
@@ -74,6 +73,10 @@ async def run(runtime: Runtime, claim: Claim) -> None:
             await _compare(runtime, claim)
     except LeaseLost:
         raise
+    except PermanentServiceError as exc:
+        # No tools, or the results would pass the size limit or the quota: the children's
+        # own results stand; the parent completes and says why it has none of its own.
+        await _complete(runtime, claim, error=exc.message)
     except TransientServiceError as exc:
         await outcomes.retry_later(runtime, claim, exc.message, retry_after=exc.retry_after)
     except Exception:
@@ -129,25 +132,44 @@ async def _compare(runtime: Runtime, claim: Claim) -> None:
             for name in outcome["files"]:
                 await sink.store(Path(name).name, _chunks(Path(name)))
                 stored += 1
+    error = str(outcome["error"]) if "error" in outcome else None
     notes = [str(note) for note in outcome.get("notes", [])]
-    if "error" in outcome:
-        message = f"{work.summary}; the results could not be compared: {outcome['error']}"
-    else:
-        message = f"{work.summary}; compared and merged"
-    if notes:
-        message += " (" + "; ".join(notes) + ")"
+    await _complete(runtime, claim, error=error, stored=stored, notes=notes)
+
+
+async def _complete(
+    runtime: Runtime,
+    claim: Claim,
+    *,
+    error: str | None,
+    stored: int = 0,
+    notes: Sequence[str] = (),
+) -> None:
+    """Complete the parent: with its comparison, or saying why it has none."""
 
     async def apply(session: AsyncSession, job: Job, now: datetime) -> None:
-        if "error" in outcome:
-            lifecycle.record_error(job, str(outcome["error"]), now=now, transient=False)
+        current = federated.current_children(await federated.children_of(session, job.id))
+        summary = federated.summary(current)
+        if error is None:
+            message = f"{summary}; compared and merged"
+        else:
+            message = f"{summary}; the results could not be compared: {error}"
+            lifecycle.record_error(job, error, now=now, transient=False)
+        if notes:
+            message += " (" + "; ".join(notes) + ")"
         lifecycle.follow_children(session, job, JobStatus.COMPLETED, now=now, message=message)
         if stored:
             outbox.results_ready(session, job, now=now, files=stored)
 
     await outcomes.write(runtime, claim, apply)
     logger.info(
-        "federated job compared",
-        extra={"action": "federated_job_compared", "job_id": claim.job_id, "files": stored},
+        "federated job completed",
+        extra={
+            "action": "federated_job_compared",
+            "job_id": claim.job_id,
+            "files": stored,
+            "compared": error is None,
+        },
     )
 
 
@@ -163,7 +185,7 @@ async def _work(runtime: Runtime, claim: Claim) -> _Work | None:
         current = federated.current_children(await federated.children_of(session, parent.id))
         completed = [child for child in current if child.status == JobStatus.COMPLETED.value]
         children = []
-        for index, child in enumerate(completed, start=1):
+        for child in completed:
             files = await session.scalars(
                 select(StoredFile)
                 .where(StoredFile.job_id == child.id, StoredFile.kind == "result")
@@ -175,7 +197,13 @@ async def _work(runtime: Runtime, claim: Claim) -> _Work | None:
                 if f.filename.endswith(DOSE_SUFFIX)
             )
             children.append(
-                _Child(key=f"t{index}", label=await _label(session, child), files=doses)
+                # Keyed by the target's place in the request: "t3" is the third target,
+                # whichever others completed.
+                _Child(
+                    key=f"t{(child.target_index or 0) + 1}",
+                    label=await _label(session, child),
+                    files=doses,
+                )
             )
         inputs = tuple(
             _Source(key=item.file.storage_key, name=f"{item.position}-{item.file.filename}")
@@ -185,7 +213,6 @@ async def _work(runtime: Runtime, claim: Claim) -> _Work | None:
             user_id=parent.user_id,
             children=tuple(children),
             inputs=inputs,
-            summary=federated.summary(current),
         )
 
 
