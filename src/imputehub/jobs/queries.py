@@ -148,10 +148,15 @@ async def result_files(session: AsyncSession, user: User, job_id: str) -> Sequen
 async def active_jobs(
     session: AsyncSession, user: User, *, limit: int = DEFAULT_LIMIT
 ) -> Sequence[Job]:
-    """The caller's own jobs that have not ended yet, newest first."""
+    """The caller's own jobs that have not ended yet, newest first (a federated job as
+    itself, not its children)."""
     rows = await session.scalars(
         select(Job)
-        .where(Job.user_id == user.id, Job.status.in_([s.value for s in ACTIVE]))
+        .where(
+            Job.user_id == user.id,
+            Job.status.in_([s.value for s in ACTIVE]),
+            Job.parent_id.is_(None),
+        )
         .order_by(Job.created_at.desc(), Job.id.desc())
         .limit(limit)
     )
@@ -159,10 +164,15 @@ async def active_jobs(
 
 
 async def recent_results(session: AsyncSession, user: User, *, limit: int = 5) -> Sequence[Job]:
-    """The caller's own completed jobs, the most recently finished first."""
+    """The caller's own completed jobs, the most recently finished first (a federated job
+    as itself, not its children)."""
     rows = await session.scalars(
         select(Job)
-        .where(Job.user_id == user.id, Job.status == JobStatus.COMPLETED.value)
+        .where(
+            Job.user_id == user.id,
+            Job.status == JobStatus.COMPLETED.value,
+            Job.parent_id.is_(None),
+        )
         .order_by(Job.completed_at.desc().nulls_last(), Job.id.desc())
         .limit(limit)
     )

@@ -73,7 +73,7 @@ async def settings_like(
         like=job.id,
         name=again(job.name, chosen),
         description=job.description or "",
-        # A federated job's parent has neither: the form starts with none chosen.
+        # A federated job's parent has neither: `targets` carries its services and panels.
         service_id=job.service_id or "",
         reference_panel_id=job.reference_panel_id or "",
         build=job.build,

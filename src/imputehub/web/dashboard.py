@@ -3,6 +3,8 @@ services with their health and load, unread notifications.
 
 The page is whole when it arrives; static/js/dashboard.js then follows the user's event
 stream (and each shown active job's stream, for its progress) to keep it current.
+
+A federated job is one row ("federated · N targets"); its targets' jobs are on its page.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from fastapi.responses import Response
 
 from imputehub.api.deps import SessionDep
 from imputehub.domain.jobs import ACTIVE, JobStatus
-from imputehub.jobs import queries, stats
+from imputehub.jobs import federated, queries, stats
 from imputehub.notify import inbox
 from imputehub.registry import services
 from imputehub.web.session_auth import SignedIn
@@ -32,8 +34,14 @@ ACTIVE_STATUSES = sorted(s.value for s in ACTIVE)
 async def dashboard(request: Request, session: SessionDep, opened: SignedIn) -> Response:
     user = opened.user
     summary = await stats.job_stats(session, user)
+    # Federated jobs as themselves: their targets' jobs show on their pages.
     active = await queries.active_jobs(session, user, limit=ACTIVE_SHOWN)
     results = await queries.recent_results(session, user, limit=RESULTS_SHOWN)
+    targets = {
+        job.id: len(federated.current_children(await federated.children_of(session, job.id)))
+        for job in active
+        if federated.is_parent(job)
+    }
     loads = await services.service_loads(session)
     unread = await inbox.list_notifications(
         session, user, unread_only=True, limit=NOTIFICATIONS_SHOWN
@@ -48,7 +56,9 @@ async def dashboard(request: Request, session: SessionDep, opened: SignedIn) -> 
             "statuses": STATUS_ORDER,
             "active_statuses": ACTIVE_STATUSES,
             "active": active,
-            "active_more": summary.active > len(active),
+            # (The counts are of jobs at services, a federated job's targets each.)
+            "active_more": len(active) >= ACTIVE_SHOWN,
+            "targets": targets,
             "results": results,
             "loads": loads,
             "service_names": names,

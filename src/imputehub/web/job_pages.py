@@ -1,6 +1,11 @@
 """Jobs: the list, one job's page and what can be done to it (cancel, retry, delete, run
 again as QC only; cancel or delete several at once).
 
+A federated job (one upload sent to several services and panels) shows as one row in the
+list; its page lists its targets' jobs (each a job with a page of its own, which links
+back), their summary, and the comparison of their results, opened in the browser from
+/jobs/{id}/comparison in a sandbox (it is the hub's own report, but a page of its own).
+
 Reads use the request's transaction (SignedIn). Forms that act resolve the session in a
 short transaction of their own (`Acting`), because the actions open theirs: on SQLite a
 request transaction that touched the session row would hold the write lock they need.
@@ -15,15 +20,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.api.admin import request_origin
 from imputehub.api.deps import Now, RuntimeDep, SessionDep
-from imputehub.db.models import Job, StoredFile
+from imputehub.db.models import Job, ReferencePanel, Service, StoredFile, User
 from imputehub.domain import failure_explanations, job_steps
 from imputehub.domain.errors import InvalidInput, NotFound
-from imputehub.domain.jobs import ACTIVE, JobMode, JobStatus
-from imputehub.jobs import actions, queries
+from imputehub.domain.jobs import ACTIVE, TERMINAL, JobMode, JobStatus
+from imputehub.files import records
+from imputehub.jobs import actions, federated, queries
 from imputehub.runtime import Runtime
 from imputehub.web import qc_tables, session_auth
 from imputehub.web.session_auth import SignedIn
@@ -41,7 +48,13 @@ NOTICES = {
     "retried": "This is a new job with the same settings and files as the one that failed.",
     "qc_only": "This is a new quality-control-only job with the same settings and files.",
     "deleting_active": "The job was still active, so it is being cancelled instead of deleted.",
+    "retried_targets": "The failed and cancelled targets were retried; each has a new job below.",
 }
+COMPARISON = "comparison.html"
+# The comparison report opens as a page of its own: no script, no outside address, and a
+# sandbox (an origin of its own) should it ever carry more than the hub wrote.
+COMPARISON_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+COMPARISON_CHUNK = 64 * 1024
 
 
 # Actions run their use cases in transactions of their own.
@@ -94,6 +107,11 @@ async def jobs_list(request: Request, session: SessionDep, opened: SignedIn) -> 
     )
     services = await queries.services_used(session, opened.user)
     pages = max(1, -(-found.total // PAGE_SIZE))
+    targets = {
+        job.id: len(federated.current_children(await federated.children_of(session, job.id)))
+        for job in found.items
+        if federated.is_parent(job)
+    }
 
     def page_link(number: int) -> str:
         kept = {k: v for k, v in raw.items() if v}
@@ -115,6 +133,7 @@ async def jobs_list(request: Request, session: SessionDep, opened: SignedIn) -> 
             "modes": [m.value for m in JobMode],
             "services": services,
             "service_names": {s.id: s.name for s in services},
+            "targets": targets,
             "deleted": request.query_params.get("deleted") == "1",
         },
         opened=opened,
@@ -201,6 +220,75 @@ def _timeline(job: Job, updates: list[Any]) -> list[job_steps.Step]:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ChildRow:
+    """One target's job on its federated job's page."""
+
+    job: Job
+    service: str  # the service's name (its id, should the service be gone)
+    panel: str
+    replaced: bool  # this attempt was retried: the retry counts instead
+
+
+async def _child_rows(session: AsyncSession, children: list[Job]) -> list[ChildRow]:
+    current = {child.id for child in federated.current_children(children)}
+    rows = []
+    for child in children:
+        service = await session.get(Service, child.service_id) if child.service_id else None
+        panel = (
+            await session.get(ReferencePanel, child.reference_panel_id)
+            if child.reference_panel_id
+            else None
+        )
+        rows.append(
+            ChildRow(
+                job=child,
+                service=service.name if service else child.service_id or "",
+                panel=panel.display_name if panel else child.reference_panel_id or "",
+                replaced=child.id not in current,
+            )
+        )
+    return rows
+
+
+def _comparison(results: list[StoredFile]) -> StoredFile | None:
+    return next((r for r in results if r.filename.rsplit("/", 1)[-1] == COMPARISON), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Federation:
+    """What a job's page shows of the federated job it is, or is part of."""
+
+    children: list[ChildRow]  # a parent's; empty for any other job
+    summary: str
+    parent: Job | None  # a child's parent
+    current: bool  # a child: its target's latest attempt (retry acts on that one only)
+    retryable: bool  # a parent: ended, with failed or cancelled targets to retry
+
+
+async def _federation(session: AsyncSession, user: User, job: Job) -> Federation:
+    children = await federated.children_if_parent(session, job)
+    if children is not None:
+        latest = federated.current_children(children)
+        ended = JobStatus(job.status) in TERMINAL
+        return Federation(
+            children=await _child_rows(session, children),
+            summary=federated.summary(children),
+            parent=None,
+            current=True,
+            retryable=ended
+            and bool(job.inputs)
+            and any(JobStatus(c.status) in federated.RETRYABLE for c in latest),
+        )
+    parent = None
+    current = True
+    if job.parent_id is not None:
+        parent = await queries.get_job(session, user, job.parent_id)
+        siblings = federated.current_children(await federated.children_of(session, parent.id))
+        current = job.id in {sibling.id for sibling in siblings}
+    return Federation(children=[], summary="", parent=parent, current=current, retryable=False)
+
+
 @router.get("/jobs/{job_id}")
 async def job_page(
     job_id: str, request: Request, session: SessionDep, runtime: RuntimeDep, opened: SignedIn
@@ -208,7 +296,9 @@ async def job_page(
     job = await queries.get_job(session, opened.user, _check_id(job_id))
     updates = list(await queries.status_updates(session, opened.user, job.id))
     results = list(await queries.result_files(session, opened.user, job.id))
-    service, panel = await queries.service_and_panel(session, job)
+    federation = await _federation(session, opened.user, job)
+    parent = federated.is_parent(job)
+    service, panel = (None, None) if parent else await queries.service_and_panel(session, job)
     status = JobStatus(job.status)
     failed = status == JobStatus.FAILED
     explanation = failure_explanations.explain(job.error_message) if failed else None
@@ -222,7 +312,11 @@ async def job_page(
             "active": status in ACTIVE,
             "service": service,
             "panel": panel,
-            "steps": _timeline(job, updates),
+            "steps": [] if parent else _timeline(job, updates),
+            "updates": updates,
+            "federated": parent,
+            "federation": federation,
+            "comparison": _comparison(results),
             "slot_wait": await queries.slot_wait(session, job) if status in ACTIVE else None,
             "explanation": explanation,
             "remedies": {r.value for r in explanation.remedies} if explanation else set(),
@@ -232,11 +326,37 @@ async def job_page(
             "qc": await qc_tables.read_tables(runtime.storage, results),
             "base_url": _base_url(runtime, request),
             "curl_script": curl_script(_base_url(runtime, request), job, results),
-            "retryable": status in actions.RETRYABLE and bool(job.inputs),
-            "rerunnable": status not in ACTIVE and bool(job.inputs),
+            "retryable": federation.retryable
+            if parent
+            else status in actions.RETRYABLE and bool(job.inputs) and federation.current,
+            "rerunnable": not parent and status not in ACTIVE and bool(job.inputs),
             "notice": notice,
         },
         opened=opened,
+    )
+
+
+@router.get("/jobs/{job_id}/comparison")
+async def comparison(
+    job_id: str, session: SessionDep, runtime: RuntimeDep, opened: SignedIn
+) -> Response:
+    """A federated job's comparison report, to read in the browser (the file downloads
+    from the results list as every result does)."""
+    job = await queries.get_job(session, opened.user, _check_id(job_id))
+    record = _comparison(list(await queries.result_files(session, opened.user, job.id)))
+    if record is None:
+        raise NotFound(f"job {job.id} has no comparison report (yet)")
+    chunks = await records.read_content(
+        runtime.storage, record, start=0, end=None, chunk_size=COMPARISON_CHUNK
+    )
+    return StreamingResponse(
+        chunks,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": COMPARISON_CSP,
+            "Content-Length": str(record.size),
+            "Cache-Control": "private, no-cache",
+        },
     )
 
 
@@ -273,7 +393,7 @@ async def retry(
             origin=request_origin(request),
         )
     runtime.wake_workers()
-    return _to_job(job.id, "retried")
+    return _to_job(job.id, "retried_targets" if federated.is_parent(job) else "retried")
 
 
 @router.post("/jobs/{job_id}/qc-only")

@@ -5,6 +5,10 @@ for `?like=<job id>`, a past job's settings. Everything after that happens in th
 through the pages' JSON door (/app/api/v1): the resumable upload routes
 (static/js/upload.js), POST /jobs/compatibility for each file's report and fit, and POST
 /jobs to submit (static/js/new_job.js).
+
+"Send to several services" makes it a federated job: the same files sent to each of up to
+IMPUTEHUB_MAX_TARGETS_PER_JOB targets (service, panel, population), posted as `targets`;
+the hub checks all of them first and a refusal names each bad target next to its row.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from imputehub.api.deps import SessionDep
+from imputehub.api.deps import RuntimeDep, SessionDep
 from imputehub.db.models import ReferencePanel, Service
 from imputehub.domain.jobs import JobMode, Phasing
 from imputehub.files import records
@@ -106,6 +110,7 @@ def catalogue(pairs: list[tuple[Service, ReferencePanel]]) -> list[ServiceChoice
 async def new_job_form(
     request: Request,
     session: SessionDep,
+    runtime: RuntimeDep,
     opened: SignedIn,
     like: Annotated[str | None, Query(max_length=64)] = None,
     mode: Annotated[JobMode | None, Query()] = None,
@@ -128,6 +133,7 @@ async def new_job_form(
         {
             "catalogue": offered,
             "catalogue_data": [asdict(s) for s in offered],
+            "max_targets": runtime.settings.max_targets_per_job,
             "earlier_files": inputs,
             "start": start,
             "phasing_labels": PHASING_LABELS,

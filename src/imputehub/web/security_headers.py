@@ -46,7 +46,9 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 present = {key.lower() for key, _ in headers}
                 headers += [(k, v) for k, v in _ALWAYS if k not in present]
-                if page:
+                # A page route that sets a policy of its own keeps it (a federated job's
+                # comparison report: sandboxed, no script, its own inline style).
+                if page and b"content-security-policy" not in present:
                     headers.append((b"content-security-policy", CSP.encode()))
                 message = {**message, "headers": headers}
             await send(message)

@@ -166,7 +166,8 @@
     const payload = (data && data.payload) || {};
     const id = String(data.job_id || payload.job_id || "");
     const status = payload.status;
-    if (!id || !status) return;
+    // A federated job's targets show on its page; the dashboard shows the federated job.
+    if (!id || !status || payload.parent_id) return;
     let row = rowOf(id);
     if (!row) {
       if (TERMINAL.has(status)) {

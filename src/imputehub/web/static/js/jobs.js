@@ -41,7 +41,8 @@
       const payload = data.payload || {};
       const id = data.job_id || payload.job_id;
       const row = id && table.querySelector(`tr[data-job-id="${CSS.escape(id)}"]`);
-      if (!row && id && data.kind === "job.queued") newJobs(id);
+      // A federated job's targets are listed under it, not as jobs of their own.
+      if (!row && id && data.kind === "job.queued" && !payload.parent_id) newJobs(id);
       if (!row || !payload.status) return;
       if (setStatus(row.querySelector("[data-role=status]"), payload.status)) {
         ImputeHub.announce(`${payload.job_name || "A job"}: ${payload.status}`);
@@ -117,6 +118,15 @@
     };
     for (const kind of JOB_EVENTS) handlers[kind] = () => later();
     const source = ImputeHub.follow(`/jobs/${encodeURIComponent(id)}/events`, handlers);
+    // A federated job: its targets' events (they name it as parent) redraw their rows. The
+    // user's stream is the page's shared one (the header's badge): it stays open.
+    if (article.dataset.federated === "true") {
+      const mine = {};
+      for (const kind of JOB_EVENTS) {
+        mine[kind] = (data) => { if ((data.payload || {}).parent_id === id) later(); };
+      }
+      ImputeHub.follow("/events", mine);
+    }
     // The job's stream ends after its final state; EventSource would reconnect and replay.
     source.addEventListener("error", () => {
       if (TERMINAL.has(status)) source.close();

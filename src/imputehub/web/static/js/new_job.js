@@ -1,6 +1,8 @@
 // The new-job page: files (uploads via upload.js, or earlier uploads), each file's pre-flight
 // report and its fit with every panel on offer, the catalogue and options, the review with
 // the same job as CLI and curl commands, and the submit. DOM is built with textContent only.
+// "Send to several services" turns the one service/panel choice into a list of targets
+// (service, panel, population): a federated job, posted with `targets`.
 "use strict";
 
 (() => {
@@ -10,6 +12,7 @@
   const catalogue = data.catalogue || [];
   const start = data.start || {};
   const phasingLabels = data.phasing_labels || {};
+  const maxTargets = data.max_targets || 5;
   const api = (...args) => window.ImputeHub.api(...args);
   const announce = (text) => window.ImputeHub.announce(text);
   const Uploads = window.ImputeHubUploads;
@@ -25,6 +28,11 @@
   const descriptionInput = byId("description");
   const submitButton = byId("submit-job");
   const submitStatus = byId("submit-status");
+  const severalBox = byId("several-targets");
+  const targetsSection = byId("targets-section");
+  const targetList = byId("target-list");
+  const addTargetButton = byId("add-target");
+  const notifyEach = byId("notify-each");
 
   const panels = new Map(); // panel id -> {panel, service}
   for (const service of catalogue) {
@@ -79,6 +87,165 @@
     return checked ? panels.get(checked.value) || null : null;
   }
 
+  function several() {
+    return Boolean(severalBox && severalBox.checked);
+  }
+
+  // --- targets of a federated job ------------------------------------------------------------
+
+  let nextTarget = 1;
+  const targetRows = []; // {key, row, heading, panelSelect, populationSelect, remove, error}
+
+  function rowPanel(target) {
+    return panels.get(target.panelSelect.value) || null;
+  }
+
+  // The panels chosen: each target's (several), else the one radio's.
+  function chosenPanels() {
+    if (!several()) {
+      const chosen = chosenPanel();
+      return chosen ? [chosen] : [];
+    }
+    return targetRows.map(rowPanel).filter(Boolean);
+  }
+
+  function fillPopulations(target, keep) {
+    const chosen = rowPanel(target);
+    const select = target.populationSelect;
+    const previous = keep !== undefined ? keep : select.value;
+    select.replaceChildren(el("option", { value: "", text: "Not stated (the service decides)" }));
+    for (const population of chosen ? chosen.panel.populations : []) {
+      select.append(el("option", { value: population, text: population,
+        selected: Boolean(previous) && previous.toLowerCase() === population.toLowerCase() }));
+    }
+  }
+
+  function renumberTargets() {
+    targetRows.forEach((target, index) => {
+      const number = index + 1;
+      target.heading.textContent = `Target ${number}`;
+      target.remove.setAttribute("aria-label", `Remove target ${number}`);
+      target.remove.hidden = targetRows.length <= 2;
+    });
+    if (addTargetButton) {
+      addTargetButton.disabled = targetRows.length >= maxTargets;
+      addTargetButton.textContent = targetRows.length >= maxTargets
+        ? `Add another target (at most ${maxTargets})` : "Add another target";
+    }
+  }
+
+  function addTarget(preset) {
+    const key = `t${nextTarget++}`;
+    const heading = el("h4", { id: `${key}-title`, class: "target-title" });
+    const panelSelect = el("select", { id: `${key}-panel`, class: "target-panel",
+      "aria-describedby": `${key}-error` });
+    panelSelect.append(el("option", { value: "", text: "Choose a service and panel…" }));
+    for (const service of catalogue) {
+      const group = el("optgroup", { label: service.name });
+      for (const panel of service.panels) {
+        group.append(el("option", { value: panel.id, text: `${service.name} · ${panel.name} (${panel.build})`,
+          selected: Boolean(preset) && preset.reference_panel_id === panel.id }));
+      }
+      panelSelect.append(group);
+    }
+    const populationSelect = el("select", { id: `${key}-population`, class: "target-population" });
+    const remove = el("button", { type: "button", class: "small", text: "Remove" });
+    const error = el("p", { id: `${key}-error`, class: "field-error target-error", role: "alert", hidden: true });
+    const row = el("li", { class: "target-row", "aria-labelledby": `${key}-title` },
+      heading,
+      el("div", { class: "field" }, el("label", { for: `${key}-panel`, text: "Service and reference panel" }), panelSelect),
+      el("div", { class: "field" }, el("label", { for: `${key}-population`, text: "Population" }), populationSelect),
+      el("div", { class: "actions" }, remove),
+      error);
+    const target = { key, row, heading, panelSelect, populationSelect, remove, error };
+    targetRows.push(target);
+    targetList.append(row);
+    fillPopulations(target, preset ? preset.population || "" : "");
+    panelSelect.addEventListener("change", () => {
+      clearErrors();
+      fillPopulations(target);
+      onTargetsChange();
+    });
+    populationSelect.addEventListener("change", renderReview);
+    remove.addEventListener("click", () => {
+      const index = targetRows.indexOf(target);
+      if (index < 0) return;
+      targetRows.splice(index, 1);
+      row.remove();
+      renumberTargets();
+      onTargetsChange();
+      const next = targetRows[Math.min(index, targetRows.length - 1)];
+      if (next) next.panelSelect.focus();
+      announce(`Target ${index + 1} was removed; ${targetRows.length} targets are left.`);
+    });
+    renumberTargets();
+    return target;
+  }
+
+  // Phasing: the methods every chosen service offers (all when none says, or they share none).
+  function offeredPhasing(chosen) {
+    const all = Object.keys(phasingLabels);
+    let offered = null;
+    for (const item of chosen) {
+      if (!item.service.phasing.length) continue;
+      offered = offered === null ? item.service.phasing.slice()
+        : offered.filter((value) => item.service.phasing.includes(value));
+    }
+    return offered && offered.length ? offered : all;
+  }
+
+  function setPhasing(chosen) {
+    const offered = offeredPhasing(chosen);
+    const current = phasingSelect.value;
+    const preferred = offered.includes(current) ? current : (offered.includes("eagle") ? "eagle" : offered[0]);
+    setOptions(phasingSelect, offered, (v) => phasingLabels[v] || v, preferred);
+  }
+
+  function onTargetsChange() {
+    const chosen = chosenPanels();
+    for (const card of form.querySelectorAll(".service-card")) card.classList.remove("chosen");
+    setPhasing(chosen);
+    for (const entry of entries.values()) renderFits(entry);
+    renderReview();
+  }
+
+  function setSeveral(on, presets) {
+    targetsSection.hidden = !on;
+    byId("population-field").hidden = on;
+    byId("phasing-hint").textContent = on
+      ? "Only the methods every chosen service offers are listed; each target's job uses this one."
+      : "Only the methods the chosen service offers are listed.";
+    for (const radio of form.querySelectorAll('input[name="reference_panel_id"]')) radio.disabled = on;
+    if (on && !targetRows.length) {
+      const chosen = chosenPanel();
+      const starting = presets && presets.length ? presets
+        : [chosen ? { reference_panel_id: chosen.panel.id, population: populationSelect.value } : null, null];
+      for (const preset of starting.slice(0, maxTargets)) addTarget(preset);
+    }
+    if (on) onTargetsChange();
+    else onPanelChange();
+  }
+
+  if (severalBox) {
+    severalBox.addEventListener("change", () => {
+      clearErrors();
+      setSeveral(severalBox.checked);
+      announce(severalBox.checked
+        ? "Several targets: choose each service and panel in the list of targets."
+        : "One service and panel: choose it among the cards.");
+      if (severalBox.checked && targetRows.length) targetRows[0].panelSelect.focus();
+    });
+  }
+  if (notifyEach) notifyEach.addEventListener("change", () => renderReview());
+  if (addTargetButton) {
+    addTargetButton.addEventListener("click", () => {
+      if (targetRows.length >= maxTargets) return;
+      const target = addTarget(null);
+      onTargetsChange();
+      target.panelSelect.focus();
+    });
+  }
+
   function chosenMode() {
     const checked = form.querySelector('input[name="mode"]:checked');
     return checked ? checked.value : "imputation";
@@ -108,9 +275,31 @@
     byId("form-error").hidden = true;
   }
 
+  // A refusal naming targets: each reason next to its target (`index` counts from 0).
+  function showTargetProblems(problem) {
+    const shown = [];
+    for (const item of problem.targets) {
+      const target = targetRows[item.index];
+      const message = item.message || problem.detail;
+      if (!target) {
+        shown.push(showError("targets", `Target ${item.index + 1}: ${message}`));
+        continue;
+      }
+      target.error.textContent = target.error.hidden ? message : `${target.error.textContent} ${message}`;
+      target.error.hidden = false;
+      target.panelSelect.setAttribute("aria-invalid", "true");
+      shown.push(target.panelSelect);
+    }
+    showError("targets", `The job was not created: ${problem.targets.length === 1 ? "one target was" : `${problem.targets.length} targets were`} refused; see the reasons next to them.`);
+    return shown;
+  }
+
   // Show `message` next to `field`; returns the element to move the focus to.
   function showError(field, message) {
     field = String(field).split(".")[0];
+    // With several targets the service and panel are the targets' (its slot is hidden).
+    if (several() && (field === "reference_panel_id" || field === "service_id" || field === "build"
+      || field === "population")) field = "targets";
     const slot = byId(`error-${field}`);
     if (!slot) {
       const general = byId("form-error");
@@ -121,6 +310,7 @@
     slot.textContent = slot.hidden ? message : `${slot.textContent} ${message}`;
     slot.hidden = false;
     let target = FIELD_INPUTS[field];
+    if (field === "targets" && targetRows.length) target = targetRows[0].panelSelect;
     if (field === "reference_panel_id" || field === "service_id" || field === "build") {
       target = form.querySelector('input[name="reference_panel_id"]:checked')
         || form.querySelector('input[name="reference_panel_id"]');
@@ -131,8 +321,10 @@
 
   function showProblem(error) {
     const problem = error.problem || {};
-    const shown = [];
-    if (Array.isArray(problem.errors) && problem.errors.length) {
+    let shown = [];
+    if (several() && Array.isArray(problem.targets) && problem.targets.length) {
+      shown = showTargetProblems(problem);
+    } else if (Array.isArray(problem.errors) && problem.errors.length) {
       for (const item of problem.errors) {
         shown.push(showError(item.field || "", item.message || problem.detail || error.message));
       }
@@ -446,12 +638,12 @@
     entry.fits.replaceChildren();
     if (!fit) return;
     entry.fits.append(el("h5", { text: "Fit with each service and panel" }));
-    const chosen = chosenPanel();
+    const chosenIds = new Set(chosenPanels().map((item) => item.panel.id));
     const list = el("ul", { class: "fit-list" });
     for (const item of fit.candidates) {
       const mark = el("span", { class: item.fits ? "mark ok" : "mark bad", "aria-hidden": "true", text: item.fits ? "✓" : "✗" });
       const words = el("span", { class: "visually-hidden", text: item.fits ? "Fits: " : "Does not fit: " });
-      const line = el("li", { class: `fit ${item.fits ? "fits" : "misfit"}${chosen && chosen.panel.id === item.panel_id ? " chosen" : ""}` },
+      const line = el("li", { class: `fit ${item.fits ? "fits" : "misfit"}${chosenIds.has(item.panel_id) ? " chosen" : ""}` },
         mark, " ", words, el("span", { class: "fit-target", text: `${item.service_name} · ${item.panel_name} (${item.build})` }));
       if (!item.fits) line.append(el("span", { class: "fit-reason", text: ` — ${item.reasons.join("; ")}` }));
       list.append(line);
@@ -479,12 +671,10 @@
           }
         }
       }
-      const misfits = answer.files.filter((fit) => {
-        const panel = chosenPanel();
-        const verdict = panel && fit.candidates.find((c) => c.panel_id === panel.panel.id);
-        return verdict && !verdict.fits;
-      });
-      if (misfits.length) announce(`${misfits.length} file(s) do not fit the chosen panel; see the reasons under each file.`);
+      const chosenIds = new Set(chosenPanels().map((item) => item.panel.id));
+      const misfits = answer.files.filter((fit) =>
+        fit.candidates.some((c) => chosenIds.has(c.panel_id) && !c.fits));
+      if (misfits.length) announce(`${misfits.length} file(s) do not fit ${several() ? "a chosen target" : "the chosen panel"}; see the reasons under each file.`);
     } catch (error) {
       for (const entry of targets) {
         entry.fits.replaceChildren(el("p", { class: "error", text: `Could not check this file against the panels: ${error.message}` }));
@@ -508,6 +698,7 @@
   }
 
   function onPanelChange(keepPopulation) {
+    if (several()) { onTargetsChange(); return; }
     const chosen = chosenPanel();
     for (const card of form.querySelectorAll(".service-card")) card.classList.remove("chosen");
     if (!chosen) { renderReview(); return; }
@@ -515,10 +706,7 @@
     const card = radio && radio.closest(".service-card");
     if (card) card.classList.add("chosen");
     // Phasing: what the service offers (all methods when it does not say).
-    const offered = chosen.service.phasing.length ? chosen.service.phasing : Object.keys(phasingLabels);
-    const current = phasingSelect.value;
-    const preferred = offered.includes(current) ? current : (offered.includes("eagle") ? "eagle" : offered[0]);
-    setOptions(phasingSelect, offered, (v) => phasingLabels[v] || v, preferred);
+    setPhasing([chosen]);
     // Population: the panel's list.
     const previous = keepPopulation !== undefined ? keepPopulation : populationSelect.value;
     populationSelect.replaceChildren(el("option", { value: "", text: "Not stated (the service decides)" }));
@@ -548,7 +736,34 @@
 
   // --- review: the job, as the hub will get it and as commands --------------------------------
 
+  function targetsBody() {
+    return targetRows.map((target) => {
+      const chosen = rowPanel(target);
+      const item = {
+        service_id: chosen ? chosen.service.id : "",
+        reference_panel_id: chosen ? chosen.panel.id : "",
+      };
+      if (target.populationSelect.value) item.population = target.populationSelect.value;
+      return item;
+    });
+  }
+
   function jobBody() {
+    if (several()) {
+      const chosen = chosenPanels();
+      const body = {
+        name: nameInput.value.trim(),
+        build: chosen.length ? chosen[0].panel.build : "",
+        phasing: phasingSelect.value || null,
+        mode: chosenMode(),
+        input_file_ids: Array.from(entries.values()).filter((e) => e.record).map((e) => e.record.id),
+        targets: targetsBody(),
+      };
+      if (descriptionInput.value.trim()) body.description = descriptionInput.value.trim();
+      if (r2Input.value.trim() !== "") body.r2_filter = Number(r2Input.value);
+      if (notifyEach && notifyEach.checked) body.notify_each_target = true;
+      return body;
+    }
     const chosen = chosenPanel();
     const body = {
       name: nameInput.value.trim(),
@@ -574,8 +789,18 @@
   function cliCommand(body, chosen, names) {
     const words = [["imputehub", "submit", ...names.map(shellWord)].join(" ")];
     const add = (flag, value) => { if (value !== undefined && value !== null && value !== "") words.push(`${flag} ${shellWord(value)}`); };
-    add("--service", chosen ? chosen.service.slug : "SERVICE");
-    add("--panel", chosen ? chosen.panel.slug : "PANEL");
+    if (body.targets) {
+      // Several targets: one --target SERVICE:PANEL[:POPULATION] each.
+      for (const target of targetRows) {
+        const found = rowPanel(target);
+        const where = found ? `${found.service.slug}:${found.panel.slug}` : "SERVICE:PANEL";
+        add("--target", target.populationSelect.value ? `${where}:${target.populationSelect.value}` : where);
+      }
+      if (body.notify_each_target) words.push("--notify-each-target");
+    } else {
+      add("--service", chosen ? chosen.service.slug : "SERVICE");
+      add("--panel", chosen ? chosen.panel.slug : "PANEL");
+    }
     add("--build", body.build || "BUILD");
     add("--phasing", body.phasing);
     add("--population", body.population);
@@ -597,7 +822,13 @@
     }
     // Slugs read better than ids in a command, and POST /jobs takes either.
     const chosen = chosenPanel();
-    const named = chosen ? { service_id: chosen.service.slug, reference_panel_id: chosen.panel.slug } : {};
+    let named = chosen ? { service_id: chosen.service.slug, reference_panel_id: chosen.panel.slug } : {};
+    if (body.targets) {
+      named = { targets: body.targets.map((item) => {
+        const found = panels.get(item.reference_panel_id);
+        return found ? { ...item, service_id: found.service.slug, reference_panel_id: found.panel.slug } : item;
+      }) };
+    }
     const json = JSON.stringify({ ...body, ...named, input_file_ids: ids });
     lines.push(`curl -sS -X POST ${shellWord(`${origin}/api/v1/jobs`)} \\`);
     lines.push('    -H "Authorization: Bearer $IMPUTEHUB_TOKEN" \\');
@@ -613,13 +844,21 @@
     const pending = Array.from(entries.values()).filter((e) => !e.record).length;
     const summary = byId("review-summary");
     summary.replaceChildren();
-    const rows = [
-      ["Files", names.length ? names.join(", ") + (pending ? ` (${pending} still uploading)` : "") : "none yet"],
+    const files = ["Files", names.length ? names.join(", ") + (pending ? ` (${pending} still uploading)` : "") : "none yet"];
+    const rows = body.targets ? [
+      files,
+      ["Targets", body.targets.length ? targetRows.map((target, index) => {
+        const found = rowPanel(target);
+        const where = found ? `${found.service.name} · ${found.panel.name} (${found.panel.build})` : "not chosen";
+        return `${index + 1}. ${where}, population ${target.populationSelect.value || "not stated"}`;
+      }).join("; ") : "none yet"],
+    ] : [
+      files,
       ["Service", chosen ? chosen.service.name : "not chosen"],
       ["Reference panel", chosen ? `${chosen.panel.name} (${chosen.panel.build})` : "not chosen"],
       ["What to run", body.mode === "qc_only" ? "Quality control only" : "Imputation"],
       ["Phasing", phasingLabels[body.phasing] || body.phasing || "–"],
-      ["Population", body.population || "not stated"],
+      ...(body.targets ? [] : [["Population", body.population || "not stated"]]),
       ["r² filter", body.r2_filter !== undefined ? String(body.r2_filter) : "the service's default"],
       ["Name", body.name || "not given"],
     ];
@@ -642,7 +881,16 @@
       shown.push(showError("input_file_ids",
         `Wait until every file has arrived: ${uploading.map((e) => e.name).join(", ")} ${uploading.length === 1 ? "is" : "are"} still uploading or stopped.`));
     }
-    if (!body.reference_panel_id) shown.push(showError("reference_panel_id", "Choose a reference panel (it also chooses the service)."));
+    if (body.targets) {
+      for (const target of targetRows) {
+        if (target.panelSelect.value) continue;
+        target.error.textContent = "Choose a service and panel for this target, or remove it.";
+        target.error.hidden = false;
+        target.panelSelect.setAttribute("aria-invalid", "true");
+        shown.push(target.panelSelect);
+      }
+      if (targetRows.length < 2) shown.push(showError("targets", "Add a second target, or untick “Send to several services”."));
+    } else if (!body.reference_panel_id) shown.push(showError("reference_panel_id", "Choose a reference panel (it also chooses the service)."));
     if (!body.name) shown.push(showError("name", "Give the job a name."));
     if (shown.length) {
       shown[0].focus();
@@ -664,7 +912,8 @@
 
   // --- start ---------------------------------------------------------------------------------
 
-  onPanelChange(start.population || undefined);
+  if (several()) setSeveral(true, start.targets || []);
+  else onPanelChange(start.population || undefined);
   if (start.phasing && Array.from(phasingSelect.options).some((o) => o.value === start.phasing)) {
     phasingSelect.value = start.phasing;
   }
