@@ -11,7 +11,7 @@ from rich.console import Console
 
 from imputehub.cli.errors import CliError
 from imputehub.cli.main import run
-from imputehub.cli.upload import preflight
+from imputehub.cli.submit import preflight
 from imputehub.files.vcf_check import check_path
 from tests.support.fake_hub import FakeHub
 from tests.support.vcf import write_vcf

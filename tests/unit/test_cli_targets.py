@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from imputehub.cli.upload import TargetSpec, TargetSpecError, parse_target, refused_targets
+from imputehub.cli.submit import TargetSpec, TargetSpecError, parse_target, refused_targets
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,18 @@ import typer
 
 from imputehub import __version__
 from imputehub.cli import engine as engine_cli
-from imputehub.cli import files, jobs, login, panels, server, services, testdata, upload, users
+from imputehub.cli import (
+    files,
+    jobs,
+    login,
+    panels,
+    server,
+    services,
+    submit,
+    testdata,
+    upload,
+    users,
+)
 from imputehub.cli.errors import CliError
 
 # httpx imports its own command-line tool (click, rich, pygments: about 0.2 s) whenever
@@ -53,6 +64,7 @@ def root(
 server.register(app)
 login.register(app)
 upload.register(app)
+submit.register(app)
 testdata.register(app)
 app.add_typer(users.app, name="users")
 app.add_typer(services.app, name="services")

@@ -131,18 +131,21 @@ async def check_targets(
     (InvalidInput with `targets`: index and message of each), and writes nothing.
     `planned`: a dry run's files still to upload (create.check_request)."""
     _target_count(request.targets, max_targets)
-    checked: list[create.CheckedRequest] = []
+    checked: list[tuple[int, create.CheckedRequest]] = []
     problems: list[TargetProblem] = []
     for index, target in enumerate(request.targets):
         try:
             checked.append(
-                await create.check_request(
-                    session,
-                    owner_id=owner_id,
-                    request=request.for_target(target),
-                    max_active_jobs=max_active_jobs,
-                    adding=len(request.targets),
-                    planned=planned,
+                (
+                    index,
+                    await create.check_request(
+                        session,
+                        owner_id=owner_id,
+                        request=request.for_target(target),
+                        max_active_jobs=max_active_jobs,
+                        adding=len(request.targets),
+                        planned=planned,
+                    ),
                 )
             )
         except (InvalidInput, NotFound, PermissionDenied) as exc:
@@ -155,19 +158,21 @@ async def check_targets(
                 )
             )
     seen: dict[tuple[str, str, str | None], int] = {}
-    for index, item in enumerate(checked):
+    for index, item in checked:
         key = (item.service.id, item.panel.id, item.population)
         if key in seen:
+            target = request.targets[index]
             problems.append(
                 TargetProblem(
                     index=index,
-                    service=item.service.slug,
-                    reference_panel=item.panel.slug,
+                    service=target.service,
+                    reference_panel=target.reference_panel,
                     message=f"the same service, panel and population as target {seen[key] + 1}",
                 )
             )
         seen.setdefault(key, index)
     if problems:
+        problems.sort(key=lambda problem: problem.index)
         lines = "; ".join(
             f"target {p.index + 1} ({p.service} / {p.reference_panel}): {p.message}"
             for p in problems
@@ -177,7 +182,7 @@ async def check_targets(
             field="targets",
             targets=[dataclasses.asdict(problem) for problem in problems],
         )
-    return checked
+    return [item for _, item in checked]
 
 
 async def create_federated_job(

@@ -161,6 +161,15 @@ async def test_target_counts_and_duplicates_are_refused(
     twice = await client.post("/api/v1/jobs", json=body(world, one, one), headers=alice.headers)
     assert twice.status_code == 422
     assert "the same service, panel and population as target 1" in twice.text
+    by_id = {"service_id": world.services[0].id, "reference_panel_id": "michigan-panel"}
+    nowhere = {"service_id": "nowhere", "reference_panel_id": "x"}
+    mixed = await client.post(
+        "/api/v1/jobs", json=body(world, nowhere, one, by_id), headers=alice.headers
+    )
+    assert [(t["index"], t["service"]) for t in mixed.json()["targets"]] == [
+        (0, "nowhere"),
+        (2, world.services[0].id),  # as the request named it
+    ]
     four = [one, {**one, "population": "afr"}, {**one, "population": "eur"}, {**one}]
     many = await client.post("/api/v1/jobs", json=body(world, *four), headers=alice.headers)
     assert many.status_code == 422

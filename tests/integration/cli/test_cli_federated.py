@@ -27,7 +27,7 @@ TARGETS = ("--target", "mich:mich-panel:eur", "--target", "topmed:topmed-panel")
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"max_targets_per_job": 2})
+    return settings.model_copy(update={"max_targets_per_job": 3})
 
 
 @pytest.fixture
@@ -298,10 +298,9 @@ async def test_a_parent_with_one_completed_target_has_no_merged_results_and_says
     )
 
 
-async def test_more_targets_than_the_hub_takes_are_refused_and_the_upload_removed(
+async def test_more_targets_than_the_hub_takes_are_refused_before_any_upload(
     runtime: Runtime, cli: Cli, services: object, study: Path
 ) -> None:
-    # Each target passes its own check; only the job as a whole is refused, after the upload.
     done = await cli(
         *submit(
             study,
@@ -310,13 +309,14 @@ async def test_more_targets_than_the_hub_takes_are_refused_and_the_upload_remove
             "--target",
             "mich:mich-panel:eur",
             "--target",
+            "mich:mich-panel:afr",
+            "--target",
             "topmed:topmed-panel",
         )
     )
 
     assert (done.code, done.out) == (1, "")
-    assert "no job was created" in done.err
     assert done.err.splitlines()[-1] == (
-        "error: a federated job may have at most 2 targets; this one has 3"
+        "error: a federated job may have at most 3 targets; this one has 4"
     )
-    assert [await count(runtime, model) for model in (Job, StoredFile)] == [0, 0]
+    assert [await count(runtime, model) for model in (Job, StoredFile, Upload)] == [0, 0, 0]
