@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imputehub.db.models import Job, JobStatusUpdate, StoredFile, User
 from imputehub.domain.errors import Conflict, ImputehubError, InvalidInput, InvalidTransition
 from imputehub.domain.jobs import JobMode, JobStatus, is_terminal
-from imputehub.jobs import federated
-from imputehub.jobs.create import JobRequest, create_job
+from imputehub.jobs import create, federated
+from imputehub.jobs.create import create_job
 from imputehub.jobs.lifecycle import request_cancel
 from imputehub.jobs.queries import get_job, job_names
 from imputehub.monitoring import audit
@@ -117,26 +117,6 @@ async def delete_job(
     return None
 
 
-def _request_like(original: Job, *, mode: str) -> JobRequest:
-    if not original.inputs:
-        raise Conflict(
-            f"the input files of job {original.id} have been deleted; upload them again "
-            "and create a new job"
-        )
-    return JobRequest(
-        name=original.name,
-        description=original.description,
-        service=original.at_service_id,
-        reference_panel=original.reference_panel_id or "",
-        input_file_ids=tuple(item.file_id for item in original.inputs),
-        build=original.build,
-        phasing=original.phasing,
-        population=original.population,
-        mode=mode,
-        r2_filter=original.r2_filter,
-    )
-
-
 async def retry_job(
     session: AsyncSession,
     user: User,
@@ -170,7 +150,7 @@ async def retry_job(
         job = await create_job(
             session,
             owner_id=original.user_id,
-            request=_request_like(original, mode=original.mode),
+            request=create.request_like(original, mode=original.mode),
             now=now,
             max_active_jobs=max_active_jobs,
             retry_of=original.id,
@@ -206,7 +186,7 @@ async def rerun_as_qc_only(
     return await create_job(
         session,
         owner_id=original.user_id,
-        request=_request_like(original, mode=JobMode.QC_ONLY.value),
+        request=create.request_like(original, mode=JobMode.QC_ONLY.value),
         now=now,
         max_active_jobs=max_active_jobs,
     )

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.db.models import Job, JobInput, ReferencePanel, Service, StoredFile, User, new_id
 from imputehub.db.session import lock_row
-from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
+from imputehub.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from imputehub.domain.jobs import ACTIVE, Build, JobMode, JobStatus, Phasing, Step
 from imputehub.files.chunked import check_upload_size
 from imputehub.files.uploads import StagedUpload, discard, record_uploads
@@ -104,6 +104,27 @@ class JobPreview:
     mode: str
     r2_filter: float | None
     input_files: tuple[PreviewInput, ...]
+
+
+def request_like(original: Job, *, mode: str) -> JobRequest:
+    """A request for a new job with `original`'s settings and inputs (a retry, a rerun)."""
+    if not original.inputs:
+        raise Conflict(
+            f"the input files of job {original.id} have been deleted; upload them again "
+            "and create a new job"
+        )
+    return JobRequest(
+        name=original.name,
+        description=original.description,
+        service=original.at_service_id,
+        reference_panel=original.reference_panel_id or "",
+        input_file_ids=tuple(item.file_id for item in original.inputs),
+        build=original.build,
+        phasing=original.phasing,
+        population=original.population,
+        mode=mode,
+        r2_filter=original.r2_filter,
+    )
 
 
 async def count_active_jobs(session: AsyncSession, user_id: str) -> int:

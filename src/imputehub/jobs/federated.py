@@ -479,23 +479,7 @@ async def retry_child(
 async def _retry_child(
     session: AsyncSession, child: Job, *, now: datetime, max_active_jobs: int
 ) -> Job:
-    if not child.inputs:
-        raise Conflict(
-            f"the input files of job {child.id} have been deleted; upload them again "
-            "and create a new job"
-        )
-    request = create.JobRequest(
-        name=child.name,
-        description=child.description,
-        service=child.at_service_id,
-        reference_panel=child.reference_panel_id or "",
-        input_file_ids=tuple(item.file_id for item in child.inputs),
-        build=child.build,
-        phasing=child.phasing,
-        population=child.population,
-        mode=child.mode,
-        r2_filter=child.r2_filter,
-    )
+    request = create.request_like(child, mode=child.mode)
     checked = await create.check_request(
         session, owner_id=child.user_id, request=request, max_active_jobs=max_active_jobs
     )
