@@ -16,8 +16,16 @@ from sqlalchemy import func, select
 from imputehub.accounts import deletion
 from imputehub.clock import FakeClock
 from imputehub.config import Settings
-from imputehub.db.models import Job, JobStatusUpdate, ReferencePanel, Service, StoredFile
+from imputehub.db.models import (
+    Event,
+    Job,
+    JobStatusUpdate,
+    ReferencePanel,
+    Service,
+    StoredFile,
+)
 from imputehub.jobs import federated
+from imputehub.notify import relay
 from imputehub.runtime import Runtime
 from imputehub.worker.loop import Worker
 from tests.support.api import PASSWORD, Actor
@@ -311,3 +319,24 @@ async def test_a_federated_job_can_be_checked_before_its_files_are_uploaded(
     assert refused.status_code == 422
     assert [t["index"] for t in refused.json()["targets"]] == [1]
     assert await rows(runtime) == before
+
+
+@pytest.mark.parametrize("each", [False, True])
+async def test_only_the_parent_notifies_unless_each_target_was_asked_for(
+    client: httpx.AsyncClient, alice: Actor, world: World, runtime: Runtime, each: bool
+) -> None:
+    parent = await create(client, alice, body(world, notify_each_target=each))
+    await client.post(f"/api/v1/jobs/{parent['id']}/cancel", headers=alice.headers)
+    await relay.fan_out(runtime)
+
+    listed = await client.get("/api/v1/notifications", headers=alice.headers)
+    titles = sorted(item["title"] for item in listed.json()["items"])
+    expected = ["Job 'cohort A' was cancelled"]
+    if each:
+        expected += [f"Job '{child['name']}' was cancelled" for child in parent["children"]]
+    assert titles == sorted(expected)
+    # The live stream carries every child's event, with its parent.
+    async with runtime.db.session() as session:
+        events = list(await session.scalars(select(Event).order_by(Event.id)))
+    children = {child["id"] for child in parent["children"]}
+    assert {e.payload["parent_id"] for e in events if e.job_id in children} == {parent["id"]}
