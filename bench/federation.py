@@ -111,9 +111,12 @@ def _zipper(path: Path, threads: int) -> tuple[subprocess.Popen[bytes], IO[bytes
     return process, process.stdin, handle
 
 
-def generate(work: Path, variants: int, samples: int, seed: int, threads: int) -> list[Path]:
+def generate(
+    work: Path, variants: int, samples: int, seed: int, threads: int, *, twin: bool = True
+) -> list[Path]:
     """a.dose.vcf.gz, b.dose.vcf.gz, input.vcf.gz and b-unswapped.dose.vcf.gz (b without the
-    swaps: `bcftools merge` stops at a REF that differs) in `work`, indexed with tabix."""
+    swaps: `bcftools merge` stops at a REF that differs; only with `twin`, else /dev/null)
+    in `work`, indexed with tabix."""
     rng = np.random.default_rng(seed)
     pools = _pools(samples, rng)
     names = [f"S{n:05d}" for n in range(samples)]
@@ -121,12 +124,15 @@ def generate(work: Path, variants: int, samples: int, seed: int, threads: int) -
         work / "a.dose.vcf.gz",
         work / "b.dose.vcf.gz",
         work / "input.vcf.gz",
-        work / "b-unswapped.dose.vcf.gz",
+        work / "b-unswapped.dose.vcf.gz" if twin else Path(os.devnull),
     ]
-    zippers = [_zipper(path, threads) for path in paths]
-    (_, a, _), (_, b, _), (_, typed, _), (_, twin, _) = zippers
+    zippers = [_zipper(path, threads) for path in paths[:3]]
+    if twin:
+        zippers.append(_zipper(paths[3], threads))
+    (_, a, _), (_, b, _), (_, typed, _) = zippers[:3]
+    copy: IO[bytes] = zippers[3][1] if twin else open(os.devnull, "wb")  # noqa: SIM115
     a.write((BEAGLE_META + COLUMNS + "\tFORMAT\t" + "\t".join(names) + "\n").encode())
-    for out in (b, twin):
+    for out in (b, copy):
         out.write((MINIMAC_META + COLUMNS + "\tFORMAT\t" + "\t".join(names[::-1]) + "\n").encode())
     typed.write(
         (
@@ -169,7 +175,7 @@ def generate(work: Path, variants: int, samples: int, seed: int, threads: int) -
                     b"20\t%d\t.\t%s\t%s\t.\tPASS\tAF=0.2;MAF=0.2;R2=%.3f;%s\tGT:DS:HDS:GP\t%s\n"
                     % (pos, ref, alt, r2b[i], flag, pools["b"][row])
                 )
-                twin.write(plain)
+                copy.write(plain)
                 if swap[i]:
                     b.write(
                         b"20\t%d\t.\t%s\t%s\t.\tPASS\tAF=0.8;MAF=0.2;R2=%.3f;%s\tGT:DS:HDS:GP\t%s\n"
@@ -187,7 +193,9 @@ def generate(work: Path, variants: int, samples: int, seed: int, threads: int) -
         if process.wait() != 0:
             raise SystemExit("bgzip failed while generating")
         handle.close()
-    for path in paths:
+    if not twin:
+        copy.close()
+    for path in paths[:4] if twin else paths[:3]:
         subprocess.run([TABIX, "-f", "-p", "vcf", str(path)], check=True)
     return paths
 
@@ -273,12 +281,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="imputehub-federation-", dir=args.workdir))
     try:
         started = time.perf_counter()
-        a, b, _, twin = generate(work, args.variants, args.samples, args.seed, args.threads)
+        baselines = {name.strip() for name in args.baselines.split(",")}
+        a, b, _, twin = generate(
+            work,
+            args.variants,
+            args.samples,
+            args.seed,
+            args.threads,
+            twin="merge" in baselines,
+        )
         generated = time.perf_counter() - started
         sizes = {path.name: path.stat().st_size / 1e6 for path in (a, b)}
         ours = measured([sys.executable, __file__, "--run-analysis", str(work)])
         rows = [("analyse (comparison + merge)", ours[0], ours[1])]
-        baselines = {name.strip() for name in args.baselines.split(",")}
         if "isec" in baselines:
             isec = measured([BCFTOOLS, "isec", "-n=2", str(a), str(b)])
             rows.append(("bcftools isec -n=2", isec[0], isec[1]))

@@ -83,7 +83,6 @@ def test_several_targets_from_the_new_job_page(
     expect(rows).to_have_count(2)
     expect(page.locator("#job-summary")).to_contain_text("of 2 completed")
     check_accessibility(page)
-    screenshot(page, "federated-job")
 
     # A target's own page points back to the federated job.
     rows.first.get_by_role("link").click()
@@ -96,10 +95,12 @@ def test_several_targets_from_the_new_job_page(
     expect(page.locator("#job-status")).to_have_text("completed", timeout=LONG_MS)
     expect(page.locator("#job-summary")).to_have_text("2 of 2 completed")
     expect(page.locator("#children .status-completed")).to_have_count(2)
+    screenshot(page, "federated-job")
     link = page.get_by_role("link", name="Open the comparison of the targets' results")
     with page.context.expect_page() as opened:
         link.click()
     report = opened.value
     report.wait_for_load_state()
     expect(report).to_have_title("Federated job comparison")
+    screenshot(report, "federated-comparison")
     expect(page.get_by_role("link", name="comparison.tsv")).to_be_visible()
