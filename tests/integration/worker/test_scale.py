@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from imputehub.db.models import Job, StoredFile, WorkerHeartbeat
 from imputehub.runtime import Runtime
 from tests.integration.worker.processes import start_worker, wait_until
 from tests.support import factories
-from tests.support.databases import PG_ENV
 from tests.support.fake_connector import FakeConnector
 
 JOBS = 30
@@ -25,10 +23,7 @@ WORKERS = 3
 async def test_three_workers_complete_thirty_jobs_each_exactly_once(
     settings: Settings, hub: Runtime, fake: FakeConnector, user_id: str, tmp_path: Path
 ) -> None:
-    if not os.environ.get(PG_ENV):
-        pytest.skip(f"needs PostgreSQL: set {PG_ENV}")
-    if settings.is_sqlite:
-        pytest.skip("PostgreSQL only: SQLite runs one writer at a time by design")
+    # (PostgreSQL only, `postgres` mark: SQLite runs one writer at a time by design.)
     # Slow enough answers that no single worker can take everything.
     fake.configure(delay={"submit": 0.05, "poll": 0.02, "fetch": 0.02})
     workers = [
