@@ -234,3 +234,46 @@ async def test_a_comparison_past_the_result_limit_is_not_kept(
         last = (await status_updates(hub, job.parent.id))[-1].message
         assert "the results could not be compared" in last
         assert "4000" in last
+
+
+async def test_a_target_cancelled_alone_and_retried_alone_is_followed_by_the_parent(
+    hub: Runtime, fake: FakeConnector, clock: FakeClock, user_id: str
+) -> None:
+    job = await federated_job(hub, user_id, targets=2)
+    first, second = job.children
+    fake.configure(second.id, polls_to_finish=50)
+    worker = Worker(hub)
+    await drive(hub, worker, clock, second.id, until=frozenset({JobStatus.RUNNING}))
+    async with hub.db.session() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        await actions.cancel_job(session, user, second.id, now=clock.now())
+
+    ended = await drive(hub, worker, clock, job.parent.id)
+
+    assert ended.status == "completed"
+    assert (await status_updates(hub, job.parent.id))[-1].message == (
+        "1 of 2 completed, 1 cancelled"
+    )
+    assert (await load_job(hub, first.id)).status == "completed"
+    assert fake.cancels() == [second.id]  # the service heard of the one cancel
+
+    async with hub.db.session() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        retry = await actions.retry_job(
+            session, user, second.id, now=clock.now(), max_active_jobs=10
+        )
+        assert (retry.parent_id, retry.retry_of, retry.target_index) == (
+            job.parent.id,
+            second.id,
+            1,
+        )
+    assert (await load_job(hub, job.parent.id)).status == "running"  # reopened
+    fake.configure(retry.id, polls_to_finish=2)
+
+    again = await drive(hub, worker, clock, job.parent.id, rounds=120)
+
+    assert again.status == "completed"
+    last = (await status_updates(hub, job.parent.id))[-1].message
+    assert last.startswith("2 of 2 completed")
