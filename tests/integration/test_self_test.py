@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from imputehub.clock import FakeClock
 from imputehub.config import Settings
 from imputehub.db.models import Job, ReferencePanel, Service
-from imputehub.operations import self_test
+from imputehub.operations import self_test, self_test_report
 from imputehub.runtime import Runtime, build_runtime
 from imputehub.worker.loop import Worker
 from tests.integration.worker.support import drive
@@ -377,9 +377,13 @@ def test_the_input_matches_the_panels_build_and_contigs(
     assert spec.samples >= 20  # Michigan's least
 
 
-def a_result(name: str, *, ok: bool = True) -> self_test.ResultCheck:
-    return self_test.ResultCheck(
-        filename=name, size=10, vcf=self_test.is_vcf(name), ok=ok, problem=None if ok else "bad"
+def a_result(name: str, *, ok: bool = True) -> self_test_report.ResultCheck:
+    return self_test_report.ResultCheck(
+        filename=name,
+        size=10,
+        vcf=self_test_report.is_vcf(name),
+        ok=ok,
+        problem=None if ok else "bad",
     )
 
 
@@ -396,9 +400,9 @@ def a_result(name: str, *, ok: bool = True) -> self_test.ResultCheck:
     ],
 )
 def test_only_a_completed_job_with_good_vcf_results_passes(
-    status: str, results: list[self_test.ResultCheck], verdict: str, words: str
+    status: str, results: list[self_test_report.ResultCheck], verdict: str, words: str
 ) -> None:
-    found, message = self_test.verdict_of(status, "boom", results)
+    found, message = self_test_report.verdict_of(status, "boom", results)
     assert found == verdict
     assert words in message
 

@@ -21,6 +21,7 @@ from imputehub.api.admin import request_origin
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser
 from imputehub.operations import self_test
+from imputehub.operations import self_test_report as reports
 
 router = APIRouter(prefix="/services", tags=["services"])
 
@@ -85,7 +86,7 @@ class SelfTestReport(BaseModel):
     results: ResultsPublic
 
     @classmethod
-    def of(cls, found: self_test.Report) -> SelfTestReport:
+    def of(cls, found: reports.Report) -> SelfTestReport:
         return cls(
             job_id=found.job_id,
             service=found.service_slug,
@@ -143,7 +144,7 @@ async def start_self_test(
         now=now,
     )
     response.headers["Location"] = f"{request.url.path}/{job.id}"
-    return SelfTestReport.of(await self_test.report(runtime, user, ref, job.id))
+    return SelfTestReport.of(await reports.report(runtime, user, ref, job.id))
 
 
 @router.get(
@@ -180,4 +181,4 @@ async def list_self_tests(
 async def self_test_report(
     ref: str, job_id: str, runtime: RuntimeDep, user: DetachedUser
 ) -> SelfTestReport:
-    return SelfTestReport.of(await self_test.report(runtime, user, ref, job_id))
+    return SelfTestReport.of(await reports.report(runtime, user, ref, job_id))

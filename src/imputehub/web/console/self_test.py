@@ -21,7 +21,7 @@ from imputehub.api.admin import request_origin
 from imputehub.api.deps import RuntimeDep
 from imputehub.api.problems import status_for
 from imputehub.domain.errors import ImputehubError, NotFound
-from imputehub.operations import self_test
+from imputehub.operations import self_test, self_test_report
 from imputehub.runtime import Runtime
 from imputehub.web import session_auth
 from imputehub.web.console.layout import render_console
@@ -47,7 +47,7 @@ async def _page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    found = await self_test.page(runtime, opened.user, slug, job_id=job_id)
+    found = await self_test_report.page(runtime, opened.user, slug, job_id=job_id)
     return render_console(
         request,
         "console/self_test.html",
