@@ -383,6 +383,26 @@ async def create_job(
     )
 
 
+def pending_job(*, owner_id: str, now: datetime, files: Sequence[StoredFile], **fields: Any) -> Job:
+    """A new pending job row, due now, with `files` as its inputs and `fields` set."""
+    return Job(
+        id=new_id(),
+        user_id=owner_id,
+        status=JobStatus.PENDING.value,
+        progress=0.0,
+        service_logs=[],
+        error_log=[],
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        next_run_at=now,
+        inputs=[
+            JobInput(file_id=record.id, position=i, file=record) for i, record in enumerate(files)
+        ],
+        **fields,
+    )
+
+
 async def add_job(
     session: AsyncSession,
     checked: CheckedRequest,
@@ -396,9 +416,10 @@ async def add_job(
     notify: bool = True,
 ) -> Job:
     """Add the pending job a checked request makes (a federated job's child: `parent_id`)."""
-    job = Job(
-        id=new_id(),
-        user_id=owner_id,
+    job = pending_job(
+        owner_id=owner_id,
+        now=now,
+        files=checked.files,
         service_id=checked.service.id,
         reference_panel_id=checked.panel.id,
         retry_of=retry_of,
@@ -407,25 +428,13 @@ async def add_job(
         notify=notify,
         name=checked.name,
         description=checked.description,
-        status=JobStatus.PENDING.value,
-        progress=0.0,
         build=checked.build.value,
         phasing=checked.phasing.value,
         population=checked.population,
         mode=checked.mode.value,
         r2_filter=checked.r2_filter,
-        service_logs=[],
-        error_log=[],
-        attempts=0,
-        created_at=now,
-        updated_at=now,
         next_step=Step.SUBMIT.value,
-        next_run_at=now,
         credential_source=credential_source,
-        inputs=[
-            JobInput(file_id=record.id, position=i, file=record)
-            for i, record in enumerate(checked.files)
-        ],
     )
     session.add(job)
     await session.flush()

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imputehub.db.models import Job, JobInput, User, new_id
+from imputehub.db.models import Job, User
+from imputehub.db.session import lock_row
 from imputehub.domain import federation
 from imputehub.domain.errors import (
     Conflict,
@@ -203,31 +204,20 @@ async def create_federated_job(
         max_targets=max_targets,
     )
     first = checked[0]
-    parent = Job(
-        id=new_id(),
-        user_id=owner_id,
+    parent = create.pending_job(
+        owner_id=owner_id,
+        now=now,
+        files=first.files,
         service_id=None,
         reference_panel_id=None,
         name=first.name,
         description=first.description,
-        status=JobStatus.PENDING.value,
-        progress=0.0,
         build=first.build.value,
         phasing=federation.common([c.phasing.value for c in checked], mixed="mixed") or "mixed",
         population=federation.common([c.population for c in checked], mixed=None),
         mode=first.mode.value,
         r2_filter=first.r2_filter,
-        service_logs=[],
-        error_log=[],
-        attempts=0,
-        created_at=now,
-        updated_at=now,
         next_step=Step.FOLLOW.value,
-        next_run_at=now,
-        inputs=[
-            JobInput(file_id=record.id, position=i, file=record)
-            for i, record in enumerate(first.files)
-        ],
     )
     session.add(parent)
     await session.flush()
@@ -251,7 +241,6 @@ async def create_federated_job(
         now=now,
         message=f"federated job created: {len(checked)} targets",
     )
-    parent.next_step = Step.FOLLOW.value  # set_status leaves a pending job's step alone
     log.info(
         "federated job created",
         extra={
@@ -375,7 +364,7 @@ async def follow(
 
 
 async def _lock_parent(session: AsyncSession, parent_id: str) -> Job:
-    await session.execute(select(Job.id).where(Job.id == parent_id).with_for_update())
+    await lock_row(session, Job, parent_id)
     parent = await session.get(Job, parent_id, populate_existing=True)
     if parent is None:
         raise NotFound(f"job {parent_id} not found")

@@ -8,6 +8,7 @@ event (notify/outbox.py), all in the caller's transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,8 +53,17 @@ def follow_children(
     """Record a federated job's parent's status, derived from its children's
     (domain/federation.py) rather than moved step by step: unchecked, so a parent whose
     children all ended between two looks goes from pending to completed, and a retried
-    child reopens an ended parent."""
-    _record(session, parent, target, now=now, message=message, progress=progress)
+    child reopens an ended parent. A parent's next step is always to look at its
+    children again (jobs/federated.follow may put it later, or make it the comparison)."""
+    _record(
+        session,
+        parent,
+        target,
+        now=now,
+        message=message,
+        progress=progress,
+        step_for=lambda _status: Step.FOLLOW,
+    )
 
 
 def _record(
@@ -64,6 +74,7 @@ def _record(
     now: datetime,
     message: str,
     progress: float | None,
+    step_for: Callable[[JobStatus], Step | None] = rules.step_for,
 ) -> None:
     current = JobStatus(job.status)
     new_progress = rules.progress_for(target, job.progress if progress is None else progress)
@@ -83,7 +94,7 @@ def _record(
     elif target != current:
         if rules.is_terminal(current):  # a reopened parent
             job.completed_at = None
-        step = rules.step_for(target)
+        step = step_for(target)
         job.next_step = step.value if step else None
         job.next_run_at = now
         job.attempts = 0
@@ -124,8 +135,6 @@ def request_cancel(session: AsyncSession, job: Job, *, now: datetime) -> Job:
             now=now,
             message="cancel requested by user; cancelling the children",
         )
-        job.next_step = Step.FOLLOW.value
-        job.next_run_at = now
         return job
     never_submitted = (
         status == JobStatus.PENDING

@@ -25,6 +25,9 @@ from imputehub.worker.leases import Claim, LeaseLost
 
 logger = logging.getLogger("imputehub.worker")
 
+# What the owner reads when a step failed on a bug of the hub's own (the step is retried).
+INTERNAL_ERROR = "internal error in the hub (details are in the worker log); retrying"
+
 Apply = Callable[[AsyncSession, Job, datetime], Awaitable[None]]
 
 

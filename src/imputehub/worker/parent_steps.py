@@ -84,12 +84,7 @@ async def run(runtime: Runtime, claim: Claim) -> None:
             "a federated job's step failed with an unexpected error",
             extra={"action": "step_error", "job_id": claim.job_id, "step": claim.step},
         )
-        await outcomes.retry_later(
-            runtime,
-            claim,
-            "internal error in the hub (details are in the worker log); retrying",
-            retry_after=None,
-        )
+        await outcomes.retry_later(runtime, claim, outcomes.INTERNAL_ERROR, retry_after=None)
 
 
 async def _follow(runtime: Runtime, claim: Claim) -> None:

@@ -56,8 +56,6 @@ from imputehub.worker.sink import StorageSink
 
 logger = logging.getLogger("imputehub.worker")
 
-INTERNAL_ERROR = "internal error in the hub (details are in the worker log); retrying"
-
 
 @dataclass(frozen=True, kw_only=True)
 class Context:
@@ -180,7 +178,7 @@ async def _run(runtime: Runtime, claim: Claim) -> None:
             "step failed with an unexpected error",
             extra={"action": "step_error", "job_id": claim.job_id, "step": claim.step},
         )
-        await outcomes.retry_later(runtime, claim, INTERNAL_ERROR, retry_after=None)
+        await outcomes.retry_later(runtime, claim, outcomes.INTERNAL_ERROR, retry_after=None)
 
 
 async def _learn_slot_limit(runtime: Runtime, ctx: Context, limit: int) -> None:
