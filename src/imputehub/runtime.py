@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from imputehub.accounts.vault import Vault
 from imputehub.clock import Clock, SystemClock
 from imputehub.config import Settings, load_secret_key
 from imputehub.connectors.base import Connector
+from imputehub.connectors.clients import ClientPool
 from imputehub.connectors.dnastack import DnastackConnector
 from imputehub.connectors.local import EngineConfig, LocalConnector
 from imputehub.connectors.michigan import MichiganConnector
@@ -20,6 +22,9 @@ from imputehub.connectors.wes import WesConnector
 from imputehub.db.session import Database
 from imputehub.files.storage import LocalStorage, Storage
 from imputehub.notify.stream_slots import StreamSlots
+
+if TYPE_CHECKING:
+    from imputehub.notify.event_feed import EventFeed
 
 
 @dataclass(kw_only=True)
@@ -38,11 +43,18 @@ class Runtime:
     work_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # Live event streams open in this process, per user (the cap is per process).
     stream_slots: StreamSlots = field(default_factory=StreamSlots)
+    # The keep-alive HTTP clients the connectors share (connectors/clients.py).
+    clients: ClientPool = field(default_factory=ClientPool)
+    # The one reader of new events all live streams share; made by the first (live.feed).
+    live_feed: EventFeed | None = None
 
     def wake_workers(self) -> None:
         self.work_ready.set()
 
     async def close(self) -> None:
+        if self.live_feed is not None:
+            await self.live_feed.close()
+        await self.clients.aclose()
         await self.db.dispose()
         close_storage = getattr(self.storage, "close", None)
         if close_storage is not None:
@@ -75,13 +87,17 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
-def default_connectors(settings: Settings) -> dict[str, Connector]:
-    """The connectors of every service type this build speaks."""
+def default_connectors(
+    settings: Settings, clients: ClientPool | None = None
+) -> dict[str, Connector]:
+    """The connectors of every service type this build speaks, sharing `clients` (or a
+    pool opening a client per call, when not given)."""
+    clients = clients or ClientPool(keep_alive=False)
     return {
         "local": LocalConnector(engine_config(settings)),
-        "michigan": MichiganConnector(),
-        "ga4gh_wes": WesConnector(),
-        "dnastack": DnastackConnector(),
+        "michigan": MichiganConnector(clients=clients),
+        "ga4gh_wes": WesConnector(clients=clients),
+        "dnastack": DnastackConnector(clients=clients),
     }
 
 
@@ -97,12 +113,16 @@ def build_runtime(
     encryption_keys = (
         settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
     )
+    clients = ClientPool()
     return Runtime(
         settings=settings,
+        clients=clients,
         db=Database(settings.resolved_database_url),
         storage=storage or open_storage(settings),
         clock=clock or SystemClock(),
         secret_key=secret_key,
         vault=Vault.from_settings(encryption_keys, secret_key),
-        connectors=dict(default_connectors(settings) if connectors is None else connectors),
+        connectors=dict(
+            default_connectors(settings, clients) if connectors is None else connectors
+        ),
     )

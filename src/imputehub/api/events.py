@@ -20,15 +20,16 @@ streams open per API process; one more is answered 429 (`too_many_streams`).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Receive, Scope, Send
 
@@ -74,6 +75,9 @@ class StreamCaller:
 
     user: User
     resolve_again: Callable[[AsyncSession], Awaitable[User]]
+    # Equal for callers with the same credential: their streams share one recheck. None:
+    # each stream checks for itself.
+    key: Hashable | None = None
 
 
 async def bearer_caller(
@@ -95,29 +99,34 @@ async def bearer_caller(
 
     async with runtime.db.session() as session:
         user = await resolve(session)
-    return StreamCaller(user, resolve)
+    # A digest, not the token: the key outlives the request in the process's memory.
+    return StreamCaller(user, resolve, key=("bearer", hashlib.sha256(bearer.encode()).digest()))
 
 
 Caller = Annotated[StreamCaller, Depends(bearer_caller)]
 
 
-def _recheck(runtime: Runtime, caller: StreamCaller, job_id: str | None = None) -> live.Recheck:
-    """What the route checked, asked again while streaming: the token, the account, the job."""
+def _recheck(caller: StreamCaller, job_id: str | None = None) -> live.Recheck:
+    """What the route checked, asked again while streaming: the token, the account, the job.
 
-    async def refusal() -> live.Refusal | None:
+    Given a session shared with the other rechecks due at the same time; the feed turns a
+    database error into a refusal (unchecked is not allowed)."""
+
+    async def refusal(session: AsyncSession) -> live.Refusal | None:
         try:
-            async with runtime.db.session() as session:
-                user = await caller.resolve_again(session)
-                if job_id is not None:
-                    await queries.get_job(session, user, job_id)
+            user = await caller.resolve_again(session)
+            if job_id is not None:
+                await queries.get_job(session, user, job_id)
         except (AuthenticationRequired, NotFound) as exc:
             return live.Refusal(code=exc.code, reason=exc.message)
-        except SQLAlchemyError:
-            # Unchecked is not allowed; the client reconnects and is checked afresh.
-            return live.Refusal(code="unavailable", reason="could not check access; reconnect")
         return None
 
     return refusal
+
+
+def _recheck_key(caller: StreamCaller, job_id: str | None) -> Hashable:
+    """Streams with equal keys get one answer: same credential, same job."""
+    return (caller.key if caller.key is not None else object(), job_id)
 
 
 def _resume_point(header: str | None, query: str | None) -> int | None:
@@ -144,14 +153,16 @@ class _EventStream(StreamingResponse):
             self.lease.release()
 
 
-def _sse(runtime: Runtime, user: User, messages: AsyncIterator[live.Message]) -> StreamingResponse:
+def _sse(runtime: Runtime, user: User, messages: AsyncGenerator[live.Message]) -> StreamingResponse:
     # Taken last, once every check passed: a refused request holds no place.
     lease = runtime.stream_slots.take(user.id, limit=runtime.settings.max_streams_per_user)
 
     async def body() -> AsyncIterator[bytes]:
-        yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-        async for message in messages:
-            yield _encode(message)
+        # Closed with the response: the stream leaves the process's event feed at once.
+        async with contextlib.aclosing(messages):
+            yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+            async for message in messages:
+                yield _encode(message)
 
     return _EventStream(body(), lease)
 
@@ -183,7 +194,13 @@ async def my_events(
     return _sse(
         runtime,
         user,
-        live.user_stream(runtime, user.id, after=after, recheck=_recheck(runtime, caller)),
+        live.user_stream(
+            runtime,
+            user.id,
+            after=after,
+            recheck=_recheck(caller),
+            key=_recheck_key(caller, None),
+        ),
     )
 
 
@@ -204,6 +221,11 @@ async def job_events(
         runtime,
         user,
         live.job_stream(
-            runtime, job.user_id, job.id, after=after, recheck=_recheck(runtime, caller, job.id)
+            runtime,
+            job.user_id,
+            job.id,
+            after=after,
+            recheck=_recheck(caller, job.id),
+            key=_recheck_key(caller, job.id),
         ),
     )

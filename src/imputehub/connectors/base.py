@@ -1,9 +1,10 @@
 """The connector Protocol: how the worker talks to one kind of imputation service.
 
 A connector translates between the hub and a service's API. It holds no state of its own
-and never touches the database; everything it needs comes in as arguments. It raises
-`TransientServiceError` for what is worth retrying and `PermanentServiceError` (or a
-subclass) for what is not; no third-party exception leaves it.
+(besides the process's pooled HTTP clients, `clients.py`) and never touches the database;
+everything it needs comes in as arguments. It raises `TransientServiceError` for what is
+worth retrying and `PermanentServiceError` (or a subclass) for what is not; no third-party
+exception leaves it.
 """
 
 from __future__ import annotations

@@ -21,19 +21,19 @@ MAINTENANCE_MESSAGE = "the service is in maintenance"
 
 
 async def probe_json(
+    client: httpx.AsyncClient,
     url: str,
     *,
-    http_timeout: httpx.Timeout | float,
     what: str,
     detail: Callable[[httpx.Response], str],
     maintenance_status: int | None = None,
     in_maintenance: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> Health:
-    """GET `url` and judge the service's health by the answer; `what` names the document."""
+    """GET `url` with `client` (the service's pooled health client) and judge the service's
+    health by the answer; `what` names the document."""
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=http_timeout) as client:
-            response = await ask(client, "GET", url)
+        response = await ask(client, "GET", url)
     except httpx.HTTPError as exc:
         return Health(
             status=HealthStatus.UNHEALTHY,

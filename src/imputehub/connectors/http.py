@@ -1,8 +1,9 @@
-"""The HTTP client connectors talk to services with: network failures come out typed.
+"""How connectors read services' answers: network failures come out typed, answers bounded.
 
 A timeout or a connection that could not be made or broke off is worth retrying, so it
 leaves as TransientServiceError, saying which service and how long the hub waited; no httpx
-exception leaves a connector.
+exception leaves a connector. The clients themselves are pooled (`clients.py`), whose
+leases apply `translated`.
 
 Every answer a connector parses is read through `ask` (or `read_answer` for a stream it
 opened): at most ANSWER_LIMIT bytes, then a clear error instead of a memory spike.
@@ -10,8 +11,8 @@ opened): at most ANSWER_LIMIT bytes, then a clear error instead of a memory spik
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -19,14 +20,12 @@ import httpx
 from imputehub.domain.errors import TransientServiceError
 
 
-@asynccontextmanager
-async def transient_client(
-    timeouts: httpx.Timeout, *, service: str = "the service", **options: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An AsyncClient (options as httpx's) whose network failures are transient errors."""
+@contextmanager
+def translated(timeouts: httpx.Timeout, *, service: str = "the service") -> Iterator[None]:
+    """Network failures of the requests inside as TransientServiceError (see the module's
+    doc); `timeouts` are the client's, named in the message."""
     try:
-        async with httpx.AsyncClient(timeout=timeouts, **options) as client:
-            yield client
+        yield
     except httpx.TimeoutException as exc:
         limit = timeouts.connect if isinstance(exc, httpx.ConnectTimeout) else timeouts.read
         waited = f" after {limit:g} s" if limit is not None else ""

@@ -99,16 +99,21 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def guarded(base_url: str, api_config: Mapping[str, Any], *, service: str) -> dict[str, Any]:
+def guarded(
+    base_url: str, api_config: Mapping[str, Any], *, service: str, **transport: Any
+) -> dict[str, Any]:
     """httpx client options for fetching URLs this service names (see the module's doc).
 
     With `allow_private_urls` the client is an ordinary one. Otherwise proxies from the
     environment are not used: the guard must see, and connect to, the address itself.
+    `transport` are httpx.AsyncHTTPTransport's options for the guard's inner transport
+    (the pool's TLS context and connection limits).
     """
     if allows_private(api_config):
         return {}
+    inner = httpx.AsyncHTTPTransport(**transport)
     return {
-        "transport": GuardedTransport(own_origin=base_url, service=service),
+        "transport": GuardedTransport(own_origin=base_url, service=service, inner=inner),
         "trust_env": False,
     }
 

@@ -1,9 +1,11 @@
 """Live event streams read from the database: a user's events, or one job's.
 
-Every API process polls the events table (`Event.id > last_sent`) instead of holding events
-in memory, so behind a load balancer each process delivers every event, and a client that
+Every API process reads the events table (`Event.id > last`) instead of holding events in
+memory, so behind a load balancer each process delivers every event, and a client that
 reconnects with the last id it saw gets exactly what it missed. Ids are safe to resume from:
-event writers commit in id order (see `outbox.py`).
+event writers commit in id order (see `outbox.py`). One reader per process serves every
+stream (`event_feed.py`): a stream reads the database itself only for its backlog (what
+lies before its resume point) or after it fell behind.
 
 The job stream also reports the job's progress, which moves without events (the service's
 own percentage): a message without an id, so it never moves a client's resume point. It ends
@@ -12,7 +14,9 @@ once the job is in a final state and every event up to that state has been sent.
 Being let in once is not enough: a stream asks again whether its caller may still see what
 it streams (`Recheck`: the token, the account, the job) at least every
 `events_recheck_seconds`, however busy it is, and ends with a `stream.closed` message
-saying why once the answer is no.
+saying why once the answer is no. The feed runs the rechecks that fall due together (one
+transaction per tick, one check per caller); a stream whose check is overdue (the feed
+could not keep up) runs its own.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Hashable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,41 +32,51 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from imputehub.db.models import Event, Job
 from imputehub.domain.jobs import TERMINAL, JobStatus
-from imputehub.domain.notifications import EventKind, describe
+from imputehub.notify.event_feed import Check, EventFeed, JobState, Subscription
+from imputehub.notify.live_messages import (
+    CLOSED,
+    KEEP_ALIVE,
+    PROGRESS,
+    Message,
+    Refusal,
+    closed,
+    event_message,
+)
 from imputehub.runtime import Runtime
+
+__all__ = [
+    "CLOSED",
+    "KEEP_ALIVE",
+    "PROGRESS",
+    "Message",
+    "Recheck",
+    "Refusal",
+    "closed",
+    "event_message",
+    "job_stream",
+    "latest_event_id",
+    "user_stream",
+]
 
 logger = logging.getLogger("imputehub.notify")
 
-BATCH = 100
-PROGRESS = "job.progress"
-CLOSED = "stream.closed"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Message:
-    """One server-sent event; `id` None for messages a client need not resume from."""
-
-    event: str
-    data: dict[str, Any] = field(default_factory=dict)
-    id: int | None = None
-
-
-# Yielded when nothing happened for a keep-alive interval: the route sends a comment.
-KEEP_ALIVE = Message(event="")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Refusal:
-    """Why a stream may not go on: a stable code and words for people."""
-
-    code: str
-    reason: str
-
+BATCH = 100  # events a stream reads at once from its own backlog
 
 # None while the caller may still see the stream, else why not. It is asked again every
 # `events_recheck_seconds`: a token revoked, an account deactivated, a job deleted or given
 # to someone else must not keep flowing for as long as the connection stays open.
-Recheck = Callable[[], Awaitable[Refusal | None]]
+Recheck = Check
+
+
+def feed(runtime: Runtime) -> EventFeed:
+    """The process's event feed, made on first use; `Runtime.close` stops it."""
+    if runtime.live_feed is None:
+        runtime.live_feed = EventFeed(
+            runtime.db,
+            poll_seconds=runtime.settings.events_poll_seconds,
+            recheck_seconds=runtime.settings.events_recheck_seconds,
+        )
+    return runtime.live_feed
 
 
 async def latest_event_id(runtime: Runtime, user_id: str) -> int:
@@ -72,166 +85,184 @@ async def latest_event_id(runtime: Runtime, user_id: str) -> int:
     return int(found or 0)
 
 
-async def user_stream(
-    runtime: Runtime, user_id: str, *, after: int, recheck: Recheck
-) -> AsyncIterator[Message]:
-    """The user's events with ids above `after`, as they are committed, until cancelled."""
-    ticker = _Ticker(runtime)
-    guard = _Guard(runtime, recheck)
-    last = after
-    while True:
-        if refusal := await guard.refusal():
-            yield closed(refusal, job_id=None)
-            return
-        events = await _events(runtime, user_id=user_id, job_id=None, after=last)
-        if events is None:
-            return
-        for event in events:
-            if refusal := await guard.refusal():
-                yield closed(refusal, job_id=None)
-                return
-            last = event.id
-            yield event_message(event)
-        if len(events) == BATCH:
-            continue  # more are waiting: no pause
-        if await ticker.wait(bool(events)):
-            yield KEEP_ALIVE
+def user_stream(
+    runtime: Runtime, user_id: str, *, after: int, recheck: Recheck, key: Hashable
+) -> AsyncGenerator[Message]:
+    """The user's events with ids above `after`, as they are committed, until closed."""
+    return _stream(runtime, user_id, None, after=after, recheck=recheck, key=key)
 
 
-async def job_stream(
-    runtime: Runtime, user_id: str, job_id: str, *, after: int, recheck: Recheck
-) -> AsyncIterator[Message]:
+def job_stream(
+    runtime: Runtime,
+    user_id: str,
+    job_id: str,
+    *,
+    after: int,
+    recheck: Recheck,
+    key: Hashable,
+) -> AsyncGenerator[Message]:
     """One job's events above `after` and its progress; ends after its final state."""
-    ticker = _Ticker(runtime)
-    guard = _Guard(runtime, recheck)
+    return _stream(runtime, user_id, job_id, after=after, recheck=recheck, key=key)
+
+
+async def _stream(
+    runtime: Runtime,
+    user_id: str,
+    job_id: str | None,
+    *,
+    after: int,
+    recheck: Recheck,
+    key: Hashable,
+) -> AsyncGenerator[Message]:
+    shared = feed(runtime)
+    try:
+        sub = await shared.join(user_id, job_id=job_id, key=key, check=recheck)
+    except SQLAlchemyError:
+        logger.warning("live stream could not start", extra=_log(job_id))
+        return
+    try:
+        # Closed with this stream (not whenever it is collected): the feed forgets it now.
+        async with contextlib.aclosing(_follow(runtime, sub, after=after)) as messages:
+            async for message in messages:
+                yield message
+    finally:
+        shared.leave(sub)
+
+
+async def _follow(runtime: Runtime, sub: Subscription, *, after: int) -> AsyncGenerator[Message]:
+    settings = runtime.settings
+    loop = asyncio.get_running_loop()
+    job_id = sub.job_id
     last = after
-    sent_state: tuple[str, float] | None = None
-    while True:
-        if refusal := await guard.refusal():
-            yield closed(refusal, job_id=job_id)
-            return
+    # Below the feed's cursor when joining: this stream's backlog, read by itself.
+    backlog = after < sub.joined_at
+    if job_id is not None and sub.state is None:
+        # The job first, then its backlog: a final state read here has all its events there.
         try:
-            # The job first: its events are read afterwards, so a final status seen here
-            # has all of its events (written in the same transaction) in the read below.
             async with runtime.db.session() as session:
                 job = await session.get(Job, job_id)
         except SQLAlchemyError:
             logger.warning("live stream could not read the job", extra=_log(job_id))
             return
-        if job is None:
-            yield closed(Refusal(code="not_found", reason="the job was deleted"), job_id=job_id)
-            return
-        events = await _events(runtime, user_id=user_id, job_id=job_id, after=last)
-        if events is None:
-            return  # the database is away: the client reconnects
-        for event in events:
-            if refusal := await guard.refusal():
-                yield closed(refusal, job_id=job_id)
-                return
-            last = event.id
-            yield event_message(event)
-        if len(events) == BATCH:
-            continue
-        state = (job.status, float(job.progress))
-        moved = state != sent_state
-        if moved:
-            sent_state = state
-            yield Message(
-                event=PROGRESS,
-                data={
-                    "kind": PROGRESS,
-                    "job_id": job.id,
-                    "created_at": None,
-                    "payload": {
-                        "job_id": job.id,
-                        "job_name": job.name,
-                        "status": job.status,
-                        "progress": float(job.progress),
-                    },
-                },
+        if sub.state is None:  # the feed's, if it came meanwhile, is newer
+            sub.state = (
+                JobState(id=job_id, deleted=True)
+                if job is None
+                else JobState(
+                    id=job.id, name=job.name, status=job.status, progress=float(job.progress)
+                )
             )
-        if JobStatus(job.status) in TERMINAL:
+    sent_state: JobState | None = None
+    quiet_since = loop.time()
+
+    # The feed rechecks a tick before the interval ends; a stream whose recheck is a tick
+    # late (the feed stalled) does it itself: at worst every recheck + poll seconds, as a
+    # stream polling for itself used to.
+    overdue = settings.events_recheck_seconds + settings.events_poll_seconds
+
+    async def refusal() -> Refusal | None:
+        if sub.refusal is None and loop.time() - sub.checked_at >= overdue:
+            sub.refusal = await _own_recheck(runtime, sub)
+            sub.checked_at = loop.time()
+        return sub.refusal
+
+    while True:
+        sub.wake.clear()  # whatever the feed hands over from here on wakes this stream
+        if found := await refusal():
+            yield closed(found, job_id=job_id)
             return
-        if await ticker.wait(bool(events) or moved):
-            yield KEEP_ALIVE
+        if sub.behind:  # fell behind: its queue was emptied, the database has it all
+            sub.behind = False
+            backlog = True
+        if backlog:
+            events = await _events(runtime, sub, after=last)
+            if events is None:
+                return  # the database is away: the client reconnects
+            for message in events:
+                if found := await refusal():
+                    yield closed(found, job_id=job_id)
+                    return
+                last = message.id or last
+                yield message
+            quiet_since = loop.time()
+            if len(events) == BATCH:
+                continue  # more are waiting: no pause
+            backlog = False
+        while sub.pending and not sub.behind:
+            message = sub.pending.popleft()
+            if message.id is None or message.id <= last:
+                continue  # already read from the backlog
+            if found := await refusal():
+                yield closed(found, job_id=job_id)
+                return
+            last = message.id
+            quiet_since = loop.time()
+            yield message
+        if sub.behind:
+            continue
+        state = sub.state
+        if job_id is not None and state is not None:
+            # Every event handed over before this state has been sent (see event_feed.py).
+            if state.deleted:
+                yield closed(Refusal(code="not_found", reason="the job was deleted"), job_id=job_id)
+                return
+            if state != sent_state:
+                sent_state = state
+                quiet_since = loop.time()
+                yield _progress(state)
+            if JobStatus(state.status) in TERMINAL:
+                return
+        # Asleep until the feed hands something over, a keep-alive or a recheck falls due.
+        now = loop.time()
+        keep_alive_at = quiet_since + settings.events_keepalive_seconds
+        overdue_at = sub.checked_at + overdue
+        timeout = max(0.0, min(keep_alive_at, overdue_at) - now)
+        try:
+            async with asyncio.timeout(timeout):
+                await sub.wake.wait()
+        except TimeoutError:
+            if loop.time() >= keep_alive_at:
+                quiet_since = loop.time()
+                yield KEEP_ALIVE
 
 
-def closed(refusal: Refusal, *, job_id: str | None) -> Message:
-    """The last message of a stream its caller may no longer see (no id: not a resume point)."""
+def _progress(state: JobState) -> Message:
     return Message(
-        event=CLOSED,
+        event=PROGRESS,
         data={
-            "kind": CLOSED,
-            "job_id": job_id,
+            "kind": PROGRESS,
+            "job_id": state.id,
             "created_at": None,
-            "payload": {"code": refusal.code, "reason": refusal.reason},
+            "payload": {
+                "job_id": state.id,
+                "job_name": state.name,
+                "status": state.status,
+                "progress": state.progress,
+            },
         },
     )
 
 
-def event_message(event: Event) -> Message:
-    data: dict[str, Any] = {
-        "kind": event.kind,
-        "job_id": event.job_id,
-        "created_at": event.created_at.isoformat(),
-        "payload": event.payload,
-    }
-    # A kind this version does not know is sent without words.
-    with contextlib.suppress(ValueError):
-        data["title"], data["body"] = describe(EventKind(event.kind), event.payload)
-    return Message(id=event.id, event=event.kind, data=data)
-
-
-async def _events(
-    runtime: Runtime, *, user_id: str, job_id: str | None, after: int
-) -> list[Event] | None:
-    query = select(Event).where(Event.user_id == user_id, Event.id > after)
-    if job_id is not None:
-        query = query.where(Event.job_id == job_id)
+async def _own_recheck(runtime: Runtime, sub: Subscription) -> Refusal | None:
     try:
         async with runtime.db.session() as session:
-            return list(await session.scalars(query.order_by(Event.id).limit(BATCH)))
+            return await sub.check(session)
     except SQLAlchemyError:
-        logger.warning("live stream could not read events", extra=_log(job_id))
+        return Refusal(code="unavailable", reason="could not check access; reconnect")
+
+
+async def _events(runtime: Runtime, sub: Subscription, *, after: int) -> list[Message] | None:
+    query = select(Event).where(Event.user_id == sub.user_id, Event.id > after)
+    if sub.job_id is not None:
+        query = query.where(Event.job_id == sub.job_id)
+    try:
+        async with runtime.db.session() as session:
+            rows = await session.scalars(query.order_by(Event.id).limit(BATCH))
+            return [event_message(event) for event in rows]
+    except SQLAlchemyError:
+        logger.warning("live stream could not read events", extra=_log(sub.job_id))
         return None
 
 
 def _log(job_id: str | None) -> dict[str, Any]:
     return {"action": "live_stream_failed", "job_id": job_id}
-
-
-class _Ticker:
-    """Sleeps one poll interval; says when a keep-alive is due (nothing sent for a while)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.poll = runtime.settings.events_poll_seconds
-        self.keep_alive = runtime.settings.events_keepalive_seconds
-        self.loop = asyncio.get_running_loop()
-        self.quiet_since = self.loop.time()
-
-    async def wait(self, sent: bool) -> bool:
-        if sent:
-            self.quiet_since = self.loop.time()
-        await asyncio.sleep(self.poll)
-        if self.loop.time() - self.quiet_since >= self.keep_alive:
-            self.quiet_since = self.loop.time()
-            return True
-        return False
-
-
-class _Guard:
-    """Asks `recheck` again once `events_recheck_seconds` have passed since it last did."""
-
-    def __init__(self, runtime: Runtime, recheck: Recheck) -> None:
-        self.recheck = recheck
-        self.every = runtime.settings.events_recheck_seconds
-        self.loop = asyncio.get_running_loop()
-        # The route let the caller in just now.
-        self.checked = self.loop.time()
-
-    async def refusal(self) -> Refusal | None:
-        if self.loop.time() - self.checked < self.every:
-            return None
-        found = await self.recheck()
-        self.checked = self.loop.time()
-        return found

@@ -109,7 +109,8 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 class DnastackConnector(WesConnector):
-    """WES with DNAstack's URLs, body, paging and auth; holds only the token cache."""
+    """WES with DNAstack's URLs, body, paging and auth; holds the token cache and the
+    clients' pool (`DnastackConnector(clients=pool)`, as WesConnector)."""
 
     def base_url(self, service: ServiceInfo) -> str:
         namespace = quote(str(_settings(service)["namespace"]), safe="")
@@ -218,7 +219,11 @@ class DnastackConnector(WesConnector):
     # ---- the hooks WesConnector leaves to a dialect -------------------------------------
 
     async def _run_pages(
-        self, client: httpx.AsyncClient, service: ServiceInfo, credential: str | None
+        self,
+        client: httpx.AsyncClient,
+        service: ServiceInfo,
+        credential: str | None,
+        headers: dict[str, str],
     ) -> AsyncIterator[list[Any]]:
         """The runs, newest first, a page at a time, following `pagination.next_page_url`."""
         base = self.base_url(service)
@@ -226,7 +231,7 @@ class DnastackConnector(WesConnector):
         params: dict[str, int] | None = {"page_size": PAGE_SIZE}
         seen = {url}
         for _ in range(MAX_PAGES):
-            response = await ask_wes(client, "GET", url, params=params)
+            response = await ask_wes(client, "GET", url, params=params, headers=headers)
             self._check(service, credential, response)
             body = json_object(response)
             runs = body.get("runs")
@@ -236,7 +241,7 @@ class DnastackConnector(WesConnector):
             if not following:
                 return
             url = urljoin(str(response.url), str(following))
-            # The client carries the bearer token: never follow a link to another host.
+            # The requests carry the bearer token: never follow a link to another host.
             if url in seen or not same_origin(url, base):
                 return
             seen.add(url)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -49,8 +50,9 @@ from imputehub.connectors.base import (
     ResultSink,
     ServiceInfo,
 )
+from imputehub.connectors.clients import ClientPool
 from imputehub.connectors.health_probe import probe_json
-from imputehub.connectors.http import ask, transient_client
+from imputehub.connectors.http import ask
 from imputehub.connectors.michigan import downloads, results, states
 from imputehub.connectors.michigan.answers import (
     check,
@@ -61,7 +63,6 @@ from imputehub.connectors.michigan.answers import (
     message_of,
 )
 from imputehub.connectors.multipart import MultipartBody
-from imputehub.connectors.url_guard import guarded
 from imputehub.domain.errors import (
     CredentialRejected,
     PermanentServiceError,
@@ -106,12 +107,11 @@ def _jobs_per_user(service: ServiceInfo) -> int:
     return slot_limit("michigan", service.api_config) or DEFAULT_JOBS_PER_USER
 
 
-async def _queue_size(service: ServiceInfo) -> int | None:
+async def _queue_size(client: httpx.AsyncClient, service: ServiceInfo) -> int | None:
     """Jobs waiting at the server, all users (`GET /api/v2/server/counters`, anonymous);
     None when it does not say. Only a figure to show: it never makes a service unhealthy."""
     try:
-        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
-            response = await ask(client, "GET", f"{_base(service)}/api/v2/server/counters")
+        response = await ask(client, "GET", f"{_base(service)}/api/v2/server/counters")
         body = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError, TransientServiceError):
         return None
@@ -137,7 +137,8 @@ def _format_r2(value: float) -> str:
 
 
 class MichiganConnector:
-    """Stateless; every call opens its own HTTP client.
+    """Holds only its clients' pool (`clients.py`): the process's, or one opening a client
+    per call when none is given.
 
     `api_seconds` bounds a wait for one API answer, `transfer_seconds` a pause between
     bytes of an upload or download; a result download is kept in the hub's storage in
@@ -150,27 +151,30 @@ class MichiganConnector:
         api_seconds: float = API_SECONDS,
         transfer_seconds: float = TRANSFER_SECONDS,
         download_segment_size: int = downloads.SEGMENT_SIZE,
+        clients: ClientPool | None = None,
     ) -> None:
+        self.clients = clients or ClientPool(keep_alive=False)
         self.segment_size = download_segment_size
         connect = min(CONNECT_SECONDS, api_seconds)
         self.api_timeout = httpx.Timeout(api_seconds, connect=connect)
         self.transfer_timeout = httpx.Timeout(transfer_seconds, connect=connect)
 
     async def check_health(self, service: ServiceInfo) -> Health:
-        health = await probe_json(
-            f"{_base(service)}/api/v2/server",
-            http_timeout=HEALTH_TIMEOUT,
-            what="answer",
-            detail=message_of,
-            maintenance_status=503,
-            in_maintenance=in_maintenance,
-        )
-        if health.status != HealthStatus.HEALTHY:
-            return health
-        return replace(health, queue_size=await _queue_size(service))
+        async with self.clients.client(service, timeout=HEALTH_TIMEOUT) as client:
+            health = await probe_json(
+                client,
+                f"{_base(service)}/api/v2/server",
+                what="answer",
+                detail=message_of,
+                maintenance_status=503,
+                in_maintenance=in_maintenance,
+            )
+            if health.status != HealthStatus.HEALTHY:
+                return health
+            return replace(health, queue_size=await _queue_size(client, service))
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
-        async with transient_client(self.api_timeout) as client:
+        async with self._api(service) as client:
             response = await ask(
                 client, "POST", f"{_base(service)}/api/v2/tokens/verify", data={"token": credential}
             )
@@ -191,8 +195,8 @@ class MichiganConnector:
         # with a token, what that account may use.
         headers = {"X-Auth-Token": credential} if credential else {}
         app = _app(service)
-        async with transient_client(self.api_timeout, headers=headers) as client:
-            response = await ask(client, "GET", f"{_base(service)}/api/v2/server")
+        async with self._api(service) as client:
+            response = await ask(client, "GET", f"{_base(service)}/api/v2/server", headers=headers)
             check(response)
             apps = json_object(response).get("apps") or []
             full_ids = [
@@ -203,7 +207,10 @@ class MichiganConnector:
             if not full_ids:
                 raise PermanentServiceError(f"the service offers no application '{app}'")
             response = await ask(
-                client, "GET", f"{_base(service)}/api/v2/server/apps/{quote(full_ids[0])}"
+                client,
+                "GET",
+                f"{_base(service)}/api/v2/server/apps/{quote(full_ids[0])}",
+                headers=headers,
             )
             check(response)
             details = json_object(response)
@@ -226,13 +233,17 @@ class MichiganConnector:
             if submitted_after is None
             else (submitted_after.timestamp() - CLOCK_SKEW_SECONDS) * 1000
         )
-        async with transient_client(self.api_timeout, headers=headers) as client:
+        async with self._api(service) as client:
             page: int | None = 1
             for _ in range(MAX_PAGES):
                 if page is None:
                     break
                 response = await ask(
-                    client, "GET", f"{_base(service)}/api/v2/jobs", params={"page": page}
+                    client,
+                    "GET",
+                    f"{_base(service)}/api/v2/jobs",
+                    params={"page": page},
+                    headers=headers,
                 )
                 check(response)
                 body = json_object(response)
@@ -273,11 +284,11 @@ class MichiganConnector:
         if _aes(service):
             fields.append(("aesEncryption", "true"))  # a checkbox: sent only when on
         fields.append(("job-name", idempotency_key))
-        async with transient_client(self.api_timeout, headers=headers) as client:
-            await self._ready_for_upload(client, service)
+        async with self._api(service) as client:
+            await self._ready_for_upload(client, service, headers)
         body = MultipartBody(fields=fields, files=[("files", f) for f in job.inputs])
         url = f"{_base(service)}/api/v2/jobs/submit/{quote(_app(service))}"
-        async with transient_client(self.transfer_timeout) as client:
+        async with self.clients.client(service, timeout=self.transfer_timeout) as client:
             response = await ask(
                 client,
                 "POST",
@@ -297,11 +308,13 @@ class MichiganConnector:
             )
         return ExternalRef(external_id=str(answer["id"]), secret=job.secret)
 
-    async def _ready_for_upload(self, client: httpx.AsyncClient, service: ServiceInfo) -> None:
+    async def _ready_for_upload(
+        self, client: httpx.AsyncClient, service: ServiceInfo, headers: dict[str, str]
+    ) -> None:
         """Raise what the server would answer after the whole upload, before sending a byte:
         maintenance (`GET /api/v2/server`), or the account at its job limit (waiting, running
         and exporting jobs among the newest LIMIT_CHECK_PAGES pages of its job list)."""
-        response = await ask(client, "GET", f"{_base(service)}/api/v2/server")
+        response = await ask(client, "GET", f"{_base(service)}/api/v2/server", headers=headers)
         check(response)
         if in_maintenance(json_object(response)):
             raise maintenance()
@@ -312,7 +325,11 @@ class MichiganConnector:
             if page is None:
                 break
             response = await ask(
-                client, "GET", f"{_base(service)}/api/v2/jobs", params={"page": page}
+                client,
+                "GET",
+                f"{_base(service)}/api/v2/jobs",
+                params={"page": page},
+                headers=headers,
             )
             check(response)
             body = json_object(response)
@@ -334,8 +351,8 @@ class MichiganConnector:
     async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/cancel"
-        async with transient_client(self.api_timeout, headers=headers) as client:
-            response = await ask(client, "GET", url)
+        async with self._api(service) as client:
+            response = await ask(client, "GET", url, headers=headers)
         if response.status_code == 404:
             return  # nothing left to cancel
         check(response, job=ref.external_id)
@@ -353,9 +370,12 @@ class MichiganConnector:
         stored: list[ResultFile] = []
         # Downloads are anonymous (the hash is the secret) and may redirect to object storage:
         # each hop off the server's own origin must pass the URL guard.
-        guard = guarded(_base(service), service.api_config, service="the Michigan server")
-        async with transient_client(
-            self.transfer_timeout, follow_redirects=True, **guard
+        async with self.clients.client(
+            service,
+            timeout=self.transfer_timeout,
+            guard=True,
+            follow_redirects=True,
+            guard_label="the Michigan server",
         ) as client:
             with tempfile.TemporaryDirectory(prefix="imputehub-michigan-") as tmp:
                 for index, (file, checksum) in enumerate(
@@ -401,13 +421,17 @@ class MichiganConnector:
             await download.discard_damaged(notes)
             raise error from exc
 
+    def _api(self, service: ServiceInfo) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        """The service's API client (`clients.py`); headers go with each request."""
+        return self.clients.client(service, timeout=self.api_timeout)
+
     async def _job(
         self, service: ServiceInfo, ref: ExternalRef, credential: str | None
     ) -> dict[str, Any]:
         headers = _headers(credential)
         url = f"{_base(service)}/api/v2/jobs/{quote(ref.external_id)}/status"
-        async with transient_client(self.api_timeout, headers=headers) as client:
-            response = await ask(client, "GET", url)
+        async with self._api(service) as client:
+            response = await ask(client, "GET", url, headers=headers)
         check(response, job=ref.external_id)
         return json_object(response)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from imputehub.connectors.clients import ClientPool
 from imputehub.connectors.http import ask
 from imputehub.domain.errors import CredentialRejected, PermanentServiceError, TransientServiceError
 
@@ -40,8 +41,10 @@ def scheme(api_config: dict[str, Any], credential: str | None) -> str:
 
 @dataclass
 class TokenCache:
-    """OAuth2 access tokens by (token URL, client id, secret digest); process-wide."""
+    """OAuth2 access tokens by (token URL, client id, secret digest); process-wide. Asked
+    for with the pool's client for the token URL's origin."""
 
+    clients: ClientPool
     _tokens: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict)
 
     async def headers(self, api_config: dict[str, Any], credential: str | None) -> dict[str, str]:
@@ -77,8 +80,10 @@ class TokenCache:
         for name in ("scope", "audience", "resource"):
             if api_config.get(name):
                 form[name] = str(api_config[name])
-        try:
-            async with httpx.AsyncClient(timeout=TOKEN_TIMEOUT) as client:
+        async with self.clients.endpoint(
+            str(token_url), timeout=TOKEN_TIMEOUT, label="the token endpoint"
+        ) as client:
+            try:
                 response = await ask(
                     client,
                     "POST",
@@ -87,8 +92,8 @@ class TokenCache:
                     data=form,
                     auth=(str(client_id), secret),
                 )
-        except httpx.TransportError as exc:
-            raise TransientServiceError(f"could not reach the token endpoint: {exc}") from exc
+            except httpx.TransportError as exc:
+                raise TransientServiceError(f"could not reach the token endpoint: {exc}") from exc
         if response.status_code in (400, 401, 403):
             raise CredentialRejected(
                 f"the token endpoint refused the client credentials (HTTP {response.status_code})"

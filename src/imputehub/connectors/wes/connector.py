@@ -52,10 +52,10 @@ from imputehub.connectors.base import (
     ResultSink,
     ServiceInfo,
 )
+from imputehub.connectors.clients import ClientPool
 from imputehub.connectors.health_probe import probe_json
-from imputehub.connectors.http import ask, read_answer, transient_client
+from imputehub.connectors.http import ask, read_answer
 from imputehub.connectors.multipart import MultipartBody
-from imputehub.connectors.url_guard import guarded
 from imputehub.connectors.wes import states
 from imputehub.connectors.wes.answers import check, json_object, message_of
 from imputehub.connectors.wes.auth import TokenCache
@@ -87,12 +87,6 @@ DEFAULT_PARAMS: dict[str, str | None] = {
 }
 
 
-def _client(
-    timeouts: httpx.Timeout, **options: Any
-) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-    return transient_client(timeouts, service=SERVICE, **options)
-
-
 async def ask_wes(
     client: httpx.AsyncClient, method: str, url: str, **options: Any
 ) -> httpx.Response:
@@ -119,10 +113,29 @@ def _tags_of(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 class WesConnector:
-    """Holds only a cache of OAuth2 access tokens; every call opens its own HTTP client."""
+    """Holds a cache of OAuth2 access tokens and its clients' pool (`clients.py`): the
+    process's, or one opening a client per call when none is given."""
 
-    def __init__(self) -> None:
-        self.tokens = TokenCache()
+    def __init__(self, *, clients: ClientPool | None = None) -> None:
+        self.clients = clients or ClientPool(keep_alive=False)
+        self.tokens = TokenCache(self.clients)
+
+    def _client(
+        self,
+        service: ServiceInfo,
+        timeout: httpx.Timeout,
+        *,
+        guard: bool = False,
+        follow_redirects: bool = False,
+    ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        """The service's pooled client of that kind; headers go with each request."""
+        return self.clients.client(
+            service,
+            timeout=timeout,
+            guard=guard,
+            follow_redirects=follow_redirects,
+            label=SERVICE,
+        )
 
     def base_url(self, service: ServiceInfo) -> str:
         """Where the WES API of this service lives (`.../ga4gh/wes/v1`)."""
@@ -147,20 +160,25 @@ class WesConnector:
         check(response, run=run)
 
     async def check_health(self, service: ServiceInfo) -> Health:
-        return await probe_json(
-            f"{self.base_url(service)}/service-info",
-            http_timeout=HEALTH_TIMEOUT,
-            what="service-info",
-            detail=message_of,
-        )
+        async with self._client(service, HEALTH_TIMEOUT) as client:
+            return await probe_json(
+                client,
+                f"{self.base_url(service)}/service-info",
+                what="service-info",
+                detail=message_of,
+            )
 
     async def verify_credential(self, service: ServiceInfo, credential: str) -> CredentialCheck:
         """Listing one run needs the credential on servers that check one."""
         try:
             headers = await self._headers(service, credential)
-            async with _client(API_TIMEOUT, headers=headers) as client:
+            async with self._client(service, API_TIMEOUT) as client:
                 response = await ask_wes(
-                    client, "GET", f"{self.base_url(service)}/runs", params={"page_size": 1}
+                    client,
+                    "GET",
+                    f"{self.base_url(service)}/runs",
+                    params={"page_size": 1},
+                    headers=headers,
                 )
             self._check(service, credential, response)
         except CredentialRejected as exc:
@@ -193,8 +211,8 @@ class WesConnector:
     ) -> ExternalRef | None:
         headers = await self._headers(service, credential)
         lookups = 0
-        async with _client(API_TIMEOUT, headers=headers) as client:
-            async for runs in self._run_pages(client, service, credential):
+        async with self._client(service, API_TIMEOUT) as client:
+            async for runs in self._run_pages(client, service, credential, headers):
                 for run in runs:
                     if not isinstance(run, Mapping) or not run.get("run_id"):
                         continue
@@ -203,7 +221,10 @@ class WesConnector:
                     if tags is None and lookups < MAX_RUN_LOOKUPS:
                         lookups += 1
                         detail = await ask_wes(
-                            client, "GET", f"{self.base_url(service)}/runs/{quote(run_id)}"
+                            client,
+                            "GET",
+                            f"{self.base_url(service)}/runs/{quote(run_id)}",
+                            headers=headers,
                         )
                         if detail.status_code == 404:
                             continue  # deleted between the list and now
@@ -214,7 +235,11 @@ class WesConnector:
         return None
 
     async def _run_pages(
-        self, client: httpx.AsyncClient, service: ServiceInfo, credential: str | None
+        self,
+        client: httpx.AsyncClient,
+        service: ServiceInfo,
+        credential: str | None,
+        headers: dict[str, str],
     ) -> AsyncIterator[list[Any]]:
         """The server's runs, newest first, one page at a time (`next_page_token` paging)."""
         token: str | None = None
@@ -222,7 +247,9 @@ class WesConnector:
             params: dict[str, str | int] = {"page_size": PAGE_SIZE}
             if token:
                 params["page_token"] = token
-            response = await ask_wes(client, "GET", f"{self.base_url(service)}/runs", params=params)
+            response = await ask_wes(
+                client, "GET", f"{self.base_url(service)}/runs", params=params, headers=headers
+            )
             self._check(service, credential, response)
             body = json_object(response)
             runs = body.get("runs")
@@ -243,7 +270,7 @@ class WesConnector:
     ) -> ExternalRef:
         headers = await self._headers(service, credential)
         content, content_headers = self._submission(service, job, idempotency_key)
-        async with _client(TRANSFER_TIMEOUT) as client:
+        async with self._client(service, TRANSFER_TIMEOUT) as client:
             response = await ask_wes(
                 client,
                 "POST",
@@ -296,15 +323,19 @@ class WesConnector:
         run = await self._run(service, ref, credential)
         headers = await self._headers(service, credential)
         base = self.base_url(service)
-        guard = guarded(base, service.api_config, service=SERVICE)
-        run, notes = await with_fetched_logs(run, base, headers, API_TIMEOUT, guard)
+        run, notes = await with_fetched_logs(
+            run,
+            base,
+            headers,
+            lambda: self._client(service, API_TIMEOUT, guard=True, follow_redirects=True),
+        )
         return states.to_status(run, notes)
 
     async def cancel(self, service: ServiceInfo, ref: ExternalRef, credential: str | None) -> None:
         headers = await self._headers(service, credential)
         url = f"{self.base_url(service)}/runs/{quote(ref.external_id)}/cancel"
-        async with _client(API_TIMEOUT, headers=headers) as client:
-            response = await ask_wes(client, "POST", url)
+        async with self._client(service, API_TIMEOUT) as client:
+            response = await ask_wes(client, "POST", url, headers=headers)
         if response.status_code == 404:
             return  # nothing left to cancel
         self._check(service, credential, response, run=ref.external_id)
@@ -328,8 +359,9 @@ class WesConnector:
         base = self.base_url(service)
         headers = await self._headers(service, credential)
         stored: list[ResultFile] = []
-        guard = guarded(base, service.api_config, service=SERVICE)
-        async with _client(TRANSFER_TIMEOUT, follow_redirects=True, **guard) as client:
+        async with self._client(
+            service, TRANSFER_TIMEOUT, guard=True, follow_redirects=True
+        ) as client:
             for file in files:
                 if urlsplit(file.url).scheme == "drs":
                     source = await resolve_drs(
@@ -372,9 +404,9 @@ class WesConnector:
         headers = await self._headers(service, credential)
         url = f"{self.base_url(service)}/runs/{quote(ref.external_id)}"
         timeouts = API_TIMEOUT
-        async with _client(timeouts, headers=headers) as client:
+        async with self._client(service, timeouts) as client:
             try:
-                response = await ask_wes(client, "GET", url)
+                response = await ask_wes(client, "GET", url, headers=headers)
             except httpx.TimeoutException as exc:
                 raise TransientServiceError(
                     f"the WES service did not answer within {timeouts.read:g} s "

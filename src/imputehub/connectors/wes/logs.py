@@ -6,7 +6,8 @@ noted in the job's logs and never fails a poll.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urljoin
 
@@ -48,13 +49,13 @@ async def with_fetched_logs(
     run: dict[str, Any],
     base: str,
     headers: dict[str, str],
-    limits: httpx.Timeout,
-    client_options: dict[str, Any],
+    guarded_client: Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]],
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The run with log URLs replaced by their tails' text, and notes on those that failed.
 
-    `client_options` carry the URL guard (`url_guard.guarded`): a log URL is one the
-    service named, so it may reach only what a result URL may.
+    `guarded_client` leases the service's guarded client (`url_guard.py`) that follows
+    redirects, taken only when there are links: a log URL is one the service named, so it
+    may reach only what a result URL may.
     """
     log = run.get("run_log")
     if not isinstance(log, Mapping):
@@ -68,7 +69,7 @@ async def with_fetched_logs(
         return run, ()
     texts = dict(log)
     notes: list[str] = []
-    async with httpx.AsyncClient(timeout=limits, follow_redirects=True, **client_options) as client:
+    async with guarded_client() as client:
         for key, url in links.items():
             sent = headers if same_origin(url, base) else {}
             try:
