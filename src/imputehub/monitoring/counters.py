@@ -62,6 +62,31 @@ async def observe(
     await _add(session, rows)
 
 
+async def observe_many(
+    session: AsyncSession,
+    name: str,
+    values: Sequence[float],
+    labels: Mapping[str, str] | None = None,
+    buckets: Sequence[float] = DURATION_BUCKETS,
+) -> None:
+    """`observe` for several observations of one series at once, in one upsert."""
+    if not values:
+        return
+    base = dict(labels or {})
+    rows = [
+        (
+            f"{name}_bucket",
+            label_text({**base, "le": _bound(b)}),
+            float(sum(v <= b for v in values)),
+        )
+        for b in buckets
+    ]
+    rows.append((f"{name}_bucket", label_text({**base, "le": "+Inf"}), float(len(values))))
+    rows.append((f"{name}_sum", label_text(base), float(sum(values))))
+    rows.append((f"{name}_count", label_text(base), float(len(values))))
+    await _add(session, rows)
+
+
 async def _add(session: AsyncSession, rows: list[tuple[str, str, float]]) -> list[float]:
     # One upsert statement; rows in key order so concurrent writers lock in the same order.
     rows = sorted(rows)

@@ -8,6 +8,7 @@ leases keep them from working on the same job. The loop also keeps a heartbeat r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -28,8 +29,9 @@ from imputehub.notify import delivery, relay
 from imputehub.notify.expiring import ExpiringTimer
 from imputehub.registry import health
 from imputehub.runtime import Runtime
-from imputehub.worker import leases, steps
+from imputehub.worker import end_watch, leases, poll_context, steps
 from imputehub.worker.leases import Claim
+from imputehub.worker.write_batch import WriteBatch
 
 logger = logging.getLogger("imputehub.worker")
 
@@ -41,6 +43,10 @@ STALE_HEARTBEAT = timedelta(days=1)
 SESSION_SWEEP_EVERY = timedelta(hours=1)
 # Accounts being deleted go this soon after their last job stopped.
 DELETION_SWEEP_EVERY = timedelta(seconds=30)
+# A claim that found less than it asked for waits this long before the next one, even when
+# steps end meanwhile: with hundreds of polls in flight a step ends every few milliseconds,
+# and a claim per step end would cost more than the polls. Due work waits at most this long.
+CLAIM_GAP = 0.1
 
 
 def default_worker_id() -> str:
@@ -81,9 +87,15 @@ class Worker:
         self._claims = itertools.count(1)
         self._running: set[asyncio.Task[None]] = set()
         # Submits may stream gigabytes for many minutes: they get at most three quarters of
-        # the concurrency, so polls, fetches and cancels always have slots to finish jobs in.
+        # the concurrency, so polls, fetches and cancels always have slots to finish jobs in,
+        # and no more than worker_submit_concurrency, however many polls run at once.
         self._submits: set[asyncio.Task[None]] = set()
-        self.submit_slots = max(1, self.concurrency * 3 // 4)
+        self.submit_slots = max(
+            1, min(self.concurrency * 3 // 4, settings.worker_submit_concurrency)
+        )
+        # Quiet polls' outcomes and step metrics, written together (write_batch.py).
+        self.batch = WriteBatch(runtime.db)
+        self._rows: dict[str, poll_context.PollRow] = {}  # claimed polls' rows, by job id
         # Set when a step ends: its job's next step may be due at once (a fetch right after
         # the poll that saw the service finish), and a concurrency slot is free again.
         self._wake = asyncio.Event()
@@ -102,7 +114,10 @@ class Worker:
             "worker started", extra={"action": "worker_started", "worker_id": self.worker_id}
         )
         next_housekeeping = 0.0
+        flushed = asyncio.Event()  # set once every step has ended: the last flush follows
+        flusher = asyncio.create_task(self.batch.run(flushed), name="worker-write-batch")
         try:
+            await end_watch.follow_running(self.runtime)  # runs that end meanwhile
             while not stop.is_set():
                 self._wake.clear()
                 if loop.time() >= next_housekeeping:
@@ -111,9 +126,11 @@ class Worker:
                 free = self.concurrency - len(self._running)
                 wanted = min(self.batch_size, free)
                 submit_room = self.submit_slots - len(self._submits)
+                claimed_at = loop.time()
                 claims = await self._claim(wanted, submit_room) if wanted > 0 else []
                 if stop.is_set():
                     # Told to stop while claiming: take on nothing new.
+                    self._rows.clear()
                     await self._give_back(claims)
                     break
                 for claim in claims:
@@ -123,8 +140,13 @@ class Worker:
                     await asyncio.sleep(0)
                     continue
                 await self._idle(stop)
+                await self._pace(stop, claimed_at + CLAIM_GAP - loop.time())
         finally:
             await self._drain()
+            await end_watch.stop(self.runtime)
+            flushed.set()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self.batch.flush()
             await self._leave()
             logger.info(
                 "worker stopped", extra={"action": "worker_stopped", "worker_id": self.worker_id}
@@ -135,7 +157,7 @@ class Worker:
 
         For tests and one-shot runs: deterministic, no background loop.
         """
-        claims = await self._claim(self.batch_size)
+        claims = await self._claim(self.batch_size, alone=True)
         limit = asyncio.Semaphore(self.concurrency)
 
         async def bounded(claim: Claim) -> None:
@@ -145,7 +167,15 @@ class Worker:
         await asyncio.gather(*(bounded(claim) for claim in claims))
         return len(claims)
 
-    async def _claim(self, limit: int, submit_limit: int | None = None) -> list[Claim]:
+    async def _pace(self, stop: asyncio.Event, delay: float) -> None:
+        """Wait `delay` seconds (if positive) unless stopped first."""
+        if delay > 0 and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    async def _claim(
+        self, limit: int, submit_limit: int | None = None, *, alone: bool = False
+    ) -> list[Claim]:
         owner = f"{self.worker_id}#{next(self._claims)}"
         try:
             async with self.runtime.db.session() as session:
@@ -157,6 +187,9 @@ class Worker:
                     limit=limit,
                     submit_limit=submit_limit,
                 )
+                if not alone:
+                    # The polls' jobs, read with the claim: their steps then read nothing.
+                    self._rows.update(await poll_context.load(session, claims))
         except Exception:
             # The database may be briefly unreachable; the loop tries again next round.
             logger.exception(
@@ -164,12 +197,14 @@ class Worker:
                 extra={"action": "claim_failed", "worker_id": self.worker_id},
             )
             return []
-        if claims:
+        if claims and alone:
             # Counted after the claim committed: inside it, the counter row would make every
             # worker's claim wait for the others' (SKIP LOCKED exists to avoid exactly that).
             await counters.increment_alone(
                 self.runtime.db, "imputehub_job_claims_total", by=len(claims)
             )
+        elif claims:
+            self.batch.count_claims(len(claims))  # written with the next flush, likewise apart
         for claim in claims:
             logger.debug(
                 "job claimed",
@@ -214,7 +249,8 @@ class Worker:
 
     def _spawn(self, claim: Claim) -> None:
         task = asyncio.create_task(
-            steps.run_step(self.runtime, claim), name=f"step-{claim.step}-{claim.job_id}"
+            steps.run_step(self.runtime, claim, self.batch, self._rows.pop(claim.job_id, None)),
+            name=f"step-{claim.step}-{claim.job_id}",
         )
         self._running.add(task)
         if claim.step == Step.SUBMIT.value:

@@ -39,7 +39,7 @@ from imputehub.domain.errors import (
     TransientServiceError,
 )
 from imputehub.domain.jobs import JobStatus, Step
-from imputehub.domain.slots import SlotWait
+from imputehub.domain.slots import SlotWait, slot_limit
 from imputehub.files.links import LinkSigner
 from imputehub.jobs import slots
 from imputehub.logs import job_context
@@ -47,12 +47,15 @@ from imputehub.monitoring import counters
 from imputehub.notify import outbox
 from imputehub.operations import maintenance
 from imputehub.registry import lookup
-from imputehub.registry.credentials import USER, credential_for_job
+from imputehub.registry.credentials import PLATFORM, USER, credential_for_job
 from imputehub.registry.user_credentials import record_rejection
 from imputehub.runtime import Runtime
-from imputehub.worker import leases, outcomes, parent_steps
+from imputehub.worker import end_watch, leases, outcomes, parent_steps
 from imputehub.worker.leases import Claim, LeaseLost
+from imputehub.worker.poll_context import PollRow
+from imputehub.worker.quiet_polls import JobView, is_quiet, queued_message, running_message
 from imputehub.worker.sink import StorageSink
+from imputehub.worker.write_batch import WriteBatch
 
 logger = logging.getLogger("imputehub.worker")
 
@@ -78,21 +81,33 @@ class Context:
     secret: str | None = field(repr=False)  # the job's secret for the service, if made
     new_secret: str | None = field(repr=False)  # encrypted; to record with the intent
     spec: JobSpec | None  # only for the submit step
+    view: JobView | None = None  # for a poll that may turn out quiet (quiet_polls.py)
 
     @property
     def job_id(self) -> str:
         return self.claim.job_id
 
 
-async def run_step(runtime: Runtime, claim: Claim) -> None:
+async def run_step(
+    runtime: Runtime,
+    claim: Claim,
+    batch: WriteBatch | None = None,
+    row: PollRow | None = None,
+) -> None:
     """Perform the step `claim` was made for. Never raises: errors end up on the job.
 
     Every log line of the step carries the job id; its duration goes to the histogram.
+    With `batch` (the worker loop's), a quiet poll's outcome and the duration are gathered
+    there and written with many others; without it, each is written before this returns.
+    `row`: a poll's job as read with its claim (poll_context.py), saving the step's reads.
     """
     started = time.monotonic()
     with job_context(claim.job_id):
-        await _run_step(runtime, claim)
-        await _observe_duration(runtime, claim, time.monotonic() - started)
+        await _run_step(runtime, claim, batch, row)
+        if batch is not None:
+            batch.observe(claim.step, time.monotonic() - started)
+        else:
+            await _observe_duration(runtime, claim, time.monotonic() - started)
 
 
 async def _observe_duration(runtime: Runtime, claim: Claim, seconds: float) -> None:
@@ -110,7 +125,9 @@ async def _observe_duration(runtime: Runtime, claim: Claim, seconds: float) -> N
         )
 
 
-async def _run_step(runtime: Runtime, claim: Claim) -> None:
+async def _run_step(
+    runtime: Runtime, claim: Claim, batch: WriteBatch | None, row: PollRow | None
+) -> None:
     try:
         async with leases.keep_lease(
             runtime.db,
@@ -121,7 +138,7 @@ async def _run_step(runtime: Runtime, claim: Claim) -> None:
             if claim.step in parent_steps.STEPS:  # a federated job's parent
                 await parent_steps.run(runtime, claim)
             else:
-                await _run(runtime, claim)
+                await _run(runtime, claim, batch, row)
     except LeaseLost:
         logger.info(
             "lease lost; another worker holds the job now, this outcome is dropped",
@@ -136,10 +153,18 @@ async def _run_step(runtime: Runtime, claim: Claim) -> None:
         )
 
 
-async def _run(runtime: Runtime, claim: Claim) -> None:
+async def _run(
+    runtime: Runtime,
+    claim: Claim,
+    batch: WriteBatch | None = None,
+    row: PollRow | None = None,
+) -> None:
     ctx: Context | None = None
     try:
-        ctx = await _load(runtime, claim)
+        if row is not None:
+            ctx = _poll_context(runtime, claim, row) or await _load(runtime, claim)
+        else:
+            ctx = await _load(runtime, claim)
         if ctx is None:
             return
         if await _over_time_limit(runtime, ctx):
@@ -149,7 +174,7 @@ async def _run(runtime: Runtime, claim: Claim) -> None:
         if ctx.step == Step.SUBMIT:
             await _submit(runtime, ctx, ctx.connector)
         elif ctx.step == Step.POLL:
-            await _poll(runtime, ctx, ctx.connector)
+            await _poll(runtime, ctx, ctx.connector, batch)
         elif ctx.step == Step.FETCH:
             await _fetch(runtime, ctx, ctx.connector)
         else:
@@ -254,6 +279,53 @@ async def _load(runtime: Runtime, claim: Claim) -> Context | None:
             new_secret=new_secret,
             spec=await _spec(runtime, session, job, secret) if step == Step.SUBMIT else None,
         )
+
+
+def _poll_context(runtime: Runtime, claim: Claim, row: PollRow) -> Context | None:
+    """A poll's context from the row read with its claim (poll_context.py), no query.
+
+    None when the row shows anything unusual (the job wants another step now, or a user's
+    own credential): `_load`'s queries handle those.
+    """
+    if row.next_step != claim.step or row.credential_source != PLATFORM:
+        return None
+    config = dict(row.api_config or {})
+    secret = row.service_secret_encrypted
+    credential = row.credential_encrypted
+    return Context(
+        claim=claim,
+        step=Step.POLL,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        external_job_id=row.external_job_id,
+        submit_started_at=row.submit_started_at,
+        service=ServiceInfo(
+            id=row.service_id,
+            slug=row.service_slug,
+            api_type=row.api_type,
+            base_url=row.base_url,
+            api_config=config,
+        ),
+        service_name=row.service_name,
+        time_limit_seconds=(row.job_time_limit_seconds or runtime.settings.job_time_limit_seconds),
+        slot_limit=slot_limit(row.api_type, config),
+        attempts=row.attempts,
+        connector=runtime.connectors.get(row.api_type),
+        credential=None if credential is None else runtime.vault.decrypt(credential),
+        credential_source=PLATFORM,
+        secret=None if secret is None else runtime.vault.decrypt(secret),
+        new_secret=None,
+        spec=None,
+        view=JobView(
+            status=JobStatus(row.status),
+            progress=row.progress,
+            attempts=row.attempts,
+            logs=list(row.service_logs or []),
+            queue_position=row.service_queue_position,
+            deletes_results_at=row.service_deletes_results_at,
+            last_message=row.last_message,
+        ),
+    )
 
 
 def make_secret(length: int = 32) -> str:
@@ -400,17 +472,31 @@ async def _submit(runtime: Runtime, ctx: Context, connector: Connector) -> None:
             job.external_job_id = submitted.external_id
 
     await outcomes.write(runtime, ctx.claim, outcome, stale=stale)
+    end_watch.follow(runtime, connector, ctx.job_id, submitted.external_id)
     logger.info(
         "job submitted",
         extra={"action": "job_submitted", "job_id": ctx.job_id, "external_id": ref.external_id},
     )
 
 
-async def _poll(runtime: Runtime, ctx: Context, connector: Connector) -> None:
+async def _poll(
+    runtime: Runtime, ctx: Context, connector: Connector, batch: WriteBatch | None = None
+) -> None:
     ref = await _external_ref(ctx, connector)
     if ref is None:
         raise JobLost("the service has no record of this job")
     status = await connector.poll(ctx.service, ref, ctx.credential)
+    end_watch.follow(runtime, connector, ctx.job_id, ref.external_id, status.state)
+    if (
+        batch is not None
+        and ctx.view is not None
+        and ctx.external_job_id is not None
+        and is_quiet(ctx.view, status, ctx.service_name)
+    ):
+        # Nothing to record but the next poll: written with many others (write_batch.py).
+        interval = status.poll_after or runtime.settings.poll_interval_seconds
+        batch.quiet(ctx.claim, next_run_at=runtime.clock.now() + outcomes.seconds(interval))
+        return
 
     async def outcome(session: AsyncSession, job: Job, now: datetime) -> None:
         job.service_logs = list(status.logs)
@@ -442,9 +528,7 @@ async def _apply_status(
         await outcomes.note(session, job, JobStatus.FAILED, now=now, message=message)
         return
     if status.state == ExternalState.QUEUED and current in (JobStatus.PENDING, JobStatus.QUEUED):
-        position = status.queue_position
-        where = f" (position {position} in the queue)" if position is not None else ""
-        message = f"queued at {service_name}{where}"
+        message = queued_message(service_name, status.queue_position)
         await outcomes.note(session, job, JobStatus.QUEUED, now=now, message=message)
     elif status.state == ExternalState.RUNNING:
         progress = max(job.progress, rules.service_progress(status.progress or 0.0))
@@ -454,7 +538,7 @@ async def _apply_status(
             JobStatus.RUNNING,
             now=now,
             progress=progress,
-            message=f"running at {service_name}",
+            message=running_message(service_name),
         )
     elif status.state == ExternalState.COMPLETED:
         await outcomes.note(

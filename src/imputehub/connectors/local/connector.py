@@ -9,7 +9,9 @@ It speaks the same Protocol as the remote connectors, so jobs follow the same wo
   poll kills what is left of it and restarts it cleanly, up to `max_restarts` times;
 - cancel asks the runner to stop, waits for it, kills its process groups if it will not,
   and removes the run directory (inputs and partial outputs);
-- fetch_results streams the result files to the hub's storage, then removes the run.
+- fetch_results streams the result files to the hub's storage, then removes the run;
+- watch_end (optional, beyond the Protocol) calls back as soon as a run is over, so the
+  worker polls it at once instead of one poll interval later (`watch.py`).
 
 The run directories live under `<engine_dir>/runs`; see `runs.py` for their layout.
 """
@@ -45,6 +47,7 @@ from imputehub.connectors.base import (
     ServiceInfo,
 )
 from imputehub.connectors.local.runs import RunDir, RunSpec, RunState, hostname, runner_alive
+from imputehub.connectors.local.watch import OnEnd, RunWatches
 from imputehub.domain.errors import JobLost, PermanentServiceError, TransientServiceError
 from imputehub.engine.panel_store import PanelStore
 from imputehub.engine.tools import check_tools
@@ -81,6 +84,7 @@ class EngineConfig:
 class LocalConnector:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
+        self.watches = RunWatches(self._run)
 
     # ---- service ----------------------------------------------------------------------
 
@@ -200,14 +204,13 @@ class LocalConnector:
         return relative
 
     async def _start(self, run: RunDir) -> None:
-        """Start a detached runner for `run` (it returns once the runner has forked)."""
+        """Start a detached runner for `run` (`launch.py`: returns once it has forked)."""
         log: BinaryIO = await asyncio.to_thread(open, run.log_file, "ab")
         try:
             process = await asyncio.create_subprocess_exec(
                 self.config.python,
                 "-m",
-                "imputehub.connectors.local.runner",
-                "--detach",
+                "imputehub.connectors.local.launch",
                 str(run.path),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
@@ -301,6 +304,19 @@ class LocalConnector:
         ]
         await asyncio.to_thread(shutil.rmtree, run.path, True)
         return stored
+
+    # ---- noticing the end --------------------------------------------------------------
+
+    def watch_end(self, external_id: str, on_end: OnEnd) -> None:
+        """Await `on_end()` once the run is over (final, runner lost, or removed).
+
+        At most one waiter per run in this process; asking again while one waits does
+        nothing. Waiters run in the calling event loop until `stop_watches`.
+        """
+        self.watches.watch(external_id, on_end)
+
+    async def stop_watches(self) -> None:
+        await self.watches.stop()
 
     # ---- housekeeping -------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The process that runs one local job: `python -m imputehub.connectors.local.runner RUN_DIR`.
 
 It outlives the worker step that started it (a pipeline runs for minutes to hours, a step
-for seconds): it detaches (`--detach`: fork, the parent returns at once), holds an
+for seconds): it detaches (`launch.py`, or `--detach`: fork, the parent returns at once;
+its exit is how the worker learns at once that the run ended, `watch.py`), holds an
 exclusive lock on the run directory so that two runners never share one, and is the only
 writer of `state.json` while it lives — step, progress, step messages and a heartbeat every
 few seconds. The worker's poll reads that file; a heartbeat gone stale means the runner died
