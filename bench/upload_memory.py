@@ -18,23 +18,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from upload import make_random_file, running_hub, upload
+from upload import make_random_file, memory_kib, reset_peak, running_hub, upload
 
 from imputehub.cli.upload import parse_size
-
-
-def memory_kib(pid: int, field: str) -> int:
-    """A `VmHWM`/`VmRSS` line of /proc/<pid>/status, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise SystemExit(f"no {field} in /proc/{pid}/status (Linux only)")
-
-
-def reset_peak(pid: int) -> None:
-    """Start VmHWM afresh (Linux: `5` to clear_refs), so start-up work (migrations,
-    imports) does not hide what the upload itself needs."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def main() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from imputehub.accounts import tokens
+from imputehub.accounts.caller_cache import CallerCache
 from imputehub.db.models import ApiToken, User
 from imputehub.domain.errors import AuthenticationRequired, InvalidInput, LimitExceeded, NotFound
 
@@ -93,23 +95,63 @@ async def resolve_bearer(
     session: AsyncSession, bearer: str, *, secret_key: str, now: datetime
 ) -> User:
     """The active user a bearer token (JWT access token or API token) stands for."""
+    user, _ = await _resolve(session, bearer, secret_key=secret_key, now=now)
+    return user
+
+
+async def resolve_bearer_cached(
+    session: AsyncSession, bearer: str, *, secret_key: str, now: datetime, cache: CallerCache
+) -> User:
+    """`resolve_bearer` for a read: remembered for a few seconds (accounts/caller_cache.py).
+
+    The user comes back attached to `session` (a copy of the remembered one: requests never
+    share an instance), so a route uses it as it would a freshly loaded one.
+    """
+    key = cache.key(bearer)
+    entry = cache.get(key, now=now)
+    if entry is not None:
+        return await session.merge(entry.user, load=False)
+    generation = cache.generation()
+    user, expires_at = await _resolve(session, bearer, secret_key=secret_key, now=now)
+    cache.put(key, _detached_copy(user), expires_at=expires_at, generation=generation)
+    return user
+
+
+def _detached_copy(user: User) -> User:
+    copy = User(**{attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs})
+    make_transient_to_detached(copy)
+    return copy
+
+
+async def _resolve(
+    session: AsyncSession, bearer: str, *, secret_key: str, now: datetime
+) -> tuple[User, datetime | None]:
+    """The active user and when the bearer stops working by itself (None: never)."""
     if tokens.looks_like_api_token(bearer):
-        record = await session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == tokens.hash_api_token(bearer))
-        )
-        if record is None:
+        # The token and its owner in one round trip: every authenticated request pays it.
+        row = (
+            await session.execute(
+                select(ApiToken, User)
+                .outerjoin(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == tokens.hash_api_token(bearer))
+            )
+        ).first()
+        if row is None:
             raise AuthenticationRequired("invalid API token")
+        record, owner = row
+        user: User | None = owner
         if record.expires_at is not None and record.expires_at <= now:
             raise AuthenticationRequired("API token expired", code="token_expired")
-        user = await session.get(User, record.user_id)
+        expires_at = record.expires_at
         # Touch last_used_at at most once a minute to keep reads from becoming writes.
         if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
             record.last_used_at = now
     else:
         claims = tokens.decode_access_token(bearer, secret_key=secret_key, now=now)
+        expires_at = claims.expires_at
         user = await session.get(User, claims.user_id)
         if user is not None and user.token_version != claims.token_version:
             raise AuthenticationRequired("session ended; log in again", code="token_revoked")
     if user is None or not user.is_active:
         raise AuthenticationRequired("account not found or deactivated")
-    return user
+    return user, expires_at

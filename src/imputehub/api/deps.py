@@ -11,13 +11,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts import api_tokens
+from imputehub.accounts.caller_cache import CallerCache
 from imputehub.accounts.users import require_admin
 from imputehub.db.models import User
 from imputehub.domain.errors import AuthenticationRequired
 from imputehub.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
+# in a worker thread, a thread hop per dependency per request.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -36,7 +39,7 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_now(runtime: RuntimeDep) -> datetime:
+async def get_now(runtime: RuntimeDep) -> datetime:
     return runtime.clock.now()
 
 
@@ -50,6 +53,7 @@ _bearer = HTTPBearer(auto_error=False, description="access token or personal API
 
 
 async def get_current_user(
+    request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
     now: Now,
@@ -57,9 +61,28 @@ async def get_current_user(
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationRequired("log in first: send 'Authorization: Bearer <token>'")
+    if request.method in ("GET", "HEAD"):
+        # Reads (a client polling its job) may use who the token stood for a moment ago;
+        # anything that changes something asks the database.
+        return await api_tokens.resolve_bearer_cached(
+            session,
+            credentials.credentials,
+            secret_key=runtime.secret_key,
+            now=now,
+            cache=_caller_cache(request),
+        )
     return await api_tokens.resolve_bearer(
         session, credentials.credentials, secret_key=runtime.secret_key, now=now
     )
+
+
+def _caller_cache(request: Request) -> CallerCache:
+    """The app's cache of callers (one per app, so tests' apps never share one)."""
+    state = request.app.state
+    cache: CallerCache | None = getattr(state, "caller_cache", None)
+    if cache is None:
+        cache = state.caller_cache = CallerCache()
+    return cache
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -287,7 +287,7 @@ async def job_stats(
 
 @router.get("/{job_id}", response_model=JobPublic)
 async def get_job(job_id: str, session: SessionDep, user: CurrentUser) -> JobPublic:
-    job = await queries.get_job(session, user, job_id)
+    job = await queries.job_with_inputs(session, user, job_id)
     return await _public(session, job, slot_wait=await queries.slot_wait(session, job))
 
 
@@ -317,12 +317,12 @@ async def status_updates(
 
 @router.get("/{job_id}/progress", response_model=JobProgress)
 async def progress(job_id: str, session: SessionDep, user: CurrentUser) -> JobProgress:
-    job = await queries.get_job(session, user, job_id)
+    row = await queries.job_progress(session, user, job_id)
     return JobProgress(
-        id=job.id,
-        status=JobStatus(job.status),
-        progress_percentage=job.progress,
-        updated_at=job.updated_at,
+        id=row.id,
+        status=JobStatus(row.status),
+        progress_percentage=row.progress,
+        updated_at=row.updated_at,
     )
 
 

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from imputehub.api.deps import CurrentUser, Now, RuntimeDep, SessionDep
 from imputehub.api.files import DetachedUser, FilePublic, request_chunks
 from imputehub.files import assembly, chunked
-from imputehub.monitoring import counters
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
@@ -112,9 +111,6 @@ async def put_part(
         content_length=request.headers.get("content-length"),
         part_sha256=x_part_sha256,
         now=now,
-    )
-    await counters.increment_alone(
-        runtime.db, "imputehub_upload_bytes_total", {"kind": "chunked"}, part.size
     )
     return PartPublic(index=part.index, size=part.size, sha256=part.sha256)
 

@@ -199,7 +199,9 @@ def _run_http(runtime: Runtime, listening: socket.socket, *, run_worker: bool) -
     server = AnnouncingServer(config, url=url)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(server.serve(sockets=[listening]))
+            # Server.run, not asyncio.run(server.serve()): it builds the event loop that
+            # loop="auto" picks (uvloop when installed); http="auto" picks httptools.
+            server.run(sockets=[listening])
         except SystemExit as exc:  # uvicorn's way to say it could not start
             if server.started:
                 raise

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # How long a completing request holds the upload before another may take over; renewed
 # while a large file is being checked.
 COMPLETE_LEASE = timedelta(seconds=120)
+# Bytes per read of the joined file while it is hashed and checked (at least).
+CHECK_CHUNK_SIZE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,21 +148,28 @@ async def _check(runtime: Runtime, plan: _Plan) -> tuple[str, dict[str, Any]]:
     loop = asyncio.get_running_loop()
     renew_at = loop.time() + COMPLETE_LEASE.total_seconds() / 3
 
-    def consume(chunk: bytes) -> None:
-        digest.update(chunk)
-        checker.feed(chunk)  # returns at once after a fatal problem: hashing goes on
-
-    chunk_size = runtime.settings.upload_chunk_size
-    stream = runtime.storage.read(plan.key, chunk_size=chunk_size)
+    # Three things overlap: reading the next chunk, hashing this one (hashlib lets go of
+    # the GIL) and checking it as VCF, each in a thread of its own, a bounded chunk at a time.
+    chunk_size = max(runtime.settings.upload_chunk_size, CHECK_CHUNK_SIZE)
+    stream = aiter(runtime.storage.read(plan.key, chunk_size=chunk_size))
+    ahead: asyncio.Future[bytes] = asyncio.ensure_future(anext(stream, b""))
     try:
-        async for chunk in stream:
+        while chunk := await ahead:
+            ahead = asyncio.ensure_future(anext(stream, b""))
             size += len(chunk)
-            # Hashing and parsing are CPU work: off the event loop, a bounded chunk at a time.
-            await asyncio.to_thread(consume, chunk)
+            await asyncio.gather(
+                asyncio.to_thread(digest.update, chunk),
+                # returns at once after a fatal problem: hashing goes on
+                asyncio.to_thread(checker.feed, chunk),
+            )
             if loop.time() >= renew_at:
                 await _renew(runtime, plan)
                 renew_at = loop.time() + COMPLETE_LEASE.total_seconds() / 3
     finally:
+        ahead.cancel()  # a read still under way (the loop stopped early)
+        await asyncio.wait([ahead])
+        if not ahead.cancelled():
+            ahead.exception()  # seen: its error, if any, is not ours to report
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Row, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from imputehub.accounts.users import is_admin, require_admin
-from imputehub.db.models import Job, JobStatusUpdate, ReferencePanel, Service, StoredFile, User
+from imputehub.db.models import (
+    Job,
+    JobInput,
+    JobStatusUpdate,
+    ReferencePanel,
+    Service,
+    StoredFile,
+    User,
+)
 from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, NotFound
-from imputehub.domain.jobs import ACTIVE, JobMode, JobStatus
+from imputehub.domain.jobs import ACTIVE, JobMode, JobStatus, Step
 from imputehub.domain.slots import SlotWait
 from imputehub.jobs import slots
 
@@ -41,10 +51,49 @@ async def get_job(
     return job
 
 
+def _visible_to(user: User) -> list[ColumnElement[bool]]:
+    return [] if is_admin(user) else [Job.user_id == user.id]
+
+
+async def job_with_inputs(session: AsyncSession, user: User, job_id: str) -> Job:
+    """The job with its input files and its service, in one query (what GET /jobs/{id}
+    shows); `slot_wait` then finds the service in the session without asking again."""
+    result = await session.execute(
+        select(Job, Service)
+        .outerjoin(Service, Service.id == Job.service_id)
+        .where(Job.id == job_id, *_visible_to(user))
+        .options(joinedload(Job.inputs).joinedload(JobInput.file))
+    )
+    row = result.unique().first()
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    job: Job = row[0]
+    return job
+
+
+async def job_progress(
+    session: AsyncSession, user: User, job_id: str
+) -> Row[str, str, float, datetime]:
+    """The job's id, status, progress and last change: one narrow row, no ORM object (a
+    client polls this)."""
+    row = (
+        await session.execute(
+            select(Job.id, Job.status, Job.progress, Job.updated_at).where(
+                Job.id == job_id, *_visible_to(user)
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    return row
+
+
 async def slot_wait(session: AsyncSession, job: Job) -> SlotWait | None:
     """Where `job` stands in line for a slot at its service, while it waits in the hub."""
     if job.service_id is None:  # a federated job's parent: its children wait, if any
         return None
+    if job.submit_started_at is not None or job.next_step != Step.SUBMIT.value:
+        return None  # past the line already (slots.describe says the same, with a query)
     service = await session.get(Service, job.service_id)
     return None if service is None else await slots.describe(session, job, service)
 
