@@ -27,15 +27,39 @@ from tests.support.seaweedfs import seaweedfs  # noqa: F401 - session fixture: o
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
 
+# Where PostgreSQL adds nothing a user could notice, its variant is not run: pages, CLI output,
+# the API's docs and error shapes, downloads, service and panel administration and the VCF
+# rules call the same application functions that the API, worker, jobs, accounts, notify,
+# monitoring and storage tests run on both databases (and the hostile-input tests, where the
+# databases differ, stay on both).
+SQLITE_ONLY = (
+    "tests/integration/web/",
+    "tests/integration/cli/",
+    "tests/integration/api/test_docs.py",
+    "tests/integration/api/test_openapi_errors.py",
+    "tests/integration/api/test_downloads.py",
+    "tests/integration/api/test_services.py",
+    "tests/integration/api/test_panels.py",
+    "tests/integration/api/test_jobs_check.py",
+    "tests/integration/api/test_jobs_vcf_rules.py",
+    "tests/integration/api/test_credentials.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked `postgres` runs on PostgreSQL only: its SQLite variant is deselected,
-    not skipped (and without IMPUTEHUB_TEST_DATABASE_URL, as on a laptop, so is the test)."""
+    not skipped (and without IMPUTEHUB_TEST_DATABASE_URL, as on a laptop, so is the test).
+    Tests under SQLITE_ONLY run on SQLite only, unless marked `postgres`."""
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_sqlite = callspec is not None and callspec.params.get("database_url") == "sqlite"
-        (dropped if on_sqlite and item.get_closest_marker("postgres") else kept).append(item)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        marked = item.get_closest_marker("postgres") is not None
+        unwanted = (backend == "sqlite" and marked) or (
+            backend not in (None, "sqlite") and not marked and item.nodeid.startswith(SQLITE_ONLY)
+        )
+        (dropped if unwanted else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -7,10 +7,13 @@ second start that shows no password and keeps tokens valid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import stat
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,7 +47,15 @@ def test_a_fresh_hub_from_first_start_to_restart(tmp_path: Path, empty_database_
         hub.wait_until_healthy(base)
         password = check_first_start(hub, base)
         token = admin_day_one(user, base, password, tmp_path / "client-config", michigan.base_url)
-        assert hub.stop() == 0, hub.describe()
+        with open_stream(base, token) as stream:
+            assert hub.stop() == 0, hub.describe()
+            # An open live stream does not hold the stop up: the hub ends it, without a
+            # closing message (its client reconnects from its last event id), before it
+            # waits for the responses in flight.
+            stream.join(timeout=60)
+            assert stream.ended, "the stream was still open after the hub stopped"
+            assert b"stream.closed" not in stream.received
+        assert "timeout graceful shutdown exceeded" not in hub.stderr
     # Secrets reach neither the log stream nor (beyond the one password line) the terminal.
     assert hub.stdout.count(password) == 1
     assert password not in hub.stderr
@@ -65,6 +76,39 @@ def test_a_fresh_hub_from_first_start_to_restart(tmp_path: Path, empty_database_
         assert hub.stop() == 0, hub.describe()
     assert "password" not in hub.stdout.lower()
     assert not (tmp_path / "client-config" / "credentials.json").exists()
+
+
+class StreamReader(threading.Thread):
+    """Reads one server-sent event stream to its end in the background."""
+
+    def __init__(self, base: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.base = base
+        self.token = token
+        self.opened = threading.Event()
+        self.received = b""
+        self.ended = False
+
+    def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with (
+            httpx.Client(base_url=self.base, headers=headers, timeout=90) as client,
+            client.stream("GET", "/api/v1/events") as response,
+        ):
+            assert response.status_code == 200
+            self.opened.set()
+            with contextlib.suppress(httpx.HTTPError):
+                for chunk in response.iter_bytes():
+                    self.received += chunk
+        self.ended = True
+
+
+@contextlib.contextmanager
+def open_stream(base: str, token: str) -> Iterator[StreamReader]:
+    reader = StreamReader(base, token)
+    reader.start()
+    assert reader.opened.wait(30), "the event stream did not open"
+    yield reader
 
 
 def check_first_start(hub: HubProcess, base: str) -> str:

@@ -176,6 +176,16 @@ def _runtime(settings: Settings) -> Runtime:
         raise CliError(str(exc)) from exc
 
 
+# How long a stopping server lets responses in flight finish (a client resumes a cut
+# download with Range); within systemd's default 90 s stop timeout.
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
+
+def _end_streams(runtime: Runtime) -> None:
+    if runtime.live_feed is not None:
+        runtime.live_feed.end_streams()
+
+
 def _run_http(runtime: Runtime, listening: socket.socket, *, run_worker: bool) -> None:
     import uvicorn
 
@@ -192,11 +202,14 @@ def _run_http(runtime: Runtime, listening: socket.socket, *, run_worker: bool) -
         # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the hub decides
         # whom to believe itself (IMPUTEHUB_TRUSTED_PROXIES, monitoring/client_address.py).
         proxy_headers=False,
+        # Ctrl-C or SIGTERM waits this long at most for responses in flight (a download)
+        # before they are cut; live event streams are ended at once (`_end_streams`).
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     url = settings.public_url or f"http://{_url_host(settings.host)}:{settings.port}"
     # uvicorn re-raises SIGTERM after its graceful shutdown; treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
-    server = AnnouncingServer(config, url=url)
+    server = AnnouncingServer(config, url=url, on_shutdown=lambda: _end_streams(runtime))
     with contextlib.suppress(KeyboardInterrupt):
         try:
             # Server.run, not asyncio.run(server.serve()): it builds the event loop that

@@ -74,6 +74,9 @@ class Subscription:
     behind: bool = False  # the queue overflowed and was emptied: re-read from the database
     state: JobState | None = None
     refusal: Refusal | None = None
+    # The server is stopping: the stream ends without a closing message, so its client
+    # reconnects (to this hub once restarted, or another process) from its last event id.
+    stopping: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _hand(self, message: Message, limit: int) -> None:
@@ -141,6 +144,14 @@ class EventFeed:
             subs.discard(sub)
             if not subs:
                 del self.by_user[sub.user_id]
+
+    def end_streams(self) -> None:
+        """End every open stream now (the server is shutting down): an open stream never
+        ends by itself, and the server waits for every response to end before it stops."""
+        for subs in self.by_user.values():
+            for sub in subs:
+                sub.stopping = True
+                sub.wake.set()
 
     async def close(self) -> None:
         self._closed = True

@@ -168,6 +168,8 @@ async def _follow(runtime: Runtime, sub: Subscription, *, after: int) -> AsyncGe
 
     while True:
         sub.wake.clear()  # whatever the feed hands over from here on wakes this stream
+        if sub.stopping:
+            return
         if found := await refusal():
             yield closed(found, job_id=job_id)
             return

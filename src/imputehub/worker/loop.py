@@ -8,7 +8,6 @@ leases keep them from working on the same job. The loop also keeps a heartbeat r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -139,8 +138,8 @@ class Worker:
                     # More may be due right now: look again without waiting.
                     await asyncio.sleep(0)
                     continue
-                await self._idle(stop)
-                await self._pace(stop, claimed_at + CLAIM_GAP - loop.time())
+                if not await self._idle(stop):
+                    await self._pace(stop, claimed_at + CLAIM_GAP - loop.time())
         finally:
             await self._drain()
             await end_watch.stop(self.runtime)
@@ -168,10 +167,19 @@ class Worker:
         return len(claims)
 
     async def _pace(self, stop: asyncio.Event, delay: float) -> None:
-        """Wait `delay` seconds (if positive) unless stopped first."""
-        if delay > 0 and not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+        """Wait `delay` seconds (if positive) unless stopped, or work is made due at once."""
+        if delay <= 0 or stop.is_set():
+            return
+        waiters = {
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self.runtime.work_ready.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _claim(
         self, limit: int, submit_limit: int | None = None, *, alone: bool = False
@@ -217,8 +225,10 @@ class Worker:
             )
         return claims
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait one poll interval, or less: until stopped, a step ends or the API has work."""
+    async def _idle(self, stop: asyncio.Event) -> bool:
+        """Wait one poll interval, or less: until stopped, a step ends or work was made due
+        at once (by the API, a step's outcome, a local run's end). True for the last: the
+        next claim then goes without pacing."""
         ready = self.runtime.work_ready
         waiters = {
             asyncio.ensure_future(stop.wait()),
@@ -233,7 +243,9 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+            heard = ready.is_set()
             ready.clear()  # heard: the claim that follows takes whatever is due
+        return heard
 
     async def _give_back(self, claims: list[Claim]) -> None:
         if not claims:

@@ -63,6 +63,13 @@ async def write(
         if release or not current:
             leases.release(job)
         finished = not was_finished and rules.is_terminal(JobStatus(job.status))
+        due_now = (
+            job.next_step is not None and job.next_run_at is not None and (job.next_run_at <= now)
+        )
+    if due_now and (release or not current):
+        # Its next step is due at once (the fetch after the poll that saw the end): the
+        # worker claims it now instead of after its pacing between claims.
+        runtime.wake_workers()
     if finished:
         await _discard_fetch_state(runtime, claim.job_id)
     return current
