@@ -5,7 +5,7 @@ and transactions per poll; following thousands of jobs, that was most of a poll'
 work. The worker loop instead reads them for every poll it just claimed, in the claim's
 own transaction (the rows are locked by it, so what is read is what the lease starts
 from), and hands each step its row. A step whose row shows anything unusual (another step
-is due, or a user's own credential) loads its context the usual way (steps._load).
+is due, or a user's own credential) loads its context the usual way (step_context.load).
 """
 
 from __future__ import annotations

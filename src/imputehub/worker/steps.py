@@ -9,12 +9,9 @@ new holder redoes the step from the recorded state, which is why each step is id
 from __future__ import annotations
 
 import logging
-import secrets
-import string
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,11 +20,8 @@ from imputehub.connectors.base import (
     ExternalRef,
     ExternalState,
     ExternalStatus,
-    InputFile,
-    JobSpec,
-    ServiceInfo,
 )
-from imputehub.db.models import Job, ReferencePanel, Service, StoredFile
+from imputehub.db.models import Job, Service
 from imputehub.domain import jobs as rules
 from imputehub.domain.errors import (
     CredentialRejected,
@@ -39,53 +33,24 @@ from imputehub.domain.errors import (
     TransientServiceError,
 )
 from imputehub.domain.jobs import JobStatus, Step
-from imputehub.domain.slots import SlotWait, slot_limit
-from imputehub.files.links import LinkSigner
+from imputehub.domain.slots import SlotWait
 from imputehub.jobs import slots
 from imputehub.logs import job_context
 from imputehub.monitoring import counters
 from imputehub.notify import outbox
 from imputehub.operations import maintenance
-from imputehub.registry import lookup
-from imputehub.registry.credentials import PLATFORM, USER, credential_for_job
+from imputehub.registry.credentials import USER
 from imputehub.registry.user_credentials import record_rejection
 from imputehub.runtime import Runtime
-from imputehub.worker import end_watch, leases, outcomes, parent_steps
+from imputehub.worker import end_watch, leases, outcomes, parent_steps, step_context
 from imputehub.worker.leases import Claim, LeaseLost
 from imputehub.worker.poll_context import PollRow
-from imputehub.worker.quiet_polls import JobView, is_quiet, queued_message, running_message
+from imputehub.worker.quiet_polls import is_quiet, queued_message, running_message
 from imputehub.worker.sink import StorageSink
+from imputehub.worker.step_context import Context
 from imputehub.worker.write_batch import WriteBatch
 
 logger = logging.getLogger("imputehub.worker")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Context:
-    """What a step knows about its job, read before the service is called."""
-
-    claim: Claim
-    step: Step
-    user_id: str
-    created_at: datetime
-    external_job_id: str | None
-    submit_started_at: datetime | None
-    service: ServiceInfo
-    service_name: str
-    time_limit_seconds: float
-    slot_limit: int | None  # jobs the account may have at the service at once
-    attempts: int  # transient failures counted so far
-    connector: Connector | None
-    credential: str | None = field(repr=False)
-    credential_source: str
-    secret: str | None = field(repr=False)  # the job's secret for the service, if made
-    new_secret: str | None = field(repr=False)  # encrypted; to record with the intent
-    spec: JobSpec | None  # only for the submit step
-    view: JobView | None = None  # for a poll that may turn out quiet (quiet_polls.py)
-
-    @property
-    def job_id(self) -> str:
-        return self.claim.job_id
 
 
 async def run_step(
@@ -162,9 +127,11 @@ async def _run(
     ctx: Context | None = None
     try:
         if row is not None:
-            ctx = _poll_context(runtime, claim, row) or await _load(runtime, claim)
+            ctx = step_context.from_poll_row(runtime, claim, row) or await step_context.load(
+                runtime, claim
+            )
         else:
-            ctx = await _load(runtime, claim)
+            ctx = await step_context.load(runtime, claim)
         if ctx is None:
             return
         if await _over_time_limit(runtime, ctx):
@@ -230,148 +197,6 @@ def _retry_after(runtime: Runtime, exc: TransientServiceError) -> float | None:
         interval = runtime.settings.health_check_interval_seconds
         return interval if exc.retry_after is None else min(exc.retry_after, interval)
     return exc.retry_after
-
-
-async def _load(runtime: Runtime, claim: Claim) -> Context | None:
-    async with runtime.db.session() as session:
-        job = await leases.lock_leased_job(session, claim)
-        if job is None:
-            return None
-        if job.next_step != claim.step:
-            leases.release(job)
-            return None
-        service = await session.get(Service, job.service_id)
-        assert service is not None  # a foreign key
-        step = Step(claim.step)
-        credential, source = await credential_for_job(
-            session,
-            runtime.vault,
-            service,
-            user_id=job.user_id,
-            source=job.credential_source,
-        )
-        new_secret: str | None = None
-        if job.service_secret_encrypted is not None:
-            secret: str | None = runtime.vault.decrypt(job.service_secret_encrypted)
-        elif step == Step.SUBMIT:
-            secret = make_secret()
-            new_secret = runtime.vault.encrypt(secret)
-        else:
-            secret = None
-        return Context(
-            claim=claim,
-            step=step,
-            user_id=job.user_id,
-            created_at=job.created_at,
-            external_job_id=job.external_job_id,
-            submit_started_at=job.submit_started_at,
-            service=lookup.service_info(service),
-            service_name=service.name,
-            time_limit_seconds=(
-                service.job_time_limit_seconds or runtime.settings.job_time_limit_seconds
-            ),
-            slot_limit=slots.limit_of(service),
-            attempts=job.attempts,
-            connector=runtime.connectors.get(service.api_type),
-            credential=credential,
-            credential_source=source,
-            secret=secret,
-            new_secret=new_secret,
-            spec=await _spec(runtime, session, job, secret) if step == Step.SUBMIT else None,
-        )
-
-
-def _poll_context(runtime: Runtime, claim: Claim, row: PollRow) -> Context | None:
-    """A poll's context from the row read with its claim (poll_context.py), no query.
-
-    None when the row shows anything unusual (the job wants another step now, or a user's
-    own credential): `_load`'s queries handle those.
-    """
-    if row.next_step != claim.step or row.credential_source != PLATFORM:
-        return None
-    config = dict(row.api_config or {})
-    secret = row.service_secret_encrypted
-    credential = row.credential_encrypted
-    return Context(
-        claim=claim,
-        step=Step.POLL,
-        user_id=row.user_id,
-        created_at=row.created_at,
-        external_job_id=row.external_job_id,
-        submit_started_at=row.submit_started_at,
-        service=ServiceInfo(
-            id=row.service_id,
-            slug=row.service_slug,
-            api_type=row.api_type,
-            base_url=row.base_url,
-            api_config=config,
-        ),
-        service_name=row.service_name,
-        time_limit_seconds=(row.job_time_limit_seconds or runtime.settings.job_time_limit_seconds),
-        slot_limit=slot_limit(row.api_type, config),
-        attempts=row.attempts,
-        connector=runtime.connectors.get(row.api_type),
-        credential=None if credential is None else runtime.vault.decrypt(credential),
-        credential_source=PLATFORM,
-        secret=None if secret is None else runtime.vault.decrypt(secret),
-        new_secret=None,
-        spec=None,
-        view=JobView(
-            status=JobStatus(row.status),
-            progress=row.progress,
-            attempts=row.attempts,
-            logs=list(row.service_logs or []),
-            queue_position=row.service_queue_position,
-            deletes_results_at=row.service_deletes_results_at,
-            last_message=row.last_message,
-        ),
-    )
-
-
-def make_secret(length: int = 32) -> str:
-    """Letters and digits only: Michigan HTML-escapes other characters in passwords."""
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-async def _spec(runtime: Runtime, session: AsyncSession, job: Job, secret: str | None) -> JobSpec:
-    panel = await session.get(ReferencePanel, job.reference_panel_id)
-    assert panel is not None  # a foreign key
-    return JobSpec(
-        job_id=job.id,
-        name=job.name,
-        panel_id=panel.panel_id,
-        build=job.build,
-        phasing=job.phasing,
-        population=job.population,
-        mode=job.mode,
-        r2_filter=job.r2_filter,
-        secret=secret,
-        inputs=[
-            InputFile(
-                name=item.file.filename,
-                size=item.file.size,
-                sha256=item.file.sha256,
-                open=_reader(runtime, item.file.storage_key),
-                url=_link(runtime, job.id, item.file),
-            )
-            for item in job.inputs
-        ],
-    )
-
-
-def _link(runtime: Runtime, job_id: str, file: StoredFile) -> str | None:
-    """A signed link to the input at the hub, for services that download inputs."""
-    settings = runtime.settings
-    if not settings.public_url:
-        return None
-    expires_at = runtime.clock.now() + timedelta(seconds=settings.input_link_seconds)
-    signer = LinkSigner.from_secret_key(runtime.secret_key)
-    return signer.url(settings.public_url, job_id, file.id, file.filename, expires_at)
-
-
-def _reader(runtime: Runtime, key: str) -> Callable[[], AsyncIterator[bytes]]:
-    return lambda: runtime.storage.read(key)
 
 
 # ---- the steps ---------------------------------------------------------------------------
