@@ -177,6 +177,9 @@ class EventFeed:
                 except SQLAlchemyError:
                     # The streams keep their connections; the next tick tries again.
                     logger.warning("live event feed could not read", extra=_FAILED)
+                except Exception:
+                    # Anything else must not end the one task every stream depends on.
+                    logger.exception("live event feed tick failed", extra=_FAILED)
 
     async def tick(self) -> None:
         """Read once for everyone: watched jobs, then new events, then due rechecks."""

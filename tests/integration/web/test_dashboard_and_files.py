@@ -54,6 +54,11 @@ async def test_a_new_user_is_told_how_to_start(client: httpx.AsyncClient, alice:
     files = await client.get("/files")
     assert "No files yet" in files.text
     assert "No unfinished uploads." in files.text
+    # The empty job list still has the place where a job started elsewhere is announced
+    # live (its script follows the user's events there too).
+    jobs = await client.get("/jobs")
+    assert "You have no jobs yet" in jobs.text
+    assert 'id="new-jobs" hidden' in jobs.text
 
 
 async def test_the_dashboard_shows_only_my_jobs_counts_services_and_unread_notes(

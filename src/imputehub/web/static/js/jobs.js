@@ -40,7 +40,7 @@
     const onEvent = (data) => {
       const payload = data.payload || {};
       const id = data.job_id || payload.job_id;
-      const row = id && table.querySelector(`tr[data-job-id="${CSS.escape(id)}"]`);
+      const row = id && table && table.querySelector(`tr[data-job-id="${CSS.escape(id)}"]`);
       // A federated job's targets are listed under it, not as jobs of their own.
       if (!row && id && data.kind === "job.queued" && !payload.parent_id) newJobs(id);
       if (!row || !payload.status) return;
@@ -136,8 +136,9 @@
   document.addEventListener("DOMContentLoaded", () => {
     const article = document.getElementById("job");
     if (article && article.dataset.active === "true") followJob(article);
+    // An empty list follows too: a job started elsewhere is announced there as well.
     const table = document.querySelector(".jobs-table");
-    if (table) followList(table);
+    if (table || document.getElementById("new-jobs")) followList(table);
     if (table) selectAll(table);
   });
 
