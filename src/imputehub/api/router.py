@@ -24,7 +24,10 @@ from imputehub.api import notifications as notifications_api
 from imputehub.api import webhooks as webhooks_api
 
 api_router = APIRouter(prefix="/api/v1")
+# Order matters for speed, not meaning (no two modules share a path): FastAPI tries routes
+# one by one, at every level of inclusion, so the routes clients poll (jobs) go first.
 for module in (
+    jobs,
     health,
     auth,
     accounts,
@@ -34,7 +37,6 @@ for module in (
     panels,
     files,
     uploads,
-    jobs,
     links,
 ):
     api_router.include_router(module.router)

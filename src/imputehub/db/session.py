@@ -28,6 +28,10 @@ class Database:
         if self.is_sqlite:
             # Writers wait for each other instead of failing with "database is locked".
             kwargs["connect_args"] = {"timeout": 30}
+            # Enough kept open for a busy API process: connections past the pool are closed
+            # when returned and opened again (a thread and four PRAGMAs each) at the next
+            # burst of requests.
+            kwargs.update(pool_size=20, max_overflow=20)
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)

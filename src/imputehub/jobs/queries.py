@@ -75,9 +75,11 @@ async def job_progress(
     session: AsyncSession, user: User, job_id: str
 ) -> Row[str, str, float, datetime]:
     """The job's id, status, progress and last change: one narrow row, no ORM object (a
-    client polls this)."""
+    client polls this). On the session's connection: Core, without the ORM's result
+    machinery, which was a sixth of a read's time."""
+    connection = await session.connection()
     row = (
-        await session.execute(
+        await connection.execute(
             select(Job.id, Job.status, Job.progress, Job.updated_at).where(
                 Job.id == job_id, *_visible_to(user)
             )

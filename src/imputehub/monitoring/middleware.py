@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -76,7 +76,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _SANE_ID.match(incoming) else secrets.token_hex(16)
         token = request_id_var.set(request_id)
         started = time.monotonic()
         status = 500
