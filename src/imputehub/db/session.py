@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, false, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -40,31 +41,30 @@ class Database:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_writer: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
-    @asynccontextmanager
-    async def write_turn(self) -> AsyncIterator[None]:
-        """On SQLite, this process's writers queue here, one at a time, until released.
-
-        Enter it just before a transaction's first write and leave it after the commit.
-        SQLite lets one writer in at a time; the others would wait in its busy handler,
-        which sleeps in growing steps (up to 100 ms) and so misses the moment the lock is
-        free: with 8 writers at once, a few waited seconds. Here the next one goes at once,
-        first come first served. PostgreSQL locks rows, not the database: a no-op there.
-        """
-        if not self.is_sqlite:
-            yield
-            return
+    def _writer_queue(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         if self._sqlite_writer is None or self._sqlite_writer[0] is not loop:
             # A lock belongs to one event loop; a Database may outlive one (tests, the CLI).
             self._sqlite_writer = (loop, asyncio.Lock())
-        async with self._sqlite_writer[1]:
-            yield
+        return self._sqlite_writer[1]
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on error."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        """A session whose transaction commits on success and rolls back on error.
+
+        On SQLite the session carries this process's queue of writers: `lock_row` and
+        `lock_writers` (where a transaction says it is about to write) join it, and the
+        session leaves it after its commit or rollback.
+        """
+        async with self.sessionmaker() as session:
+            turn = _WriteTurn(self._writer_queue()) if self.is_sqlite else None
+            session.info[_TURN] = turn
+            try:
+                async with session.begin():
+                    yield session
+            finally:
+                if turn is not None:
+                    turn.leave()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -78,6 +78,7 @@ async def lock_row(session: AsyncSession, entity: Any, row_id: str) -> None:
     everything committed before it.
     """
     if session.get_bind().dialect.name == "sqlite":
+        await _take_turn(session)
         await session.execute(update(entity).where(entity.id == row_id).values(id=entity.id))
     else:
         await session.execute(select(entity.id).where(entity.id == row_id).with_for_update())
@@ -91,9 +92,52 @@ async def lock_writers(session: AsyncSession, key: int, table: Any) -> None:
     writers committed (SQLite's SELECTs alone take no lock a second writer would wait for).
     """
     if session.get_bind().dialect.name == "sqlite":
+        await _take_turn(session)
         await session.execute(update(table).where(false()).values(id=table.id))
     else:
         await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+_TURN = "imputehub_write_turn"
+# As long as SQLite's own busy timeout: a writer that waits longer fails the same way.
+TURN_TIMEOUT_SECONDS = 30.0
+
+
+class _WriteTurn:
+    """One session's place in its process's queue of SQLite writers.
+
+    SQLite lets one writer in at a time; the others would wait in its busy handler, which
+    sleeps in growing steps (up to 100 ms) and so misses the moment the lock is free: with
+    8 clients creating jobs at once, a few waited seconds. In this queue the next writer goes
+    at once, first come first served. (PostgreSQL locks rows, not the database: no queue.)
+    """
+
+    def __init__(self, queue: asyncio.Lock) -> None:
+        self._queue = queue
+        self._held = False
+
+    async def take(self) -> None:
+        if self._held:
+            return
+        try:
+            async with asyncio.timeout(TURN_TIMEOUT_SECONDS):
+                await self._queue.acquire()
+        except TimeoutError:
+            raise OperationalError(
+                "waiting for this process's other SQLite writers", None, TimeoutError()
+            ) from None
+        self._held = True
+
+    def leave(self) -> None:
+        if self._held:
+            self._held = False
+            self._queue.release()
+
+
+async def _take_turn(session: AsyncSession) -> None:
+    turn: _WriteTurn | None = session.info.get(_TURN)
+    if turn is not None:  # None: a session not made by Database.session (tests' own)
+        await turn.take()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -10,10 +10,9 @@ the files that came with the request.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,14 +143,8 @@ async def ensure_below_active_limit(
     limit: int,
     *,
     adding: int = 1,
-    before_lock: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """LimitExceeded when `adding` more jobs would take the user past `limit` active ones.
-
-    `before_lock` is awaited just before the user's row is locked (where the transaction
-    starts to write): `create_job_with_uploads` queues for its write turn there."""
-    if before_lock is not None:
-        await before_lock()
+    """LimitExceeded when `adding` more jobs would take the user past `limit` active ones."""
     # Serialise job creation per user so two requests at once cannot both squeeze in.
     await lock_row(session, User, user_id)
     active = await count_active_jobs(session, user_id)
@@ -247,14 +240,13 @@ async def check_request(
     planned: Sequence[PlannedFile] = (),
     credential_source: str | None = None,
     adding: int = 1,
-    before_lock: Callable[[], Awaitable[None]] | None = None,
 ) -> CheckedRequest:
     """Every check a new job must pass; raises the first refusal, writes nothing.
 
     `planned` files (a dry run's) come after `request.input_file_ids` and meet the same
     rules, judged from what the client says of them. `adding`: how many jobs the request
     makes (a federated job's targets), for the limit on active jobs. Everything is read
-    before the one lock it takes, last (see `ensure_below_active_limit`, `before_lock`).
+    before the one lock it takes, last (`ensure_below_active_limit`): the write lock is short.
     """
     maintenance.refuse_if_closed(await hub_settings.load(session))
     name = validation.name(request.name)
@@ -305,9 +297,7 @@ async def check_request(
             mode=mode.value,
             api_type=service.api_type,
         )
-    await ensure_below_active_limit(
-        session, owner_id, max_active_jobs, adding=adding, before_lock=before_lock
-    )
+    await ensure_below_active_limit(session, owner_id, max_active_jobs, adding=adding)
     return CheckedRequest(
         name=name,
         description=description,
@@ -376,7 +366,6 @@ async def create_job(
     max_active_jobs: int,
     retry_of: str | None = None,
     credential_source: str | None = None,
-    before_lock: Callable[[], Awaitable[None]] | None = None,
 ) -> Job:
     """Validate `request` and add a pending job to the session; raises before adding anything.
 
@@ -388,7 +377,6 @@ async def create_job(
         request=request,
         max_active_jobs=max_active_jobs,
         credential_source=credential_source,
-        before_lock=before_lock,
     )
     return await add_job(
         session,
@@ -484,39 +472,31 @@ async def create_job_with_uploads(
     files' bytes are removed again.
 
     The write lock is short: every check reads before it (nothing slow, no storage I/O,
-    inside), and on SQLite this process's writers take turns (`Database.write_turn`).
+    inside).
     """
     try:
-        async with contextlib.AsyncExitStack() as turn:
-
-            async def take_turn() -> None:
-                # Left after the session below has committed (the stack closes last).
-                await turn.enter_async_context(runtime.db.write_turn())
-
-            async with runtime.db.session() as session:
-                full = request
-                if uploads:  # recording them writes (and locks the user, for the quota)
-                    await take_turn()
-                    records = await record_uploads(
-                        session,
-                        user_id=owner_id,
-                        staged=uploads,
-                        now=now,
-                        quota=runtime.settings.storage_quota_bytes,
-                    )
-                    await session.flush()
-                    full = dataclasses.replace(
-                        request,
-                        input_file_ids=(*request.input_file_ids, *(r.id for r in records)),
-                    )
-                job = await create_job(
+        async with runtime.db.session() as session:
+            full = request
+            if uploads:  # recording them writes (and locks the user, for the quota)
+                records = await record_uploads(
                     session,
-                    owner_id=owner_id,
-                    request=full,
+                    user_id=owner_id,
+                    staged=uploads,
                     now=now,
-                    max_active_jobs=runtime.settings.max_active_jobs_per_user,
-                    before_lock=None if uploads else take_turn,
+                    quota=runtime.settings.storage_quota_bytes,
                 )
+                await session.flush()
+                full = dataclasses.replace(
+                    request,
+                    input_file_ids=(*request.input_file_ids, *(r.id for r in records)),
+                )
+            job = await create_job(
+                session,
+                owner_id=owner_id,
+                request=full,
+                now=now,
+                max_active_jobs=runtime.settings.max_active_jobs_per_user,
+            )
     except BaseException:
         await discard(runtime.storage, uploads)
         raise

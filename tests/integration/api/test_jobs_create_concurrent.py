@@ -1,6 +1,6 @@
 """Many users creating jobs at once: every creation lands, each job once, with its files.
 
-On SQLite the writers of one process take turns (`Database.write_turn`) instead of racing
+On SQLite the writers of one process take turns (db/session.py `_WriteTurn`) instead of racing
 for the database's lock; on PostgreSQL each locks only its own user's row.
 """
 
@@ -9,9 +9,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from imputehub.db import session as db_session
 from imputehub.db.models import Job, JobInput
+from imputehub.db.session import lock_writers
 from imputehub.runtime import Runtime
 from tests.support.api import make_actor
 from tests.support.factories import make_file, make_panel, make_service
@@ -56,19 +60,55 @@ async def test_eight_users_creating_jobs_at_once_all_succeed(
     assert inputs == CLIENTS * JOBS_EACH
 
 
-async def test_write_turns_are_one_at_a_time_on_sqlite(runtime: Runtime) -> None:
-    """Two writers of one process: on SQLite the second waits until the first is done."""
+async def test_writers_take_turns_on_sqlite(runtime: Runtime) -> None:
+    """Two transactions about to write: on SQLite the second waits until the first has
+    committed; on PostgreSQL, locking different keys, both go at once."""
     inside: list[str] = []
     order: list[str] = []
 
-    async def writer(name: str) -> None:
-        async with runtime.db.write_turn():
+    async def writer(name: str, key: int) -> None:
+        async with runtime.db.session() as session:
+            await lock_writers(session, key, Job)
             inside.append(name)
             order.append(f"{name} in ({len(inside)} inside)")
             await asyncio.sleep(0.01)
             inside.remove(name)
 
-    await asyncio.gather(writer("a"), writer("b"))
+    await asyncio.gather(writer("a", 101), writer("b", 102))
     alone = ["a in (1 inside)", "b in (1 inside)"]
     together = ["a in (1 inside)", "b in (2 inside)"]
     assert order == (alone if runtime.db.is_sqlite else together)
+
+
+async def test_a_failed_writer_leaves_its_turn(runtime: Runtime) -> None:
+    async def fail_while_writing() -> None:
+        async with runtime.db.session() as session:
+            await lock_writers(session, 101, Job)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail_while_writing()
+    async with asyncio.timeout(5), runtime.db.session() as session:
+        await lock_writers(session, 101, Job)  # not stuck behind the failed one
+
+
+async def test_a_writer_waiting_too_long_fails_like_a_busy_database(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a writer inside another writer of the same task can never get its turn: it
+    fails after the wait SQLite itself allows (shortened here), never hangs. PostgreSQL
+    locks keys, not the database: the inner writer of another key goes ahead."""
+    monkeypatch.setattr(db_session, "TURN_TIMEOUT_SECONDS", 0.2)
+
+    async def write_inside_a_writer() -> None:
+        async with runtime.db.session() as outer:
+            await lock_writers(outer, 101, Job)
+            async with runtime.db.session() as inner:
+                await lock_writers(inner, 102, Job)
+
+    if runtime.db.is_sqlite:
+        with pytest.raises(OperationalError, match="other SQLite writers"):
+            await write_inside_a_writer()
+    else:
+        async with asyncio.timeout(5):
+            await write_inside_a_writer()
