@@ -134,6 +134,21 @@ async def lock_leased_job(session: AsyncSession, claim: Claim) -> Job | None:
     return await session.get(Job, claim.job_id, populate_existing=True)
 
 
+async def lock_for_step(session: AsyncSession, claim: Claim) -> Job | None:
+    """`lock_leased_job`, and the job still waits for the claimed step; else None.
+
+    (A cancel may have changed the job's next step since the claim: the lease is then
+    given back, in this transaction, and the step is not run.)
+    """
+    job = await lock_leased_job(session, claim)
+    if job is None:
+        return None
+    if job.next_step != claim.step:
+        release(job)
+        return None
+    return job
+
+
 async def renew_lease(session: AsyncSession, claim: Claim, *, until: datetime) -> bool:
     """Extend the lease; False when it is no longer ours."""
     renewed = await session.scalar(

@@ -171,11 +171,8 @@ async def _complete(
 async def _work(runtime: Runtime, claim: Claim) -> _Work | None:
     """What the comparison needs, read in one short transaction; None if not ours now."""
     async with runtime.db.session() as session:
-        parent = await leases.lock_leased_job(session, claim)
+        parent = await leases.lock_for_step(session, claim)
         if parent is None:
-            return None
-        if parent.next_step != claim.step:
-            leases.release(parent)
             return None
         current = federated.current_children(await federated.children_of(session, parent.id))
         completed = [child for child in current if child.status == JobStatus.COMPLETED.value]

@@ -59,11 +59,8 @@ class Context:
 
 async def load(runtime: Runtime, claim: Claim) -> Context | None:
     async with runtime.db.session() as session:
-        job = await leases.lock_leased_job(session, claim)
+        job = await leases.lock_for_step(session, claim)
         if job is None:
-            return None
-        if job.next_step != claim.step:
-            leases.release(job)
             return None
         service = await session.get(Service, job.service_id)
         assert service is not None  # a foreign key
