@@ -24,31 +24,35 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from alembic import command
+
+# Run as `python bench/api_reads.py`: the helpers next to it are importable.
+from _hub import (
+    bench_panel,
+    bench_service,
+    bootstrap_admin,
+    free_port,
+    hub_env,
+    login,
+    prepare_hub_database,
+    running_job,
+    started,
+)
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from imputehub.db import migrate
-from imputehub.db.models import Base, Job, JobInput, ReferencePanel, Service, StoredFile, User
-from imputehub.domain.jobs import JobStatus, Step
-
-PASSWORD = "benchmark password 0123"  # noqa: S105 - a throwaway local hub
+from imputehub.db.models import JobInput, StoredFile, User
+from imputehub.domain.jobs import Step
 
 BASELINE_APP = textwrap.dedent(
     """
@@ -129,23 +133,6 @@ class Figure:
     p99: float
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def prepare_hub_database(data_dir: Path) -> None:
-    """The schema, stamped as migrated, so `imputehub api` accepts it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "imputehub.db"
-    engine = create_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    command.stamp(migrate.alembic_config(f"sqlite+aiosqlite:///{path}"), "head")
-
-
 def seed_job(data_dir: Path, *, username: str, inputs: int) -> str:
     """A running job of `username` with `inputs` input files, as a worker leaves it after
     submission (not due: no worker would touch it). Returns its id."""
@@ -153,31 +140,10 @@ def seed_job(data_dir: Path, *, username: str, inputs: int) -> str:
     engine = create_engine(f"sqlite:///{data_dir / 'imputehub.db'}")
     with Session(engine) as session, session.begin():
         user = session.query(User).filter_by(username=username).one()
-        service = Service(
-            name="Bench service",
-            slug="bench",
-            api_type="michigan",
-            base_url="https://imputation.example.org",
-            supported_builds=["hg19"],
-            api_config={},
-            is_active=True,
-            health_status="healthy",
-            created_at=now,
-            updated_at=now,
-        )
+        service = bench_service(now)
         session.add(service)
         session.flush()
-        panel = ReferencePanel(
-            service_id=service.id,
-            slug="bench-panel",
-            panel_id="apps@bench@1.0.0",
-            display_name="Bench panel",
-            build="hg19",
-            populations=["mixed"],
-            is_active=True,
-            created_at=now,
-            updated_at=now,
-        )
+        panel = bench_panel(service.id, now)
         session.add(panel)
         files = [
             StoredFile(
@@ -193,19 +159,14 @@ def seed_job(data_dir: Path, *, username: str, inputs: int) -> str:
         ]
         session.add_all(files)
         session.flush()
-        job = Job(
-            user_id=user.id,
-            service_id=service.id,
-            reference_panel_id=panel.id,
+        job = running_job(
+            user.id,
+            service.id,
+            panel.id,
             name="bench job",
-            status=JobStatus.RUNNING.value,
+            now=now,
             progress=42.0,
-            build="hg19",
-            phasing="eagle",
             population="mixed",
-            mode="imputation",
-            created_at=now,
-            updated_at=now,
             submit_started_at=now,
             next_step=Step.POLL.value,
             next_run_at=now + timedelta(days=1),
@@ -221,61 +182,9 @@ def seed_job(data_dir: Path, *, username: str, inputs: int) -> str:
     return job_id
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"a server exited early; see {log}")
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"a server did not start; see {log}") from None
-            time.sleep(0.1)
-
-
-@contextmanager
-def started(args: list[str], *, env: dict[str, str], log: Path, probe: str) -> Iterator[None]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for(probe, process, log)
-        yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def hub_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPUTEHUB_")}
-    env.update(
-        IMPUTEHUB_DATA_DIR=str(data_dir),
-        IMPUTEHUB_ADMIN_USERNAME="admin",
-        IMPUTEHUB_ADMIN_PASSWORD=PASSWORD,
-        IMPUTEHUB_LOG_LEVEL="WARNING",
-        IMPUTEHUB_ENGINE_BOOTSTRAP="false",
-        # One caller at full speed is what the API rate limit exists to stop; measured here
-        # is what a read costs, so the limit is off.
-        IMPUTEHUB_RATE_LIMIT_API="0",
-    )
-    return env
-
-
-def bootstrap_admin(data_dir: Path, log: Path) -> None:
-    """`imputehub serve` once, briefly: it makes the first admin (then we stop it)."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "imputehub", "serve", "--port", str(port)]
-    with started(
-        cmd, env=hub_env(data_dir), log=log, probe=f"http://127.0.0.1:{port}/api/v1/health"
-    ):
-        pass
+# One caller at full speed is what the API rate limit exists to stop; measured here is what
+# a read costs, so the limit is off.
+NO_RATE_LIMIT = {"IMPUTEHUB_RATE_LIMIT_API": "0"}
 
 
 _WRK_TIME = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
@@ -353,14 +262,13 @@ def main() -> None:
                 probe=f"{baseline_base}/docs",
             ),
             started(
-                hub_cmd, env=hub_env(data_dir), log=work / "api.log", probe=f"{base}/api/v1/health"
+                hub_cmd,
+                env=hub_env(data_dir, **NO_RATE_LIMIT),
+                log=work / "api.log",
+                probe=f"{base}/api/v1/health",
             ),
         ):
-            login = httpx.post(
-                f"{base}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}
-            )
-            login.raise_for_status()
-            token = login.json()["access_token"]
+            token = login(base)
             targets = {
                 "baseline: one row per request": (f"{baseline_base}/item/{job_id}", ""),
                 "hub: GET /api/v1/jobs/{id}/progress": (

@@ -17,9 +17,8 @@ p99(N) / p50(1): how much a creation waits for the others. A benchmark, never a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
-import random
 import shutil
 import subprocess
 import sys
@@ -29,21 +28,25 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-from alembic import command
-
-# Run as `python bench/job_creation.py`: the sibling benchmark is importable.
-from api_reads import PASSWORD, free_port, started
+# Run as `python bench/job_creation.py`: the helpers next to it are importable.
+from _hub import (
+    bench_panel,
+    bench_service,
+    free_port,
+    hub_env,
+    postgres_database,
+    prepare_database,
+    started,
+)
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
+from tests.support.vcf import make_vcf  # _hub put the repository root on sys.path
 
 from imputehub.accounts import tokens
-from imputehub.db import migrate
-from imputehub.db.models import ApiToken, Base, ReferencePanel, Service, StoredFile, User
-from imputehub.files import bgzf
+from imputehub.db.models import ApiToken, StoredFile, User
 from imputehub.files.vcf_check import check_bytes
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 LOADGEN = textwrap.dedent(
     """
@@ -80,67 +83,19 @@ LOADGEN = textwrap.dedent(
 )
 
 
-def small_vcf() -> bytes:
-    """A bgzipped, phased hg19 chr20 VCF: 20 samples, 50 variants."""
-    rng = random.Random(1)
-    names = [f"S{i}" for i in range(20)]
-    lines = [
-        "##fileformat=VCFv4.2",
-        "##contig=<ID=20,length=63025520>",
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"])
-        + "\t"
-        + "\t".join(names),
-    ]
-    for i in range(50):
-        genotypes = [f"{rng.randint(0, 1)}|{rng.randint(0, 1)}" for _ in names]
-        fields = ["20", str(60_000 + 100 * i), ".", "A", "G", ".", "PASS", ".", "GT"]
-        lines.append("\t".join(fields + genotypes))
-    return bgzf.compress(("\n".join(lines) + "\n").encode())
-
-
-def prepare(url: str) -> None:
-    """The schema from the models, stamped as migrated (`imputehub api` checks it)."""
-    engine = create_engine(url.replace("+aiosqlite", ""))
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    command.stamp(migrate.alembic_config(url), "head")
-
-
 def seed(url: str, data_dir: Path, *, clients: int) -> list[dict[str, object]]:
     """A service, its panel, and per client a user with an API token and an input file."""
     now = datetime.now(UTC)
-    content = small_vcf()
+    content = make_vcf()  # 20 phased samples, 50 variants of hg19 chr20
     report = check_bytes([content]).to_dict()
     (data_dir / "storage" / "inputs").mkdir(parents=True, exist_ok=True)
     engine = create_engine(url.replace("+aiosqlite", ""))
     out: list[dict[str, object]] = []
     with Session(engine) as session, session.begin():
-        service = Service(
-            name="Bench service",
-            slug="bench",
-            api_type="michigan",
-            base_url="https://imputation.example.org",
-            supported_builds=["hg19"],
-            api_config={},
-            is_active=True,
-            health_status="healthy",
-            created_at=now,
-            updated_at=now,
-        )
+        service = bench_service(now)
         session.add(service)
         session.flush()
-        panel = ReferencePanel(
-            service_id=service.id,
-            slug="bench-panel",
-            panel_id="apps@bench@1.0.0",
-            display_name="Bench panel",
-            build="hg19",
-            populations=["mixed"],
-            is_active=True,
-            created_at=now,
-            updated_at=now,
-        )
+        panel = bench_panel(service.id, now)
         session.add(panel)
         session.flush()
         for i in range(clients):
@@ -205,24 +160,16 @@ def drive(url: str, clients: list[dict[str, object]], jobs: int) -> dict[str, fl
 def run(database: str, work: Path, *, clients: int, jobs: int) -> None:
     data_dir = work / database
     data_dir.mkdir(parents=True)
-    pg_name = f"imputehub_bench_{uuid.uuid4().hex[:8]}"
-    if database == "sqlite":
-        url = f"sqlite+aiosqlite:///{data_dir / 'imputehub.db'}"
-    else:
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{pg_name}"')
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_name}"
-    try:
-        prepare(url)
+    with contextlib.ExitStack() as stack:
+        if database == "sqlite":
+            url = f"sqlite+aiosqlite:///{data_dir / 'imputehub.db'}"
+        else:
+            url = stack.enter_context(postgres_database(PG_SERVER))
+        prepare_database(url)
         everyone = seed(url, data_dir, clients=clients)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMPUTEHUB_")}
-        env.update(
-            IMPUTEHUB_DATA_DIR=str(data_dir),
+        env = hub_env(
+            data_dir,
             IMPUTEHUB_DATABASE_URL=url,
-            IMPUTEHUB_ADMIN_USERNAME="admin",
-            IMPUTEHUB_ADMIN_PASSWORD=PASSWORD,
-            IMPUTEHUB_LOG_LEVEL="WARNING",
-            IMPUTEHUB_ENGINE_BOOTSTRAP="false",
             IMPUTEHUB_RATE_LIMIT_API="0",  # measured: the cost of a creation, not the limit
             IMPUTEHUB_MAX_ACTIVE_JOBS_PER_USER=str(10 * jobs + 10),
         )
@@ -241,10 +188,6 @@ def run(database: str, work: Path, *, clients: int, jobs: int) -> None:
             f"p99({clients})/p50(1) = {crowd['p99'] / alone['p50']:.1f}",
             flush=True,
         )
-    finally:
-        if database != "sqlite":
-            with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -24,16 +24,15 @@ import asyncio
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
-from sqlalchemy.engine import make_url
+# Run as `python bench/outbox.py`: the helpers next to it are importable.
+from _hub import bench_panel, bench_service, postgres_database, running_job
 
 from imputehub.clock import SystemClock
 from imputehub.config import Settings
 from imputehub.db.migrate import upgrade
-from imputehub.db.models import Job, JobStatusUpdate, ReferencePanel, Service, User
+from imputehub.db.models import Job, JobStatusUpdate, User
 from imputehub.domain.jobs import JobStatus
 from imputehub.notify import outbox
 from imputehub.runtime import Runtime, build_runtime
@@ -42,39 +41,18 @@ DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 MODES = ("status only", "+ event", "+ event, no lock")
 
 
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def _seed(runtime: Runtime, writers: int) -> list[str]:
     now = runtime.clock.now()
     async with runtime.db.session() as session:
         user = User(username="bench", password_hash="!", created_at=now, updated_at=now)  # noqa: S106
-        service = Service(
-            name="bench", slug="bench", api_type="michigan", base_url="https://x.example",
-            created_at=now, updated_at=now,
-        )  # fmt: skip
+        service = bench_service(now)
         session.add_all([user, service])
         await session.flush()
-        panel = ReferencePanel(
-            service_id=service.id, slug="p", panel_id="p", display_name="p", build="hg19",
-            created_at=now, updated_at=now,
-        )  # fmt: skip
+        panel = bench_panel(service.id, now)
         session.add(panel)
         await session.flush()
         jobs = [
-            Job(
-                user_id=user.id,
-                service_id=service.id,
-                reference_panel_id=panel.id,
-                name=f"job {i}",
-                build="hg19",
-                phasing="eagle",
-                mode="imputation",
-                status="running",
-                created_at=now,
-                updated_at=now,
-            )
+            running_job(user.id, service.id, panel.id, name=f"job {i}", now=now)
             for i in range(writers)
         ]
         session.add_all(jobs)
@@ -133,16 +111,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    name = f"imputehub_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_libpq(args.database_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with postgres_database(args.database_url) as url:
         upgrade(url)  # alembic runs its own event loop: before ours
         rates = asyncio.run(measure(url, args.writers, args.changes, args.repeat))
-    finally:
-        with psycopg.connect(_libpq(args.database_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     print(
         f"{args.writers} writers x {args.changes} status changes, PostgreSQL, "

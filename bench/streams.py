@@ -28,31 +28,38 @@ import asyncio
 import contextlib
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
-from sqlalchemy.engine import make_url
+
+# Run as `python bench/streams.py`: the helpers next to it are importable.
+from _hub import (
+    REPO,
+    bench_panel,
+    bench_service,
+    free_port,
+    hub_env,
+    postgres_database,
+    running_job,
+    started,
+)
 
 from imputehub.accounts import api_tokens
 from imputehub.clock import SystemClock
 from imputehub.config import Settings
 from imputehub.db.migrate import upgrade
-from imputehub.db.models import Job, ReferencePanel, Service, User
+from imputehub.db.models import Job, User
 from imputehub.domain.jobs import JobStatus
 from imputehub.notify import outbox
 from imputehub.runtime import Runtime, build_runtime
 
-REPO = Path(__file__).resolve().parent.parent
 # The last commit with one database poller per stream (before notify/event_feed.py).
 PRE_CHANGE = "0513f89d8f160a468d91ec41ee00670f554ecfde"
 SECRET = "s" * 40
@@ -111,16 +118,10 @@ async def seed(runtime: Runtime, users: int) -> Seeded:
     now = runtime.clock.now()
     found = Seeded(tokens=[], users=[], jobs=[])
     async with runtime.db.session() as session:
-        service = Service(
-            name="bench", slug="bench", api_type="michigan", base_url="https://x.example",
-            created_at=now, updated_at=now,
-        )  # fmt: skip
+        service = bench_service(now)
         session.add(service)
         await session.flush()
-        panel = ReferencePanel(
-            service_id=service.id, slug="p", panel_id="p", display_name="p", build="hg19",
-            created_at=now, updated_at=now,
-        )  # fmt: skip
+        panel = bench_panel(service.id, now)
         session.add(panel)
         await session.flush()
         for n in range(users):
@@ -128,11 +129,7 @@ async def seed(runtime: Runtime, users: int) -> Seeded:
             session.add(user)
             await session.flush()
             made = await api_tokens.create_token(session, user, name="bench", now=now)
-            job = Job(
-                user_id=user.id, service_id=service.id, reference_panel_id=panel.id,
-                name=f"job {n}", build="hg19", phasing="eagle", mode="imputation",
-                status="running", created_at=now, updated_at=now,
-            )  # fmt: skip
+            job = running_job(user.id, service.id, panel.id, name=f"job {n}", now=now)
             session.add(job)
             await session.flush()
             found.tokens.append(made.token)
@@ -216,54 +213,26 @@ class Streams:
                     self.user_events += 1
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def api_process(
     data_dir: Path, database_url: str, pythonpath: Path | None, log: Path
 ) -> Iterator[Hub]:
     port = free_port()
     counter = data_dir / f"queries-{port}"
-    env = os.environ | {
-        "IMPUTEHUB_DATA_DIR": str(data_dir),
-        "IMPUTEHUB_DATABASE_URL": database_url,
-        "IMPUTEHUB_SECRET_KEY": SECRET,
-        "IMPUTEHUB_MAX_STREAMS_PER_USER": "100000",
-        "IMPUTEHUB_RATE_LIMIT_API": "0",  # 1,000 opens from one address within seconds
-        "IMPUTEHUB_LOG_LEVEL": "WARNING",
-    }
+    env = hub_env(
+        data_dir,
+        IMPUTEHUB_DATABASE_URL=database_url,
+        IMPUTEHUB_SECRET_KEY=SECRET,
+        IMPUTEHUB_MAX_STREAMS_PER_USER="100000",
+        IMPUTEHUB_RATE_LIMIT_API="0",  # 1,000 opens from one address within seconds
+    )
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", WRAPPER, str(counter), "api", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=env, stdout=out, stderr=out,
-        )  # fmt: skip
-    hub = Hub(process=process, url=f"http://127.0.0.1:{port}", counter=counter)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("the API process ended: " + log.read_text()[-2000:])
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"{hub.url}/api/v1/health", timeout=1)  # any answer: it listens
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the API process did not start: " + log.read_text()[-2000:])
-            time.sleep(0.2)
-        yield hub
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-c", WRAPPER, str(counter), "api", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port)]
+    with started(cmd, env=env, log=log, probe=f"{url}/api/v1/health") as process:
+        yield Hub(process=process, url=url, counter=counter)
 
 
 @dataclass
@@ -352,32 +321,18 @@ def extract(ref: str, into: Path) -> Path:
 @contextlib.contextmanager
 def database(url: str | None, tmp: Path) -> Iterator[Iterator[str]]:
     """A fresh database per design: SQLite files in `tmp`, or new PostgreSQL databases."""
-    made: list[str] = []
+    with contextlib.ExitStack() as made:
 
-    def fresh() -> Iterator[str]:
-        n = 0
-        while True:
-            n += 1
-            if url is None:
-                yield f"sqlite+aiosqlite:///{tmp}/hub{n}.db"
-                continue
-            name = f"imputehub_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(_libpq(url), autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            made.append(name)
-            yield make_url(url).set(database=name).render_as_string(hide_password=False)
+        def fresh() -> Iterator[str]:
+            n = 0
+            while True:
+                n += 1
+                if url is None:
+                    yield f"sqlite+aiosqlite:///{tmp}/hub{n}.db"
+                else:
+                    yield made.enter_context(postgres_database(url))
 
-    try:
         yield fresh()
-    finally:
-        if url is not None:
-            with psycopg.connect(_libpq(url), autocommit=True) as conn:
-                for name in made:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -33,8 +33,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,17 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-from alembic import command
-from sqlalchemy import create_engine
+# Run as `python bench/upload.py`: the helpers next to it are importable.
+from _hub import free_port, hub_env, login, prepare_hub_database, started
 
 from imputehub.cli.client import HubClient, HubError
 from imputehub.cli.transfer import PartPlan, PartSender, hash_range
 from imputehub.cli.upload import parse_size
-from imputehub.db import migrate
-from imputehub.db.models import Base
 
-PASSWORD = "benchmark password 0123"  # noqa: S105 - a throwaway local hub
 BLOCK = 64 * 1024 * 1024
 T = TypeVar("T")
 
@@ -76,71 +70,15 @@ def make_random_file(path: Path, size: int) -> None:
             left -= out.write(block[: min(len(block), left)])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def prepare_database(data_dir: Path) -> None:
-    """The schema built from the models and stamped as migrated, so `serve` finds it current
-    whether or not the newest tables have their migration yet."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "imputehub.db"
-    engine = create_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    command.stamp(migrate.alembic_config(f"sqlite+aiosqlite:///{path}"), "head")
-
-
 @contextmanager
 def running_hub(data_dir: Path, log: Path) -> Iterator[Hub]:
     """`imputehub serve` on a fresh data dir (SQLite, local storage), logged in as admin."""
-    prepare_database(data_dir)
+    prepare_hub_database(data_dir)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPUTEHUB_")}
-    env.update(
-        IMPUTEHUB_DATA_DIR=str(data_dir),
-        IMPUTEHUB_ADMIN_USERNAME="admin",
-        IMPUTEHUB_ADMIN_PASSWORD=PASSWORD,
-        IMPUTEHUB_LOG_LEVEL="WARNING",
-        # No demo panel simulation competing for the CPU while the upload is timed.
-        IMPUTEHUB_ENGINE_BOOTSTRAP="false",
-    )
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "imputehub", "serve", "--port", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit("the hub exited early:\n" + log.read_text(errors="replace"))
-            try:
-                httpx.get(f"{url}/api/v1/health", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the hub did not start; see {log}") from None
-                time.sleep(0.1)
-        login = httpx.post(
-            f"{url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}
-        )
-        login.raise_for_status()
-        yield Hub(process=process, url=url, token=login.json()["access_token"])
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    cmd = [sys.executable, "-m", "imputehub", "serve", "--port", str(port)]
+    with started(cmd, env=hub_env(data_dir), log=log, probe=f"{url}/api/v1/health") as process:
+        yield Hub(process=process, url=url, token=login(url))
 
 
 def timed(run: Callable[[], T]) -> tuple[float, T]:

@@ -40,31 +40,28 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
+
+# Run as `python bench/worker_polls.py`: the helpers next to it are importable.
+from _hub import free_port, libpq, postgres_database, running_job
 from sqlalchemy.engine import make_url
+from tests.support import factories  # _hub put the repository root on sys.path
 
 from imputehub.clock import SystemClock
 from imputehub.config import Settings
 from imputehub.connectors.michigan import states
 from imputehub.db.migrate import upgrade
-from imputehub.db.models import Job, JobStatusUpdate
+from imputehub.db.models import JobStatusUpdate
 from imputehub.domain import jobs as rules
 from imputehub.domain.jobs import JobStatus, Step
 from imputehub.registry.credentials import PLATFORM
 from imputehub.runtime import Runtime, build_runtime
 from imputehub.worker.quiet_polls import running_message
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the row factories live in tests/support
-
-from tests.support import factories  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TOKEN = "bench-token"  # noqa: S105 - the stand-in server's API token
@@ -230,19 +227,15 @@ async def seed(runtime: Runtime, jobs: int, interval: float, port: int) -> None:
     for first in range(0, jobs, 1000):
         async with runtime.db.session() as session:
             batch = [
-                Job(
-                    user_id=user.id,
-                    service_id=service.id,
-                    reference_panel_id=panel.id,
+                running_job(
+                    user.id,
+                    service.id,
+                    panel.id,
                     name=f"bench job {n}",
-                    status=JobStatus.RUNNING.value,
+                    now=now,
                     progress=progress,
                     build=panel.build,
-                    phasing="eagle",
                     population="mixed",
-                    mode="imputation",
-                    created_at=now,
-                    updated_at=now,
                     started_at=now,
                     submit_started_at=now,
                     external_job_id=f"job-bench-{n}",
@@ -371,12 +364,8 @@ def main() -> None:
         serve(args.serve, args.record)
         return
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    name = f"imputehub_bench_{uuid.uuid4().hex[:8]}"
-    libpq = make_url(args.database).set(drivername="postgresql").render_as_string(False)
-    url = make_url(args.database).set(database=name).render_as_string(hide_password=False)
+    port = free_port()
+    server_libpq = libpq(args.database)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         records = [folder / f"server-{n}.txt" for n in range(args.server_processes)]
@@ -386,60 +375,58 @@ def main() -> None:
             )
             for record in records
         ]
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
         worker: subprocess.Popen[bytes] | None = None
-        try:
-            upgrade(url)  # alembic runs its own event loop: before ours
-            settings = Settings.from_environ(
-                {}, data_dir=folder, database_url=url, secret_key=SECRET_KEY
-            )
+        with postgres_database(args.database) as url:
+            name = str(make_url(url).database)
+            try:
+                upgrade(url)  # alembic runs its own event loop: before ours
+                settings = Settings.from_environ(
+                    {}, data_dir=folder, database_url=url, secret_key=SECRET_KEY
+                )
 
-            async def prepare() -> None:
-                runtime = build_runtime(settings, clock=SystemClock())
-                try:
-                    await seed(runtime, args.jobs, args.interval, port)
-                finally:
-                    await runtime.close()
+                async def prepare() -> None:
+                    runtime = build_runtime(settings, clock=SystemClock())
+                    try:
+                        await seed(runtime, args.jobs, args.interval, port)
+                    finally:
+                        await runtime.close()
 
-            asyncio.run(prepare())
-            wait_for_server(port, servers)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("IMPUTEHUB_")}
-            env.update(
-                IMPUTEHUB_DATA_DIR=str(folder),
-                IMPUTEHUB_DATABASE_URL=url,
-                IMPUTEHUB_SECRET_KEY=SECRET_KEY,
-                IMPUTEHUB_POLL_INTERVAL_SECONDS=str(args.interval),
-                IMPUTEHUB_LOG_FORMAT="text",
-            )
-            env.update(item.split("=", 1) for item in args.worker_env)
-            log = args.worker_log or folder / "worker.log"
-            worker = start_worker(env, log)
-            began = time.time()
-            warmup = min(args.interval, args.duration / 3)
-            time.sleep(warmup)
-            first = Snapshot(libpq, name, worker.pid, [s.pid for s in servers])
-            time.sleep(max(args.duration - warmup, 1.0))
-            last = Snapshot(libpq, name, worker.pid, [s.pid for s in servers])
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=90)
-            worker_errors = [
-                line
-                for line in log.read_text(errors="replace").splitlines()
-                if "ERROR" in line or "Traceback" in line
-            ]
-            per_request, base_rate = asyncio.run(
-                baseline(port, args.baseline_requests, args.baseline_concurrency)
-            )
-        finally:
-            if worker is not None and worker.poll() is None:
-                worker.kill()
-            for server in servers:
-                server.send_signal(signal.SIGTERM)
-            for server in servers:
-                server.wait(timeout=60)
-            with psycopg.connect(libpq, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                asyncio.run(prepare())
+                wait_for_server(port, servers)
+                env = {k: v for k, v in os.environ.items() if not k.startswith("IMPUTEHUB_")}
+                env.update(
+                    IMPUTEHUB_DATA_DIR=str(folder),
+                    IMPUTEHUB_DATABASE_URL=url,
+                    IMPUTEHUB_SECRET_KEY=SECRET_KEY,
+                    IMPUTEHUB_POLL_INTERVAL_SECONDS=str(args.interval),
+                    IMPUTEHUB_LOG_FORMAT="text",
+                )
+                env.update(item.split("=", 1) for item in args.worker_env)
+                log = args.worker_log or folder / "worker.log"
+                worker = start_worker(env, log)
+                began = time.time()
+                warmup = min(args.interval, args.duration / 3)
+                time.sleep(warmup)
+                first = Snapshot(server_libpq, name, worker.pid, [s.pid for s in servers])
+                time.sleep(max(args.duration - warmup, 1.0))
+                last = Snapshot(server_libpq, name, worker.pid, [s.pid for s in servers])
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=90)
+                worker_errors = [
+                    line
+                    for line in log.read_text(errors="replace").splitlines()
+                    if "ERROR" in line or "Traceback" in line
+                ]
+                per_request, base_rate = asyncio.run(
+                    baseline(port, args.baseline_requests, args.baseline_concurrency)
+                )
+            finally:
+                if worker is not None and worker.poll() is None:
+                    worker.kill()
+                for server in servers:
+                    server.send_signal(signal.SIGTERM)
+                for server in servers:
+                    server.wait(timeout=60)
         polls = read_polls(records)
 
     window = last.at - first.at

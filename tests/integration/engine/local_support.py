@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,26 @@ from imputehub.config import Settings
 from imputehub.connectors.local.runs import RunDir, RunState
 from imputehub.db.models import Job, ReferencePanel, Service
 from imputehub.domain.jobs import TERMINAL, JobStatus
-from imputehub.engine.demo import DemoPanel
+from imputehub.engine.demo import DemoPanel, simulate_demo_panel
 from imputehub.engine.panel_store import PANEL_VCF, PanelMeta, PanelStore
 from imputehub.runtime import Runtime, build_runtime
 from imputehub.worker.loop import Worker
+from tests.integration.worker.processes import WorkerProcess, start_worker, wait_until
 from tests.integration.worker.support import load_job
 from tests.support import factories
+
+# The engine's settings in these tests: runs followed closely, Beagle small enough for CI.
+LOCAL_ENGINE: dict[str, Any] = {
+    "engine_poll_interval_seconds": 0.1,
+    "engine_heap_mb": 1024,
+    "engine_threads": 1,
+}
+
+
+def long_demo_panel(folder: Path, length: int) -> DemoPanel:
+    """`length` bp of the demo panel with 20 targets in `folder`: Beagle runs for seconds on
+    them, time to act while it runs."""
+    return simulate_demo_panel(folder, length=length, target_samples=20)
 
 
 def install_panel(engine_dir: Path, demo: DemoPanel, panel_id: str = "demo") -> PanelMeta:
@@ -47,12 +62,7 @@ async def local_hub(
     settings: Settings, clock: FakeClock, **overrides: Any
 ) -> AsyncIterator[Runtime]:
     """A hub whose connectors are the real ones (the local engine among them)."""
-    values: dict[str, Any] = {
-        "engine_poll_interval_seconds": 0.1,
-        "engine_heap_mb": 1024,
-        "engine_threads": 1,
-    }
-    values.update(overrides)
+    values = {**LOCAL_ENGINE, **overrides}
     runtime = build_runtime(settings.model_copy(update=values), clock=clock)
     try:
         yield runtime
@@ -87,6 +97,40 @@ async def local_job(
         phasing="beagle",
         **fields,
     )
+
+
+async def demo_job(hub: Runtime, demo: DemoPanel, user_id: str) -> Job:
+    """A job of `user_id` imputing `demo`'s targets against `demo`, installed in the engine."""
+    install_panel(hub.settings.resolved_engine_dir, demo)
+    return await local_job(hub, user_id, [("study.vcf.gz", demo.targets.read_bytes())])
+
+
+@dataclass
+class WorkerProcesses:
+    """`imputehub worker` processes of one hub: its settings with LOCAL_ENGINE and then
+    `engine` on top, one fake connector state and one log folder under `tmp_path`."""
+
+    settings: Settings
+    tmp_path: Path
+    engine: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, label: str) -> WorkerProcess:
+        state, logs = self.tmp_path / "fake.json", self.tmp_path / "logs"
+        engine = {**LOCAL_ENGINE, **self.engine}
+        return start_worker(self.settings, state, label, logs, **engine)
+
+    async def finish(self, hub: Runtime, job_id: str) -> Job:
+        """A new worker ("survivor") until the job ends, then stopped cleanly: the job."""
+        survivor = self.start("survivor")
+        try:
+
+            async def finished() -> bool:
+                return JobStatus((await load_job(hub, job_id)).status) in TERMINAL
+
+            await wait_until(finished, workers=[survivor], what="the job to finish", within=240)
+        finally:
+            assert survivor.stop() == 0, survivor.output()
+        return await load_job(hub, job_id)
 
 
 def run_dir(hub: Runtime, job_id: str) -> RunDir:

@@ -16,25 +16,25 @@ from imputehub.clock import FakeClock
 from imputehub.config import Settings
 from imputehub.connectors.local.runs import process_started
 from imputehub.db.models import Service, User
-from imputehub.domain.jobs import TERMINAL
 from imputehub.engine.accuracy import dosage_r2
-from imputehub.engine.demo import DemoPanel, simulate_demo_panel
+from imputehub.engine.demo import DemoPanel
 from imputehub.engine.pipeline import IMPUTATION, QUALITY_CONTROL, SUMMARY, VALIDATION
 from imputehub.engine.tools import check_tools
 from imputehub.registry.health import run_health_check
 from imputehub.runtime import Runtime
 from imputehub.worker.loop import Worker
 from tests.integration.engine.local_support import (
+    WorkerProcesses,
+    demo_job,
     drive,
     install_panel,
     local_hub,
     local_job,
+    long_demo_panel,
     run_dir,
     wait_for_beagle,
 )
-from tests.integration.worker.processes import start_worker, wait_until
 from tests.integration.worker.support import (
-    load_job,
     request_cancel,
     result_files,
     status_updates,
@@ -49,16 +49,9 @@ def _tools_installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoPanel:
-    return simulate_demo_panel(tmp_path_factory.mktemp("demo"))
-
-
-@pytest.fixture(scope="module")
 def long_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoPanel:
     """A longer stretch, so Beagle runs for seconds: time to cancel or kill it mid-run."""
-    return simulate_demo_panel(
-        tmp_path_factory.mktemp("long-demo"), length=12_000_000, target_samples=20
-    )
+    return long_demo_panel(tmp_path_factory.mktemp("long-demo"), 12_000_000)
 
 
 @pytest.fixture
@@ -188,9 +181,7 @@ async def test_cancelling_mid_run_stops_beagle_and_removes_the_run(
     settings: Settings, clock: FakeClock, long_demo: DemoPanel
 ) -> None:
     async with local_hub(settings, clock) as hub:
-        install_panel(hub.settings.resolved_engine_dir, long_demo)
-        user_id = await _user(hub)
-        job = await local_job(hub, user_id, [("study.vcf.gz", long_demo.targets.read_bytes())])
+        job = await demo_job(hub, long_demo, await _user(hub))
         worker = Worker(hub)
         await worker.run_once()  # submit: stage, start the runner
         run = run_dir(hub, job.id)
@@ -213,9 +204,7 @@ async def test_a_run_whose_process_died_is_restarted_and_completes(
     settings: Settings, clock: FakeClock, long_demo: DemoPanel
 ) -> None:
     async with local_hub(settings, clock) as hub:
-        install_panel(hub.settings.resolved_engine_dir, long_demo)
-        user_id = await _user(hub)
-        job = await local_job(hub, user_id, [("study.vcf.gz", long_demo.targets.read_bytes())])
+        job = await demo_job(hub, long_demo, await _user(hub))
         worker = Worker(hub)
         await worker.run_once()
         run = run_dir(hub, job.id)
@@ -240,9 +229,7 @@ async def test_a_missing_tool_makes_the_engine_unhealthy_and_fails_jobs_plainly(
     settings: Settings, clock: FakeClock, demo: DemoPanel, tmp_path: Path
 ) -> None:
     async with local_hub(settings, clock, beagle_jar=tmp_path / "missing" / "beagle.jar") as hub:
-        install_panel(hub.settings.resolved_engine_dir, demo)
-        user_id = await _user(hub)
-        job = await local_job(hub, user_id, [("study.vcf.gz", demo.targets.read_bytes())])
+        job = await demo_job(hub, demo, await _user(hub))
         # The hub's own health check of the service records it unhealthy, naming the fix.
         result = await run_health_check(hub, job.service_id)
         assert result.status == "unhealthy"
@@ -263,14 +250,10 @@ async def test_a_missing_tool_makes_the_engine_unhealthy_and_fails_jobs_plainly(
 async def test_a_worker_killed_mid_run_leaves_the_run_going_and_another_worker_finishes_it(
     settings: Settings, clock: FakeClock, long_demo: DemoPanel, tmp_path: Path
 ) -> None:
-    engine = {"engine_poll_interval_seconds": 0.1, "engine_heap_mb": 1024, "engine_threads": 1}
     async with local_hub(settings, clock) as hub:
-        install_panel(hub.settings.resolved_engine_dir, long_demo)
-        user_id = await _user(hub)
-        job = await local_job(hub, user_id, [("study.vcf.gz", long_demo.targets.read_bytes())])
-        logs = tmp_path / "logs"
-        fake_state = tmp_path / "fake.json"
-        doomed = start_worker(settings, fake_state, "doomed", logs, **engine)
+        job = await demo_job(hub, long_demo, await _user(hub))
+        workers = WorkerProcesses(settings, tmp_path)
+        doomed = workers.start("doomed")
         run = run_dir(hub, job.id)
         try:
             state = await wait_for_beagle(run)
@@ -280,17 +263,7 @@ async def test_a_worker_killed_mid_run_leaves_the_run_going_and_another_worker_f
         # The run is not the worker's child in any way that dies with it.
         assert process_started(state.pid) == state.pid_started
 
-        survivor = start_worker(settings, fake_state, "survivor", logs, **engine)
-        try:
-
-            async def finished() -> bool:
-                return (await load_job(hub, job.id)).status in TERMINAL
-
-            await wait_until(finished, workers=[survivor], what="the job to finish", within=240)
-        finally:
-            assert survivor.stop() == 0, survivor.output()
-
-        done = await load_job(hub, job.id)
+        done = await workers.finish(hub, job.id)
         assert done.status == "completed", done.error_message
         assert not any("restarting" in line for line in done.service_logs)  # adopted, not rerun
         names = {f.filename for f in await result_files(hub, job.id)}

@@ -20,18 +20,19 @@ from imputehub.connectors.local.runs import RunDir, RunState, hostname, process_
 from imputehub.connectors.local.watch import wait_for_end
 from imputehub.db.models import User
 from imputehub.domain.jobs import TERMINAL, JobStatus
-from imputehub.engine.demo import DemoPanel, simulate_demo_panel
+from imputehub.engine.demo import DemoPanel
 from imputehub.engine.tools import check_tools
 from imputehub.runtime import Runtime
 from imputehub.worker.loop import Worker
 from tests.integration.engine.local_support import (
-    install_panel,
+    WorkerProcesses,
+    demo_job,
     local_hub,
-    local_job,
+    long_demo_panel,
     run_dir,
     wait_for_beagle,
 )
-from tests.integration.worker.processes import start_worker, wait_until
+from tests.integration.worker.processes import wait_until
 from tests.integration.worker.support import load_job, result_files
 
 TOOLS = check_tools()
@@ -45,16 +46,9 @@ HOURLY = {
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoPanel:
-    return simulate_demo_panel(tmp_path_factory.mktemp("demo"))
-
-
-@pytest.fixture(scope="module")
 def long_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoPanel:
     """Beagle runs for seconds: time to kill the worker mid-run."""
-    return simulate_demo_panel(
-        tmp_path_factory.mktemp("long-demo"), length=8_000_000, target_samples=20
-    )
+    return long_demo_panel(tmp_path_factory.mktemp("long-demo"), 8_000_000)
 
 
 async def _user(hub: Runtime) -> str:
@@ -79,8 +73,7 @@ async def test_with_hourly_polls_a_job_still_completes_when_its_run_ends(
     settings: Settings, clock: FakeClock, demo: DemoPanel
 ) -> None:
     async with local_hub(settings, clock, **HOURLY) as hub:
-        install_panel(hub.settings.resolved_engine_dir, demo)
-        job = await local_job(hub, await _user(hub), [("study.vcf.gz", demo.targets.read_bytes())])
+        job = await demo_job(hub, demo, await _user(hub))
         stop = asyncio.Event()
         worker = asyncio.create_task(Worker(hub).run(stop))
         try:
@@ -105,14 +98,10 @@ async def test_with_hourly_polls_a_job_still_completes_when_its_run_ends(
 async def test_a_worker_restarted_mid_run_still_learns_of_its_end(
     settings: Settings, clock: FakeClock, long_demo: DemoPanel, tmp_path: Path
 ) -> None:
-    engine = {**HOURLY, "engine_heap_mb": 1024, "engine_threads": 1}
     async with local_hub(settings, clock) as hub:
-        install_panel(hub.settings.resolved_engine_dir, long_demo)
-        user_id = await _user(hub)
-        job = await local_job(hub, user_id, [("study.vcf.gz", long_demo.targets.read_bytes())])
-        logs = tmp_path / "logs"
-        fake_state = tmp_path / "fake.json"
-        doomed = start_worker(settings, fake_state, "doomed", logs, **engine)
+        job = await demo_job(hub, long_demo, await _user(hub))
+        workers = WorkerProcesses(settings, tmp_path, HOURLY)
+        doomed = workers.start("doomed")
         run = run_dir(hub, job.id)
         try:
             await wait_for_beagle(run)
@@ -127,17 +116,7 @@ async def test_a_worker_restarted_mid_run_still_learns_of_its_end(
             doomed.kill()  # no clean stop: its watch of the run dies with it
         assert not run.state().final  # the run goes on without a worker watching it
 
-        survivor = start_worker(settings, fake_state, "survivor", logs, **engine)
-        try:
-
-            async def finished() -> bool:
-                return (await load_job(hub, job.id)).status in TERMINAL
-
-            await wait_until(finished, workers=[survivor], what="the job to finish", within=240)
-        finally:
-            assert survivor.stop() == 0, survivor.output()
-
-        done = await load_job(hub, job.id)
+        done = await workers.finish(hub, job.id)
         assert done.status == "completed", done.error_message
         assert not any("restarting" in line for line in done.service_logs)  # adopted, not rerun
         names = {f.filename for f in await result_files(hub, job.id)}
