@@ -8,7 +8,11 @@ asyncio + httpx load generator in its own process: each client creates jobs from
 one after another, on its own keep-alive connection.
 
 Prints p50 and p99 of a creation with 1 client, then with N clients at once, and the ratio
-p99(N) / p50(1): how much a creation waits for the others. A benchmark, never a test:
+p99(N) / p50(1): how much a creation waits for the others. Each is run with one API process,
+then with two sharing the clients (`--api-processes`; client i talks to process i mod n, as
+a load balancer would spread them): the scale-out the hub is built for, on both databases.
+The jobs of each run stay in the database (a user's active-job limit is raised to allow it).
+A benchmark, never a test:
 
     python bench/job_creation.py                          # 200 jobs per client, 8 clients
     python bench/job_creation.py --jobs 30 --databases sqlite
@@ -53,10 +57,10 @@ LOADGEN = textwrap.dedent(
     import asyncio, json, sys, time
     import httpx
 
-    url, clients, jobs = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    clients, jobs = json.loads(sys.argv[1]), int(sys.argv[2])
 
 
-    async def client(token, body, latencies):
+    async def client(url, token, body, latencies):
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(timeout=60) as http:
             for i in range(jobs):
@@ -69,7 +73,9 @@ LOADGEN = textwrap.dedent(
 
     async def main():
         latencies = []
-        await asyncio.gather(*(client(c["token"], c["body"], latencies) for c in clients))
+        await asyncio.gather(
+            *(client(c["url"], c["token"], c["body"], latencies) for c in clients)
+        )
         latencies.sort()
         print(json.dumps({
             "p50": latencies[len(latencies) // 2],
@@ -148,8 +154,11 @@ def seed(url: str, data_dir: Path, *, clients: int) -> list[dict[str, object]]:
     return out
 
 
-def drive(url: str, clients: list[dict[str, object]], jobs: int) -> dict[str, float]:
-    args = [sys.executable, "-c", LOADGEN, url, json.dumps(clients), str(jobs)]
+def drive(urls: list[str], clients: list[dict[str, object]], jobs: int) -> dict[str, float]:
+    """Client i creates its jobs through API process i mod len(urls) (a load balancer's
+    round robin, by client)."""
+    spread = [{**c, "url": urls[i % len(urls)]} for i, c in enumerate(clients)]
+    args = [sys.executable, "-c", LOADGEN, json.dumps(spread), str(jobs)]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the load generator failed:\n{done.stdout}{done.stderr}")
@@ -157,7 +166,7 @@ def drive(url: str, clients: list[dict[str, object]], jobs: int) -> dict[str, fl
     return result
 
 
-def run(database: str, work: Path, *, clients: int, jobs: int) -> None:
+def run(database: str, work: Path, *, clients: int, jobs: int, api_processes: list[int]) -> None:
     data_dir = work / database
     data_dir.mkdir(parents=True)
     with contextlib.ExitStack() as stack:
@@ -173,21 +182,30 @@ def run(database: str, work: Path, *, clients: int, jobs: int) -> None:
             IMPUTEHUB_RATE_LIMIT_API="0",  # measured: the cost of a creation, not the limit
             IMPUTEHUB_MAX_ACTIVE_JOBS_PER_USER=str(10 * jobs + 10),
         )
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "imputehub", "api", "--port", str(port)]
-        with started(cmd, env=env, log=work / f"{database}.log", probe=f"{base}/api/v1/health"):
-            url_jobs = f"{base}/api/v1/jobs"
-            drive(url_jobs, everyone[:1], max(3, jobs // 10))  # warm up
-            alone = drive(url_jobs, everyone[:1], jobs)
-            crowd = drive(url_jobs, everyone, jobs)
-        print(
-            f"{database:<10} 1 client: p50 {alone['p50'] * 1000:7.1f} ms  p99 "
-            f"{alone['p99'] * 1000:7.1f} ms | {clients} clients: p50 "
-            f"{crowd['p50'] * 1000:7.1f} ms  p99 {crowd['p99'] * 1000:7.1f} ms | "
-            f"p99({clients})/p50(1) = {crowd['p99'] / alone['p50']:.1f}",
-            flush=True,
-        )
+        for processes in api_processes:
+            with contextlib.ExitStack() as apis:
+                urls = []
+                for n in range(processes):
+                    port = free_port()
+                    base = f"http://127.0.0.1:{port}"
+                    cmd = [sys.executable, "-m", "imputehub", "api", "--port", str(port)]
+                    log = work / f"{database}-{processes}-{n}.log"
+                    apis.enter_context(
+                        started(cmd, env=env, log=log, probe=f"{base}/api/v1/health")
+                    )
+                    urls.append(f"{base}/api/v1/jobs")
+                for url in urls:
+                    drive([url], everyone[:1], max(3, jobs // 10))  # warm up each
+                alone = drive(urls[:1], everyone[:1], jobs)
+                crowd = drive(urls, everyone, jobs)
+            print(
+                f"{database:<10} {processes} API process{'es' if processes > 1 else '  '} | "
+                f"1 client: p50 {alone['p50'] * 1000:7.1f} ms  p99 "
+                f"{alone['p99'] * 1000:7.1f} ms | {clients} clients: p50 "
+                f"{crowd['p50'] * 1000:7.1f} ms  p99 {crowd['p99'] * 1000:7.1f} ms | "
+                f"p99({clients})/p50(1) = {crowd['p99'] / alone['p50']:.1f}",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -195,12 +213,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=200, help="jobs per client")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--api-processes",
+        default="1,2",
+        help="how many `imputehub api` processes share the clients, one run each",
+    )
     parser.add_argument("--dir", default=None, help="where the scratch data dirs go")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imputehub-bench-", dir=args.dir))
     try:
         for database in args.databases.split(","):
-            run(database, work, clients=args.clients, jobs=args.jobs)
+            run(
+                database,
+                work,
+                clients=args.clients,
+                jobs=args.jobs,
+                api_processes=[int(n) for n in args.api_processes.split(",")],
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
