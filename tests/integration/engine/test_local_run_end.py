@@ -36,6 +36,13 @@ from tests.integration.worker.processes import wait_until
 from tests.integration.worker.support import load_job, result_files
 
 TOOLS = check_tools()
+
+
+@pytest.fixture(autouse=True)
+def _tools_installed() -> None:
+    assert TOOLS.healthy, TOOLS.message  # `make test` installs them; missing fails, never skips
+
+
 HOUR = 3600.0
 # Nothing but the end of the run can make the next poll due.
 HOURLY = {
@@ -68,7 +75,6 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str, within: f
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.skipif(not TOOLS.healthy, reason=TOOLS.message)
 async def test_with_hourly_polls_a_job_still_completes_when_its_run_ends(
     settings: Settings, clock: FakeClock, demo: DemoPanel
 ) -> None:
@@ -93,7 +99,6 @@ async def test_with_hourly_polls_a_job_still_completes_when_its_run_ends(
         assert not run_dir(hub, job.id).path.exists()  # fetched, then removed
 
 
-@pytest.mark.skipif(not TOOLS.healthy, reason=TOOLS.message)
 @pytest.mark.timeout(360)  # simulating the long panel, then Beagle on it, on a busy machine
 async def test_a_worker_restarted_mid_run_still_learns_of_its_end(
     settings: Settings, clock: FakeClock, long_demo: DemoPanel, tmp_path: Path
