@@ -24,8 +24,6 @@ the one TLS context: tests build connectors freely and run each on its own event
 from __future__ import annotations
 
 import asyncio
-import functools
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ import httpx
 from imputehub.connectors.base import ServiceInfo
 from imputehub.connectors.http import translated
 from imputehub.connectors.url_guard import allows_private, guarded, origin
+from imputehub.outbound.tls import ssl_context
 
 # Per client, i.e. per service and kind. A worker runs up to 200 steps at once, mostly polls
 # waiting on the network: at a service's ~0.3 s answer time, 100 connections carry the 333
@@ -49,12 +48,6 @@ def _no_cookies() -> CookieJar:
     """A jar that keeps nothing: a shared client serves every user of the service, so a
     cookie one user's call was given must never go with another's."""
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-
-
-@functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """The process's one TLS context (SSL_CERT_FILE / SSL_CERT_DIR honoured, as httpx does)."""
-    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)

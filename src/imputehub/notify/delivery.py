@@ -30,6 +30,7 @@ from imputehub.db.models import Delivery, Event, Webhook
 from imputehub.domain import jobs
 from imputehub.domain.notifications import Channel, EventKind
 from imputehub.notify import email, webhooks
+from imputehub.outbound.tls import ssl_context
 from imputehub.runtime import Runtime
 
 logger = logging.getLogger("imputehub.notify")
@@ -262,7 +263,9 @@ async def deliver_due(
         )
     if not claims:
         return 0
-    http = client or httpx.AsyncClient(follow_redirects=False, trust_env=False)
+    http = client or httpx.AsyncClient(
+        follow_redirects=False, trust_env=False, verify=ssl_context()
+    )
     sender = Sender(runtime, mailer=mailer or email.Mailer(s), client=http)
     loop = asyncio.get_running_loop()
     start_by = loop.time() + cutoff

@@ -1,1 +1,1 @@
-"""What the hub's outgoing requests may reach: the public-address rule (`addresses.py`)."""
+"""The hub's outgoing requests: what they may reach (`addresses.py`), the TLS context (`tls.py`)."""
