@@ -31,11 +31,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imputehub.accounts.vault import Vault
 from imputehub.db.models import User, Webhook
+from imputehub.db.session import lock_row
 from imputehub.domain.errors import InvalidInput, LimitExceeded, NotFound
 from imputehub.domain.notifications import EventKind
 from imputehub.monitoring import audit
@@ -104,14 +105,9 @@ async def create_webhook(
             f"the description is longer than {MAX_DESCRIPTION_LENGTH} characters",
             field="description",
         )
-    # Lock the user's row first (a no-op update: row lock on PostgreSQL, the write lock on
-    # SQLite), so parallel registrations count one after the other and stop at the limit.
-    await session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(id=User.id)
-        .execution_options(synchronize_session=False)
-    )
+    # Lock the user's row first, so parallel registrations count one after the other and
+    # stop at the limit.
+    await lock_row(session, User, user_id)
     count = await session.scalar(
         select(func.count()).select_from(Webhook).where(Webhook.user_id == user_id)
     )
