@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.web.conftest import (
     ADMIN_PASSWORD,
@@ -86,8 +86,24 @@ def set_signup_mode(web_hub: WebHub, mode: str) -> None:
         assert answer.status_code == 200, answer.text
 
 
-def visitor(browser: Browser, web_hub: WebHub) -> Page:
-    return open_context(browser, web_hub).new_page()
+@pytest.fixture
+def visitor(browser: Browser, web_hub: WebHub) -> Iterator[Callable[[], Page]]:
+    """visitor() -> a page of a new browser context, signed in as nobody; each context is
+    closed after the test, and a script error on any page fails it."""
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def open_page() -> Page:
+        context = open_context(browser, web_hub)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert errors == [], errors
 
 
 def sign_up(page: Page, username: str, email: str) -> None:
@@ -102,12 +118,12 @@ def sign_up(page: Page, username: str, email: str) -> None:
 
 
 def test_sign_up_in_each_mode(
-    browser: Browser,
+    visitor: Callable[[], Page],
     web_hub: WebHub,
     smtp: SmtpServer,
     signed_in: Callable[..., Page],
 ) -> None:
-    page = visitor(browser, web_hub)
+    page = visitor()
     page.goto("/signup")
     expect(page.get_by_text("does not take sign-ups")).to_be_visible()  # closed by default
 
@@ -128,7 +144,7 @@ def test_sign_up_in_each_mode(
 
     # Approval: confirmed, then an admin approves in the console; the requester is told.
     set_signup_mode(web_hub, "approval")
-    other = visitor(browser, web_hub)
+    other = visitor()
     sign_up(other, "pavel", "pavel@uni.example.org")
     other.goto(link_in(mails_to(smtp, "pavel@uni.example.org")[0], web_hub, "/verify-email"))
     other.get_by_role("button", name="Confirm my address").click()
@@ -160,10 +176,10 @@ def expire_unused_links(web_hub: WebHub) -> None:
 
 
 def test_a_reset_link_works_once_and_not_after_it_expires(
-    browser: Browser, web_hub: WebHub, smtp: SmtpServer
+    visitor: Callable[[], Page], web_hub: WebHub, smtp: SmtpServer
 ) -> None:
     web_hub.user("rita")
-    page = visitor(browser, web_hub)
+    page = visitor()
     page.goto("/login")
     page.get_by_role("link", name="Forgotten your password?").click()
     check_accessibility(page)
@@ -185,7 +201,7 @@ def test_a_reset_link_works_once_and_not_after_it_expires(
     assert old.status_code == 401
 
     # The same link again: refused.
-    again = visitor(browser, web_hub)
+    again = visitor()
     again.goto(link)
     again.get_by_label("New password", exact=True).fill("yet another password 99")
     again.get_by_label("New password again").fill("yet another password 99")
