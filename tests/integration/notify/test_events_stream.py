@@ -360,6 +360,8 @@ class CuttableProxy:
         self.upstream = (host, int(port))
         self.writers: set[asyncio.StreamWriter] = set()
         self.server: asyncio.Server | None = None
+        self.relayed = bytearray()  # everything sent to the client (a test's few kilobytes)
+        self.more = asyncio.Event()  # set when `relayed` grows
 
     async def start(self) -> str:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -370,9 +372,14 @@ class CuttableProxy:
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         self.writers |= {writer, up_writer}
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, seen: bytearray | None = None
+        ) -> None:
             try:
                 while chunk := await src.read(65536):
+                    if seen is not None:
+                        seen += chunk
+                        self.more.set()
                     dst.write(chunk)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -380,7 +387,14 @@ class CuttableProxy:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, self.relayed))
+
+    async def streamed(self, text: bytes) -> None:
+        """Until an event stream has carried `text` to the client."""
+        async with asyncio.timeout(WAIT):
+            while text not in self.relayed.partition(b"text/event-stream")[2]:
+                self.more.clear()
+                await self.more.wait()
 
     def cut(self) -> None:
         for writer in self.writers:
@@ -415,7 +429,7 @@ async def test_jobs_watch_resumes_after_a_dropped_connection_without_repeating(
         watching = asyncio.create_task(
             asyncio.to_thread(run, ["jobs", "watch", job.id, "--interval", "0.1"])
         )
-        await asyncio.sleep(0.5)  # the watcher has the queued job
+        await proxy.streamed(b"queued")  # the watcher's stream has the queued job
         proxy.cut()  # the connection drops mid-stream
         await drive(runtime, worker, clock, job.id)
         async with asyncio.timeout(WAIT):
