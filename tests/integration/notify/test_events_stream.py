@@ -309,12 +309,19 @@ async def test_jobs_watch_prints_the_stages_of_a_job_driven_by_a_worker(
     watching = asyncio.create_task(asyncio.to_thread(run, ["jobs", "watch", job.id]))
     worker = Worker(runtime)
     await drive(runtime, worker, clock, job.id, until=frozenset({JobStatus.QUEUED}))
-    await asyncio.sleep(0.3)  # let the watcher see the queued job before it moves on
+    # The watcher has printed the queued job before the job moves on.
+    printed, err = "", ""
+    async with asyncio.timeout(WAIT):
+        while " queued" not in printed:
+            await asyncio.sleep(0.02)
+            seen = capsys.readouterr()
+            printed, err = printed + seen.out, err + seen.err
     await drive(runtime, worker, clock, job.id)
     async with asyncio.timeout(WAIT):
         code = await watching
 
-    out, err = capsys.readouterr()
+    rest = capsys.readouterr()
+    out, err = printed + rest.out, err + rest.err
     assert code == 0, err
     statuses = [line.split()[1] for line in out.splitlines()[:-1]]
     assert statuses[0] in ("pending", "queued")
