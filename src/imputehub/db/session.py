@@ -122,11 +122,14 @@ class _WriteTurn:
         try:
             async with asyncio.timeout(TURN_TIMEOUT_SECONDS):
                 await self._queue.acquire()
+                # At once, before anything else can raise: the session's end releases it.
+                self._held = True
         except TimeoutError:
+            if self._held:  # taken just as the time ran out
+                return
             raise OperationalError(
                 "waiting for this process's other SQLite writers", None, TimeoutError()
             ) from None
-        self._held = True
 
     def leave(self) -> None:
         if self._held:

@@ -7,6 +7,7 @@ for the database's lock; on PostgreSQL each locks only its own user's row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 import pytest
@@ -110,3 +111,34 @@ async def test_a_writer_waiting_too_long_fails_like_a_busy_database(
     else:
         async with asyncio.timeout(5):
             await write_inside_a_writer()
+
+
+async def test_a_writer_given_up_while_waiting_does_not_hold_up_the_next(
+    runtime: Runtime,
+) -> None:
+    """A request cancelled while it waits for its turn (its client went away) leaves the
+    queue: the writer after it still gets in."""
+    first_in = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> None:
+        async with runtime.db.session() as session:
+            await lock_writers(session, 101, Job)
+            first_in.set()
+            await release_first.wait()
+
+    async def waiting() -> None:
+        async with runtime.db.session() as session:
+            await lock_writers(session, 102, Job)
+
+    holder = asyncio.create_task(first())
+    await first_in.wait()
+    given_up = asyncio.create_task(waiting())
+    await asyncio.sleep(0.05)  # queued behind the first (on SQLite)
+    given_up.cancel()
+    release_first.set()
+    await holder
+    with contextlib.suppress(asyncio.CancelledError):
+        await given_up
+    async with asyncio.timeout(5), runtime.db.session() as session:
+        await lock_writers(session, 103, Job)  # not stuck behind the one given up
