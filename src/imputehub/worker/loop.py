@@ -168,18 +168,8 @@ class Worker:
 
     async def _pace(self, stop: asyncio.Event, delay: float) -> None:
         """Wait `delay` seconds (if positive) unless stopped, or work is made due at once."""
-        if delay <= 0 or stop.is_set():
-            return
-        waiters = {
-            asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(self.runtime.work_ready.wait()),
-        }
-        try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        if delay > 0 and not stop.is_set():
+            await _first_of(stop, self.runtime.work_ready, within=delay)
 
     async def _claim(
         self, limit: int, submit_limit: int | None = None, *, alone: bool = False
@@ -230,19 +220,9 @@ class Worker:
         at once (by the API, a step's outcome, a local run's end). True for the last: the
         next claim then goes without pacing."""
         ready = self.runtime.work_ready
-        waiters = {
-            asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(ready.wait()),
-        }
         try:
-            await asyncio.wait(
-                waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
-            )
+            await _first_of(stop, self._wake, ready, within=self.poll_interval)
         finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
             heard = ready.is_set()
             ready.clear()  # heard: the claim that follows takes whatever is due
         return heard
@@ -420,3 +400,14 @@ class Worker:
                 "could not remove the worker heartbeat",
                 extra={"action": "worker_heartbeat_failed", "worker_id": self.worker_id},
             )
+
+
+async def _first_of(*events: asyncio.Event, within: float) -> None:
+    """Until one of `events` is set, or `within` seconds have passed."""
+    waiters = {asyncio.ensure_future(event.wait()) for event in events}
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
