@@ -84,7 +84,6 @@ def worker(
     settings = load_settings(host=host, port=port, data_dir=data_dir)
     _configure_logging(settings)
     _require_current_schema(settings)
-    _freeze_startup_objects()
     asyncio.run(_run_worker(settings))
 
 
@@ -264,7 +263,9 @@ async def _run_worker(settings: Settings) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, request_stop, sig)
+    worker = Worker(runtime)
+    _freeze_startup_objects()  # once the runtime, its connectors and the worker are built
     try:
-        await Worker(runtime).run(stop)
+        await worker.run(stop)
     finally:
         await runtime.close()
