@@ -19,13 +19,12 @@ row factories and VCF makers (`tests.support`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,10 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from alembic import command
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
 from imputehub.db import migrate
 from imputehub.db.models import Base, Job, ReferencePanel, Service
@@ -45,6 +42,10 @@ from imputehub.domain.jobs import JobStatus
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+# The tests' own helpers, importable now that the repository root is on sys.path.
+from tests.support.databases import empty_postgres, libpq  # noqa: E402, F401 - libpq: re-exported
+from tests.support.peers import free_port  # noqa: E402 - re-exported
 
 PASSWORD = "benchmark password 0123"  # noqa: S105 - a throwaway local hub
 
@@ -68,33 +69,13 @@ def prepare_hub_database(data_dir: Path) -> None:
     prepare_database(f"sqlite+aiosqlite:///{data_dir / 'imputehub.db'}")
 
 
-def libpq(url: str) -> str:
-    """A SQLAlchemy PostgreSQL URL as psycopg takes it (no driver name)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextmanager
-def postgres_database(server: str) -> Iterator[str]:
-    """A new, empty database on the PostgreSQL server of URL `server`: its URL (same driver
-    and credentials). Dropped afterwards, open connections and all."""
-    name = f"imputehub_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(libpq(server), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq(server), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def postgres_database(server: str) -> contextlib.AbstractContextManager[str]:
+    """A new, empty database on the PostgreSQL server of URL `server`: its URL. Dropped
+    afterwards, open connections and all."""
+    return empty_postgres("imputehub_bench", server=server)
 
 
 # ---- processes ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def hub_env(data_dir: Path, **more: str) -> dict[str, str]:

@@ -43,24 +43,26 @@ def preferring_postgres() -> str:
     return "postgresql" if postgres_admin_url() else "sqlite"
 
 
-def _libpq(url: str) -> str:
+def libpq(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as psycopg takes it (no driver name)."""
     parsed = make_url(url).set(drivername="postgresql")
     return parsed.render_as_string(hide_password=False)
 
 
 @contextmanager
-def empty_postgres(prefix: str = "imputehub_test") -> Iterator[str]:
-    """A new PostgreSQL database with no tables; dropped afterwards."""
-    admin = postgres_admin_url()
+def empty_postgres(prefix: str = "imputehub_test", *, server: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database with no tables on `server` (default: the tests' server);
+    dropped afterwards, open connections and all."""
+    admin = server or postgres_admin_url()
     assert admin, f"{PG_ENV} is not set"
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+    with psycopg.connect(libpq(admin), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(admin).set(drivername="postgresql+psycopg", database=name)
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+        with psycopg.connect(libpq(admin), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -87,7 +89,7 @@ def scratch_postgres() -> Iterator[str]:
 
 def truncate_postgres(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
